@@ -1,0 +1,76 @@
+"""The `Remote` protocol: the one seam between syncd and a file service.
+
+Every implementation converts its own failures into `syncd.errors` before they
+leave it (transient / item / fatal), so callers never see transport errors.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+class FileStatus(enum.StrEnum):
+    """A remote file's state; only `ok` files take part in sync."""
+
+    OK = "ok"
+    UPLOADING = "uploading"
+    MERGING = "merging"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """One entry of a chat's file list, as the service reports it."""
+
+    id: int
+    filename: str
+    size: int
+    hashcode: str
+    upload_at: datetime
+    status: FileStatus
+
+
+#: Called with the number of bytes moved so far; may raise to abort a transfer.
+Progress = Callable[[int], None]
+
+
+class Remote(Protocol):
+    """What syncd needs from a file service, for one user."""
+
+    def list_chat(self, chat_id: str) -> list[RemoteFile]:
+        """Every file of the chat, all pages walked, in the service's order."""
+        ...
+
+    def upload(
+        self,
+        path: Path,
+        *,
+        chat_id: str,
+        filename: str,
+        size: int,
+        sha256: str | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Upload `size` bytes of `path` as `filename` into the chat; return the new file id."""
+        ...
+
+    def download(self, file_id: int, out: BinaryIO, *, progress: Progress | None = None) -> int:
+        """Stream the file's bytes into `out`; return how many were written."""
+        ...
+
+    def delete(self, file_id: int) -> None:
+        """Delete the file (a file already gone counts as deleted)."""
+        ...
+
+    def download_url(self, file_id: int, expires_in: int = 600) -> str:
+        """A URL that fetches the file without headers until it expires."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,30 @@
+"""Shared fixtures: a real reference file service on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncd.server.app import build_app
+from syncd.server.runner import ServerThread
+
+
+@pytest.fixture
+def server_data(tmp_path: Path) -> Path:
+    data = tmp_path / "server-data"
+    data.mkdir()
+    return data
+
+
+@pytest.fixture
+def file_server(server_data: Path) -> Iterator[ServerThread]:
+    """`syncd serve` running in-process on a free loopback port; `.url` is its base URL."""
+    with ServerThread(build_app(server_data)) as server:
+        yield server
+
+
+@pytest.fixture
+def server_url(file_server: ServerThread) -> str:
+    return file_server.url
