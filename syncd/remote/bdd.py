@@ -1,0 +1,469 @@
+"""`BddRemote`: the BDD file-service protocol (bdd-file-client 0.7.6) over httpx.
+
+One `httpx.Client` per remote (pooled keep-alive connections, explicit
+timeouts) shared by every worker thread; httpx clients are thread-safe and
+this class keeps no other mutable state than the rate limiter, which locks.
+
+Every call goes the same way: rate limit, one HTTP exchange inside
+`converting()` (httpx exceptions -> syncd errors), the answer checked by
+`bdd_wire` (status codes and envelope -> syncd errors), and the whole attempt
+retried by `RetryPolicy` while the error is transient. File bodies are streamed
+from disk through `FileSlice`, and downloads are streamed to `out`: no file is
+ever held in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, BinaryIO, cast
+
+import httpx
+
+from syncd import __version__
+from syncd.errors import ItemError, TransientError
+from syncd.names import unsafe_reason
+from syncd.remote.base import FileStatus, Progress, RemoteFile
+from syncd.remote.bdd_errors import (
+    Call,
+    check_status,
+    converting,
+    malformed,
+    request_may_have_arrived,
+    safe_origin,
+)
+from syncd.remote.bdd_wire import (
+    MultipartStatus,
+    envelope_data,
+    expect_int,
+    expect_str,
+    parse_multipart_status,
+    parse_page,
+)
+from syncd.remote.fileslice import FileSlice
+from syncd.remote.ratelimit import RateLimiter
+from syncd.remote.retry import RetryPolicy
+
+MiB = 1024 * 1024
+_CHUNK = 64 * 1024  # download chunk; httpx also streams uploads 64 KiB at a time
+_ERROR_BODY_LIMIT = 64 * 1024  # at most this much of an error answer is read
+
+
+class MultipartUploadInterrupted(TransientError):
+    """A multipart upload stopped half-way; `resume_multipart(multipart_file_id, ...)` finishes it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        multipart_file_id: int,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, retry_after=retry_after)
+        self.multipart_file_id = multipart_file_id
+
+
+class BddRemote:
+    """A `Remote` speaking the BDD file-service protocol for one user."""
+
+    def __init__(
+        self,
+        base_url: str,
+        user_id: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        requests_per_minute: float = 0,
+        multipart_threshold: int = 64 * MiB,
+        part_size: int = 16 * MiB,
+        page_size: int = 1000,
+        max_connections: int = 8,
+        retry_attempts: int = 5,
+        retry_backoff: float = 1.0,
+        max_wait: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if part_size <= 0 or page_size <= 0 or max_connections <= 0:
+            raise ValueError("part_size, page_size and max_connections must be positive")
+        headers = {"X-User-Id": user_id, "User-Agent": f"syncd/{__version__}"}
+        if api_key:
+            headers["X-API-Key"] = api_key
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._origin = safe_origin(self._client.base_url)
+        self._user_id = user_id
+        self._has_key = bool(api_key)
+        self._limiter = RateLimiter(requests_per_minute)
+        self._retry = RetryPolicy(attempts=retry_attempts, backoff=retry_backoff, max_wait=max_wait)
+        self._multipart_threshold = multipart_threshold
+        self._part_size = part_size
+        self._page_size = page_size
+
+    def __repr__(self) -> str:
+        key = ", api_key=***" if self._has_key else ""
+        return f"BddRemote({self._origin!r}, user_id={self._user_id!r}{key})"
+
+    # -- listing -------------------------------------------------------------------------------
+
+    def list_chat(self, chat_id: str) -> list[RemoteFile]:
+        """Every file of the chat, all pages walked, in the service's order."""
+        return self._list_chat(chat_id, self._retry)
+
+    def _list_chat(self, chat_id: str, policy: RetryPolicy) -> list[RemoteFile]:
+        call = self._call("list", f"chat {chat_id!r}", "/listChatFiles")
+        # Keyed by id: a file that shifts across a page boundary while we walk is listed once.
+        files: dict[int, RemoteFile] = {}
+        offset, pages, max_pages = 0, 0, 1
+        while True:
+            params: dict[str, str | int] = {"chat_id": chat_id, "offset": offset, "limit": self._page_size}
+            page = parse_page(self._json(call, "GET", params=params, policy=policy), call)
+            if pages == 0:
+                # Guard against a service whose `total` lies: allow twice the pages it announced.
+                max_pages = 2 * math.ceil(page.total / self._page_size) + 10
+            pages += 1
+            fresh = [item for item in page.items if item.id not in files]
+            for item in fresh:
+                files[item.id] = item
+            offset += len(page.items)
+            # An empty page, or one with nothing new (offset ignored), ends the walk too.
+            if not fresh or offset >= page.total:
+                return list(files.values())
+            if pages >= max_pages:
+                raise malformed(call, f"listing did not end after {pages} pages")
+
+    # -- uploads -------------------------------------------------------------------------------
+
+    def upload(
+        self,
+        path: Path,
+        *,
+        chat_id: str,
+        filename: str,
+        size: int,
+        sha256: str | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Upload `size` bytes of `path` as `filename` into the chat; return the new file id.
+
+        Files above `multipart_threshold` go in parts; if a part still fails after
+        the retries, `MultipartUploadInterrupted` says which upload to resume.
+        """
+        reason = unsafe_reason(filename)
+        if reason is not None:
+            raise ItemError(f"upload {filename!r} to chat {chat_id!r} refused: {reason}")
+        if size < 0:
+            raise ValueError(f"negative size {size}")
+        if size > self._multipart_threshold:
+            return self._upload_multipart(path, chat_id, filename, size, sha256, progress)
+        return self._upload_simple(path, chat_id, filename, size, sha256, progress)
+
+    def _upload_simple(
+        self,
+        path: Path,
+        chat_id: str,
+        filename: str,
+        size: int,
+        sha256: str | None,
+        progress: Progress | None,
+    ) -> int:
+        call = self._call("upload", f"{filename!r} to chat {chat_id!r}", "/uploadSimpleFile")
+        params = json.dumps(
+            {
+                "filename": filename,
+                "biz": "chat",
+                "biz_params": {"chat_id": chat_id},
+                "size": size,
+                "hashcode": sha256,
+            }
+        )
+        maybe_created = False
+
+        def attempt() -> int:
+            nonlocal maybe_created
+            if maybe_created and sha256 is not None:
+                # The last attempt may have created the file before failing: do not upload twice.
+                existing = self._find_copy(chat_id, filename, size, sha256)
+                if existing is not None:
+                    return existing
+            self._limiter.acquire()
+            try:
+                with path.open("rb") as file, converting(call):
+                    body = FileSlice(file, 0, size, name=filename, on_read=progress)
+                    response = self._client.post(
+                        call.endpoint,
+                        files={"file": (filename, cast(IO[bytes], body), "application/octet-stream")},
+                        data={"params": params},
+                    )
+                return expect_int(envelope_data(response, call), call)
+            except TransientError as exc:
+                maybe_created = maybe_created or request_may_have_arrived(exc)
+                raise
+
+        return self._retry.run(attempt, what=call.describe())
+
+    def _find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> int | None:
+        """The newest `ok` file of the chat with exactly this name and content, if any."""
+        matches = [
+            item
+            for item in self._list_chat(chat_id, dataclasses.replace(self._retry, attempts=1))
+            if item.filename == filename
+            and item.size == size
+            and item.hashcode.lower() == sha256.lower()
+            and item.status is FileStatus.OK
+        ]
+        if not matches:
+            return None
+        return max(matches, key=lambda item: (item.upload_at, item.id)).id
+
+    def _upload_multipart(
+        self,
+        path: Path,
+        chat_id: str,
+        filename: str,
+        size: int,
+        sha256: str | None,
+        progress: Progress | None,
+    ) -> int:
+        call = self._call("upload", f"{filename!r} to chat {chat_id!r}", "/initMultipartUploadFile")
+        body = {
+            "filename": filename,
+            "size": size,
+            "part_size": self._part_size,
+            "hashcode": sha256,
+            "biz": "chat",
+            "biz_params": {"chat_id": chat_id},
+        }
+        file_id = expect_int(self._json(call, "POST", json=body), call)
+        parts = range(1, math.ceil(size / self._part_size) + 1)
+        label = f"{filename!r} (multipart upload {file_id})"
+        return self._finish_multipart(file_id, path, label, size, self._part_size, parts, progress)
+
+    def resume_multipart(
+        self, file_id: int, path: Path, *, size: int, progress: Progress | None = None
+    ) -> int:
+        """Send the parts the service still lacks (read from `path`), complete; return the file id."""
+        status = self.multipart_status(file_id)
+        label = f"{path.name!r} (multipart upload {file_id})"
+        if status.status is FileStatus.OK:
+            return file_id
+        if status.status is FileStatus.ERROR:
+            raise ItemError(f"resume upload {label} failed: the service marked the upload failed")
+        last = math.ceil(size / status.part_size)
+        if any(n > last for n in status.remaining_parts):
+            raise ItemError(f"resume upload {label} failed: the service expects parts beyond {size} bytes")
+        return self._finish_multipart(
+            file_id, path, label, size, status.part_size, status.remaining_parts, progress
+        )
+
+    def _finish_multipart(
+        self,
+        file_id: int,
+        path: Path,
+        label: str,
+        size: int,
+        part_size: int,
+        parts: Iterable[int],
+        progress: Progress | None,
+    ) -> int:
+        try:
+            with path.open("rb") as file:
+                for number in parts:
+                    start = (number - 1) * part_size
+                    length = min(part_size, size - start)
+                    self._send_part(file_id, file, number, start, length, label, progress)
+            self._complete(file_id, label)
+        except MultipartUploadInterrupted:
+            raise
+        except TransientError as exc:
+            raise MultipartUploadInterrupted(
+                f"{exc} [multipart upload {file_id} can be resumed]",
+                multipart_file_id=file_id,
+                status=exc.status,
+                retry_after=exc.retry_after,
+            ) from exc
+        except ItemError:
+            self._abort_quietly(file_id)
+            raise
+        return file_id
+
+    def _send_part(
+        self,
+        file_id: int,
+        file: BinaryIO,
+        number: int,
+        start: int,
+        length: int,
+        label: str,
+        progress: Progress | None,
+    ) -> None:
+        call = self._call("upload", f"part {number} of {label}", "/uploadFilePart")
+        params = json.dumps({"file_id": file_id, "part_number": number})
+        on_read = (lambda pos: progress(start + pos)) if progress is not None else None
+
+        def attempt() -> None:
+            self._limiter.acquire()
+            # A fresh slice per attempt: it seeks back to the part's first byte.
+            body = FileSlice(file, start, length, name=label, on_read=on_read)
+            with converting(call):
+                response = self._client.post(
+                    call.endpoint,
+                    files={"part": (f"part_{number}", cast(IO[bytes], body), "application/octet-stream")},
+                    data={"params": params},
+                )
+            expect_int(envelope_data(response, call), call)
+
+        self._retry.run(attempt, what=call.describe())
+
+    def _complete(self, file_id: int, label: str) -> None:
+        call = self._call("complete", label, "/completeMultipartUpload")
+        try:
+            expect_int(self._json(call, "POST", json={"file_id": file_id}), call)
+        except ItemError:
+            # An earlier, lost answer may have completed it already (then this one is refused).
+            if self.multipart_status(file_id).status is not FileStatus.OK:
+                raise
+
+    def abort_multipart(self, file_id: int) -> None:
+        """Abandon a multipart upload (an unknown one counts as abandoned)."""
+        call = self._call("abort", f"multipart upload {file_id}", "/abortMultipartUpload")
+        try:
+            self._json(call, "POST", json={"file_id": file_id})
+        except ItemError as exc:
+            if exc.status != 404:
+                raise
+
+    def _abort_quietly(self, file_id: int) -> None:
+        # Best effort: the service expires abandoned uploads anyway.
+        with contextlib.suppress(ItemError, TransientError):
+            self.abort_multipart(file_id)
+
+    def multipart_status(self, file_id: int) -> MultipartStatus:
+        """Where the multipart upload `file_id` stands."""
+        call = self._call("query", f"multipart upload {file_id}", "/getMultipartUploadFileStatus")
+        return parse_multipart_status(self._json(call, "GET", params={"file_id": file_id}), call)
+
+    # -- downloads, deletes --------------------------------------------------------------------
+
+    def download(self, file_id: int, out: BinaryIO, *, progress: Progress | None = None) -> int:
+        """Stream the file's bytes into `out`; return how many were written.
+
+        A retry starts over at `out`'s initial position (truncating what the failed
+        attempt wrote); an `out` that cannot seek gets a single attempt.
+        """
+        call = self._call("download", f"file {file_id}", "/downloadFile")
+        start = out.tell() if out.seekable() else None
+        policy = self._retry if start is not None else dataclasses.replace(self._retry, attempts=1)
+
+        def attempt() -> int:
+            if start is not None:
+                out.seek(start)
+                out.truncate()
+            self._limiter.acquire()
+            with (
+                converting(call),
+                self._client.stream(
+                    "GET", call.endpoint, params={"file_id": file_id}, headers={"Accept-Encoding": "identity"}
+                ) as response,
+            ):
+                if response.status_code != 200:
+                    _raise_for_stream(response, call)
+                expected = _content_length(response)
+                written = 0
+                for chunk in response.iter_bytes(_CHUNK):
+                    out.write(chunk)
+                    written += len(chunk)
+                    if progress is not None:
+                        progress(written)
+            if expected is not None and written != expected:
+                raise TransientError(
+                    f"{call.describe()} failed: the answer was cut short ({written} of {expected} bytes)"
+                )
+            return written
+
+        return policy.run(attempt, what=call.describe())
+
+    def delete(self, file_id: int) -> None:
+        """Delete the file (a file already gone counts as deleted)."""
+        call = self._call("delete", f"file {file_id}", "/deleteFile")
+        try:
+            expect_int(self._json(call, "DELETE", params={"file_id": file_id}), call)
+        except ItemError as exc:
+            if exc.status != 404:
+                raise
+
+    def download_url(self, file_id: int, expires_in: int = 600) -> str:
+        """A URL that fetches the file without headers until it expires."""
+        call = self._call("get download url of", f"file {file_id}", "/getFileDownloadUrl")
+        data = self._json(call, "GET", params={"file_id": file_id, "expires_in": expires_in})
+        url = expect_str(data, call)
+        # The SDK passes the URL through as is; a relative one is taken relative to the service.
+        return url if httpx.URL(url).is_absolute_url else str(self._client.base_url.join(url))
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _call(self, action: str, subject: str, endpoint: str) -> Call:
+        return Call(action=action, subject=subject, endpoint=endpoint, remote=self._origin)
+
+    def _json(
+        self,
+        call: Call,
+        method: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        json: object = None,
+        policy: RetryPolicy | None = None,
+    ) -> object:
+        """One JSON call, retried: the `data` of its envelope."""
+
+        def attempt() -> object:
+            self._limiter.acquire()
+            with converting(call):
+                response = self._client.request(method, call.endpoint, params=params, json=json)
+            return envelope_data(response, call)
+
+        return (policy or self._retry).run(attempt, what=call.describe())
+
+    def close(self) -> None:
+        """Release connections."""
+        self._client.close()
+
+    def __enter__(self) -> BddRemote:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("Content-Length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _raise_for_stream(response: httpx.Response, call: Call) -> None:
+    """Raise the error for a non-200 streamed answer, reading at most a little of its body."""
+    body = bytearray()
+    for chunk in response.iter_bytes(_CHUNK):
+        body += chunk
+        if len(body) >= _ERROR_BODY_LIMIT:
+            break
+    wanted = ("Content-Type", "Retry-After")
+    kept = {name: response.headers[name] for name in wanted if name in response.headers}
+    check_status(httpx.Response(response.status_code, headers=kept, content=bytes(body)), call)
+    raise malformed(call, f"HTTP {response.status_code} instead of 200")

@@ -1,0 +1,76 @@
+"""The in-process retry policy of remote calls: all tenacity configuration lives here.
+
+Only `TransientError` is retried; `ItemError` and `FatalError` pass straight
+through. Waits are exponential with full jitter, but never shorter than the
+server's `Retry-After`, and never longer than `max_wait`. After the last
+attempt the final syncd error itself is raised (not a tenacity RetryError).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import structlog
+import tenacity
+
+from syncd.errors import TransientError
+
+T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
+
+
+class wait_retry_after(tenacity.wait.wait_base):  # noqa: N801 - named like tenacity's own waits
+    """Wait max(Retry-After, backoff), capped at `cap` seconds."""
+
+    def __init__(self, backoff: tenacity.wait.wait_base, cap: float) -> None:
+        self.backoff = backoff
+        self.cap = cap
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        """Seconds to sleep before the next attempt."""
+        wait = self.backoff(retry_state)
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, TransientError) and error.retry_after is not None:
+            wait = max(wait, error.retry_after)
+        return min(wait, self.cap)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently one remote retries a transient failure."""
+
+    attempts: int = 5
+    backoff: float = 1.0  # first backoff window, seconds; doubles per attempt
+    max_wait: float = 30.0  # no single wait is longer, whatever Retry-After says
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+    def run(self, attempt: Callable[[], T], *, what: str) -> T:
+        """Call `attempt` until it returns, fails for good, or the attempts run out."""
+        # A fresh Retrying per call: its statistics are per call, and calls run on many threads.
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TransientError),
+            stop=tenacity.stop_after_attempt(max(1, self.attempts)),
+            wait=wait_retry_after(
+                tenacity.wait_random_exponential(multiplier=self.backoff, max=self.max_wait), self.max_wait
+            ),
+            sleep=self.sleep,
+            before_sleep=_log_retry(what),
+            reraise=True,
+        )
+        return retrying(attempt)
+
+
+def _log_retry(what: str) -> Callable[[tenacity.RetryCallState], None]:
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "remote.retry", call=what, attempt=state.attempt_number, wait=round(wait, 3), error=str(error)
+        )
+
+    return before_sleep

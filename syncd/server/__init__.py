@@ -1,0 +1,1 @@
+"""`syncd serve`: the reference implementation of the BDD file-service protocol."""

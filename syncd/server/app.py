@@ -1,0 +1,413 @@
+"""The file service's HTTP endpoints (Starlette), exactly as bdd-file-client 0.7.6 calls them.
+
+Every endpoint answers the envelope `{"code", "data", "message"}` except the
+two that return raw bytes (`/downloadFile`, `/signedDownload`). Handlers only
+translate HTTP to `Store` calls; validation of untrusted input is in
+`syncd.server.params`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import math
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlencode
+
+import structlog
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from syncd.server import params as p
+from syncd.server.formstream import FileSink, parse_form
+from syncd.server.problems import ApiError, envelope, error_envelope
+from syncd.server.signing import load_or_create_key, sign, verify
+from syncd.server.store import Store, fsync_dir
+
+log = structlog.get_logger("syncd.server")
+
+Handler = Callable[[Request], Awaitable[Response]]
+COPY_CHUNK = 1024 * 1024
+
+
+class Service:
+    """The state the endpoints share: the store, the signing key, the limits."""
+
+    def __init__(self, data_dir: Path, api_key: str | None, max_upload_size: int | None) -> None:
+        self.store = Store(data_dir)
+        self.key = load_or_create_key(data_dir / "signing.key")
+        self.api_key = api_key
+        self.max_upload_size = max_upload_size
+
+    def check_api_key(self, request: Request) -> None:
+        if self.api_key is None:
+            return
+        given = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if given is None and auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        if given is None or not hmac.compare_digest(given.encode(), self.api_key.encode()):
+            raise ApiError(401, "missing or wrong API key")
+
+    def check_size(self, size: int) -> None:
+        if self.max_upload_size is not None and size > self.max_upload_size:
+            raise ApiError(413, f"file of {size} bytes is larger than the limit of {self.max_upload_size}")
+
+
+def endpoint(*, auth: bool = True) -> Callable[[Callable[[Service, Request], Awaitable[Response]]], Handler]:
+    """Wrap a handler: API key, and every error turned into an envelope."""
+
+    def wrap(func: Callable[[Service, Request], Awaitable[Response]]) -> Handler:
+        @functools.wraps(func)
+        async def handler(request: Request) -> Response:
+            service: Service = request.app.state.service
+            try:
+                if auth:
+                    service.check_api_key(request)
+                return await func(service, request)
+            except ApiError as exc:
+                log.info("refused", path=request.url.path, status=exc.status, reason=exc.message)
+                return error_envelope(exc.status, exc.message)
+            except Exception:
+                log.exception("internal error", path=request.url.path)
+                return error_envelope(500, "internal error")
+
+        return handler
+
+    return wrap
+
+
+# -- uploads ---------------------------------------------------------------
+
+
+@endpoint()
+async def upload_simple(service: Service, request: Request) -> Response:
+    user = p.user_of(request)
+    declared = p.content_length(request)
+    if declared is not None and service.max_upload_size is not None:
+        service.check_size(max(0, declared - 64 * 1024))  # allow for the form's own overhead
+    upload: p.UploadParams | None = None
+
+    def open_sink(fields: dict[str, str], out: BinaryIO) -> FileSink:
+        nonlocal upload
+        if "params" in fields:  # refuse a bad name before receiving the bytes
+            upload = p.upload_params(fields["params"])
+            service.check_size(upload.size)
+        return FileSink(out, limit=service.max_upload_size)
+
+    fd, tmp_name = tempfile.mkstemp(dir=service.store.tmp, prefix="upload-")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            form = await parse_form(
+                request.stream(), request.headers.get("content-type"), "file",
+                lambda fields: open_sink(fields, out),
+            )
+            if form.file is None:
+                raise ApiError(400, "missing form field 'file'")
+            if upload is None:
+                upload = p.upload_params(form.fields.get("params"))
+            sha256 = form.file.sha256.hexdigest()
+            p.check_received(upload, form.file.size, sha256)
+            out.flush()
+            await run_in_threadpool(os.fsync, out.fileno())
+        file_id = service.store.new_file(
+            user, filename=upload.filename, size=upload.size, hashcode=sha256,
+            biz=upload.biz, biz_params=upload.biz_params, status="uploading",
+        )
+        os.replace(tmp, service.store.blob_path(file_id))
+        await run_in_threadpool(fsync_dir, service.store.blobs)
+        service.store.finish(file_id, hashcode=sha256)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("uploaded", user=user, file_id=file_id, size=upload.size)
+    return envelope(file_id)
+
+
+@endpoint()
+async def init_multipart(service: Service, request: Request) -> Response:
+    user = p.user_of(request)
+    body = await p.json_body(request)
+    upload = p.upload_params_from(body)
+    part_size = p.int_field(body, "part_size", minimum=1)
+    service.check_size(upload.size)
+    file_id = service.store.new_file(
+        user, filename=upload.filename, size=upload.size, hashcode=upload.hashcode or "",
+        biz=upload.biz, biz_params=upload.biz_params, status="uploading", part_size=part_size,
+    )
+    with open(service.store.part_path(file_id), "wb") as f:
+        f.truncate(upload.size)  # sparse: parts land at their offsets
+    return envelope(file_id)
+
+
+def _open_part(service: Service, user: str, raw: str | None) -> tuple[int, int, int, int]:
+    """(file_id, part_number, offset, expected size) of a part, checked against its upload."""
+    file_id, part_number = p.part_params(raw)
+    f = service.store.get(user, file_id)
+    if f.status != "uploading" or f.part_size is None:
+        raise ApiError(400, f"file {file_id} is not a multipart upload in progress")
+    count = math.ceil(f.size / f.part_size)
+    if not 1 <= part_number <= count:
+        raise ApiError(400, f"part_number {part_number} is out of range 1..{count}")
+    offset = (part_number - 1) * f.part_size
+    return file_id, part_number, offset, min(f.part_size, f.size - offset)
+
+
+class _OffsetWriter:
+    """Writes a part straight into the upload's sparse file at its offset."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.fd = os.open(path, os.O_WRONLY)
+        self.offset = offset
+
+    def write(self, data: bytes) -> int:
+        written = os.pwrite(self.fd, data, self.offset)
+        self.offset += written
+        return written
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+@endpoint()
+async def upload_part(service: Service, request: Request) -> Response:
+    user = p.user_of(request)
+    target: tuple[int, int, int, int] | None = None
+    spool = tempfile.TemporaryFile(dir=service.store.tmp)
+    writer: _OffsetWriter | None = None
+
+    def open_sink(fields: dict[str, str]) -> FileSink:
+        nonlocal target, writer
+        if "params" in fields:  # the usual order: write the part in place as it arrives
+            target = _open_part(service, user, fields["params"])
+            writer = _OffsetWriter(service.store.part_path(target[0]), target[2])
+            return FileSink(writer, limit=target[3])  # type: ignore[arg-type]
+        return FileSink(spool, limit=service.max_upload_size)
+
+    try:
+        form = await parse_form(request.stream(), request.headers.get("content-type"), "part", open_sink)
+        if form.file is None:
+            raise ApiError(400, "missing form field 'part'")
+        if target is None:  # params came after the bytes: copy the spooled part into place
+            target = _open_part(service, user, form.fields.get("params"))
+            spool.seek(0)
+            writer = _OffsetWriter(service.store.part_path(target[0]), target[2])
+            while chunk := spool.read(COPY_CHUNK):
+                writer.write(chunk)
+        file_id, part_number, _, expected = target
+        if form.file.size != expected:
+            raise ApiError(400, f"part {part_number} has {form.file.size} bytes, expected {expected}")
+    finally:
+        spool.close()
+        if writer is not None:
+            writer.close()
+    service.store.record_part(file_id, part_number, expected)
+    return envelope(part_number)
+
+
+def _hash_file(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(COPY_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+        os.fsync(f.fileno())
+    return size, digest.hexdigest()
+
+
+@endpoint()
+async def complete_multipart(service: Service, request: Request) -> Response:
+    user = p.user_of(request)
+    file_id = p.int_field(await p.json_body(request), "file_id")
+    f = service.store.get(user, file_id)
+    if f.status == "ok":
+        return envelope(file_id)  # a retried complete after an ambiguous failure
+    if f.status != "uploading" or f.part_size is None:
+        raise ApiError(400, f"file {file_id} is not a multipart upload in progress (status {f.status})")
+    count = math.ceil(f.size / f.part_size)
+    missing = sorted(set(range(1, count + 1)) - set(service.store.received_parts(file_id)))
+    if missing:
+        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+        raise ApiError(400, f"cannot complete file {file_id}: missing parts {shown}")
+    service.store.set_status(file_id, "merging")
+    size, sha256 = await run_in_threadpool(_hash_file, service.store.part_path(file_id))
+    if size != f.size or (f.hashcode and f.hashcode.lower() != sha256):
+        service.store.set_status(file_id, "uploading")
+        what = f"size {size} != {f.size}" if size != f.size else "hashcode does not match the content"
+        raise ApiError(400, f"cannot complete file {file_id}: {what}")
+    os.replace(service.store.part_path(file_id), service.store.blob_path(file_id))
+    await run_in_threadpool(fsync_dir, service.store.blobs)
+    service.store.finish(file_id, hashcode=sha256)
+    log.info("uploaded", user=user, file_id=file_id, size=size, parts=count)
+    return envelope(file_id)
+
+
+@endpoint()
+async def abort_multipart(service: Service, request: Request) -> Response:
+    user = p.user_of(request)
+    file_id = p.int_field(await p.json_body(request), "file_id")
+    f = service.store.get(user, file_id)
+    if f.status == "ok":
+        raise ApiError(400, f"file {file_id} is complete; delete it instead")
+    service.store.delete(user, file_id)
+    return envelope(file_id)
+
+
+@endpoint()
+async def multipart_status(service: Service, request: Request) -> Response:
+    user = p.user_of(request)
+    file_id = p.query_int(request, "file_id")
+    f = service.store.get(user, file_id)
+    part_size = f.part_size or max(f.size, 1)
+    count = math.ceil(f.size / part_size)
+    done = list(range(1, count + 1)) if f.status == "ok" else service.store.received_parts(file_id)
+    remaining = sorted(set(range(1, count + 1)) - set(done))
+    return envelope(
+        {
+            "file_id": file_id,
+            "status": f.status,
+            "part_size": part_size,
+            "uploaded_parts": done,
+            "remaining_parts": remaining,
+        }
+    )
+
+
+# -- downloads -------------------------------------------------------------
+
+
+def _file_response(service: Service, user: str, file_id: int) -> Response:
+    f = service.store.get(user, file_id)
+    if f.status != "ok":
+        raise ApiError(409, f"file {file_id} is not ready (status {f.status})")
+    return FileResponse(
+        service.store.blob_path(file_id), media_type="application/octet-stream", filename=f.filename
+    )
+
+
+@endpoint()
+async def download(service: Service, request: Request) -> Response:
+    return _file_response(service, p.user_of(request), p.query_int(request, "file_id"))
+
+
+@endpoint()
+async def download_url(service: Service, request: Request) -> Response:
+    user = p.user_of(request)
+    file_id = p.query_int(request, "file_id")
+    expires_in = p.query_int(request, "expires_in", default=600, minimum=1, maximum=7 * 86400)
+    service.store.get(user, file_id)
+    expires = int(time.time()) + expires_in
+    query = urlencode(
+        {"file_id": file_id, "expires": expires, "signature": sign(service.key, file_id, user, expires)}
+    )
+    return envelope(f"{str(request.base_url).rstrip('/')}/signedDownload?{query}")
+
+
+@endpoint(auth=False)
+async def signed_download(service: Service, request: Request) -> Response:
+    file_id = p.query_int(request, "file_id")
+    expires = p.query_int(request, "expires")
+    signature = request.query_params.get("signature", "")
+    owner = service.store.owner_of(file_id)
+    if owner is None or not verify(service.key, file_id, owner, expires, signature, time.time()):
+        raise ApiError(403, "download link is invalid or has expired")
+    return _file_response(service, owner, file_id)
+
+
+# -- the rest --------------------------------------------------------------
+
+
+@endpoint()
+async def delete_file(service: Service, request: Request) -> Response:
+    user = p.user_of(request)
+    file_id = p.query_int(request, "file_id")
+    service.store.delete(user, file_id)
+    log.info("deleted", user=user, file_id=file_id)
+    return envelope(file_id)
+
+
+@endpoint()
+async def list_chat_files(service: Service, request: Request) -> Response:
+    user = p.user_of(request)
+    chat_id = request.query_params.get("chat_id")
+    if not chat_id:
+        raise ApiError(400, "missing query parameter 'chat_id'")
+    offset = p.query_int(request, "offset", default=0, minimum=0)
+    limit = p.query_int(request, "limit", default=100, minimum=1, maximum=1000)
+    total, files = service.store.list_chat(user, chat_id, offset, limit)
+    return envelope({"total": total, "items": [f.info() for f in files]})
+
+
+@endpoint()
+async def list_directories(service: Service, request: Request) -> Response:
+    user = p.user_of(request)
+    limit, offset = p.page(request)
+    order = p.sort_order(request, p.DIRECTORY_ORDER)
+    total, items = service.store.list_directories(user, request.query_params.get("name"), order, limit, offset)
+    return envelope({"total": total, "items": items})
+
+
+@endpoint()
+async def list_files_in_directory(service: Service, request: Request) -> Response:
+    user = p.user_of(request)
+    directory_id = p.query_int(request, "directory_id")
+    limit, offset = p.page(request)
+    order = p.sort_order(request, p.FILE_ORDER)
+    total, files = service.store.list_directory_files(
+        user, directory_id, request.query_params.get("name"), order, limit, offset
+    )
+    return envelope({"total": total, "items": [f.info() for f in files]})
+
+
+@endpoint(auth=False)
+async def health(service: Service, request: Request) -> Response:
+    return envelope({"status": "ok"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_envelope(exc.status_code, str(exc.detail))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("internal error", path=request.url.path, error=type(exc).__name__)
+    return error_envelope(500, "internal error")
+
+
+def build_app(
+    data_dir: Path, *, api_key: str | None = None, max_upload_size: int | None = None
+) -> Starlette:
+    """The file service over `data_dir` (created if missing)."""
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/uploadSimpleFile", upload_simple, methods=["POST"]),
+        Route("/initMultipartUploadFile", init_multipart, methods=["POST"]),
+        Route("/uploadFilePart", upload_part, methods=["POST"]),
+        Route("/completeMultipartUpload", complete_multipart, methods=["POST"]),
+        Route("/abortMultipartUpload", abort_multipart, methods=["POST"]),
+        Route("/getMultipartUploadFileStatus", multipart_status, methods=["GET"]),
+        Route("/downloadFile", download, methods=["GET"]),
+        Route("/getFileDownloadUrl", download_url, methods=["GET"]),
+        Route("/signedDownload", signed_download, methods=["GET"]),
+        Route("/deleteFile", delete_file, methods=["DELETE"]),
+        Route("/listChatFiles", list_chat_files, methods=["GET"]),
+        Route("/listDirectories", list_directories, methods=["GET"]),
+        Route("/listFilesInDirectory", list_files_in_directory, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+    )
+    app.state.service = Service(Path(data_dir), api_key, max_upload_size)
+    return app

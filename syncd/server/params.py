@@ -1,0 +1,172 @@
+"""Validation of everything a client sends the file service.
+
+All untrusted input passes through here and comes out typed, or becomes an
+`ApiError(400, ...)` that says which field is wrong and why.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from syncd.names import unsafe_reason
+from syncd.server.problems import ApiError
+from syncd.server.store import BIZ
+
+MAX_USER_ID = 128
+DIRECTORY_ORDER = {
+    "name_asc": "name ASC",
+    "name_desc": "name DESC",
+    "created_at_asc": "created_at ASC",
+    "created_at_desc": "created_at DESC",
+}
+FILE_ORDER = {
+    "name_asc": "filename ASC",
+    "name_desc": "filename DESC",
+    "upload_at_asc": "upload_at ASC",
+    "upload_at_desc": "upload_at DESC",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UploadParams:
+    filename: str
+    biz: str
+    biz_params: Any
+    size: int
+    hashcode: str | None
+
+
+def user_of(request: Request) -> str:
+    """The caller's user id from `X-User-Id` (required)."""
+    user = request.headers.get("x-user-id", "").strip()
+    if not user:
+        raise ApiError(400, "missing X-User-Id header")
+    if len(user) > MAX_USER_ID or any(ord(c) < 32 for c in user):
+        raise ApiError(400, "invalid X-User-Id header")
+    return user
+
+
+def content_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    return int(raw) if raw and raw.isdigit() else None
+
+
+def query_int(
+    request: Request,
+    name: str,
+    *,
+    default: int | None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise ApiError(400, f"missing query parameter {name!r}")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"query parameter {name!r} must be an integer") from None
+    return _in_range(name, value, minimum, maximum)
+
+
+def _in_range(name: str, value: int, minimum: int | None, maximum: int | None) -> int:
+    if minimum is not None and value < minimum:
+        raise ApiError(400, f"{name!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ApiError(400, f"{name!r} must be at most {maximum}")
+    return value
+
+
+def page(request: Request) -> tuple[int, int]:
+    """(limit, offset) from the SDK's 1-based `page_size` / `page_number`."""
+    size = query_int(request, "page_size", default=10, minimum=1, maximum=1000)
+    number = query_int(request, "page_number", default=1, minimum=1)
+    return size, (number - 1) * size
+
+
+def sort_order(request: Request, orders: dict[str, str]) -> str:
+    raw = request.query_params.get("sort_by")
+    if not raw:
+        return "id ASC"
+    if raw not in orders:
+        raise ApiError(400, f"'sort_by' must be one of {', '.join(orders)}")
+    return orders[raw]
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+def int_field(body: dict[str, Any], name: str, *, minimum: int | None = None) -> int:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, f"{name!r} must be an integer")
+    return _in_range(name, value, minimum, None)
+
+
+def upload_params(raw: str | None) -> UploadParams:
+    """The `params` form field of a simple upload."""
+    if raw is None:
+        raise ApiError(400, "missing form field 'params'")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "form field 'params' is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "form field 'params' must be a JSON object")
+    return upload_params_from(body)
+
+
+def upload_params_from(body: dict[str, Any]) -> UploadParams:
+    filename = body.get("filename")
+    if not isinstance(filename, str):
+        raise ApiError(400, "'filename' must be a string")
+    reason = unsafe_reason(filename)
+    if reason:
+        raise ApiError(400, f"unsafe filename {filename!r}: {reason}")
+    biz = body.get("biz")
+    if biz not in BIZ:
+        raise ApiError(400, f"'biz' must be one of {', '.join(BIZ)}")
+    hashcode = body.get("hashcode")
+    if hashcode is not None and not isinstance(hashcode, str):
+        raise ApiError(400, "'hashcode' must be a string or null")
+    return UploadParams(
+        filename=filename,
+        biz=biz,
+        biz_params=body.get("biz_params"),
+        size=int_field(body, "size", minimum=0),
+        hashcode=hashcode or None,
+    )
+
+
+def check_received(upload: UploadParams, size: int, sha256: str) -> None:
+    """The bytes received must be the ones announced."""
+    if size != upload.size:
+        raise ApiError(400, f"received {size} bytes but 'size' says {upload.size}")
+    if upload.hashcode is not None and upload.hashcode.lower() != sha256:
+        raise ApiError(400, "'hashcode' does not match the received content (sha256)")
+
+
+def part_params(raw: str | None) -> tuple[int, int]:
+    """(file_id, part_number) from an uploadFilePart `params` field."""
+    if raw is None:
+        raise ApiError(400, "missing form field 'params'")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "form field 'params' is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "form field 'params' must be a JSON object")
+    return int_field(body, "file_id"), int_field(body, "part_number", minimum=1)

@@ -1,0 +1,90 @@
+"""Running the file service: in the foreground (`syncd serve`) or in a thread
+(the embedded remote, and the tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from types import TracebackType
+
+import uvicorn
+from starlette.applications import Starlette
+
+
+def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+    )
+
+
+def serve_forever(app: Starlette, host: str, port: int) -> None:
+    """Serve until SIGINT/SIGTERM, then return normally (exit status 0).
+
+    uvicorn handles the signals for a graceful shutdown and afterwards re-raises
+    them at the handlers it found installed; ours swallow them, so a service
+    manager sees a clean stop rather than death by signal.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    uvicorn.Server(_config(app, host, port)).run()
+
+
+class ServerThread:
+    """The file service on a loopback port in a background thread.
+
+    `port=0` picks a free port; `.url` is the base URL once started.
+    """
+
+    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self._server = uvicorn.Server(_config(app, host, port))
+        self._thread = threading.Thread(target=self._run, name="syncd-file-service", daemon=True)
+        self._failed: BaseException | None = None
+        self.url = ""
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._server.serve())
+        except BaseException as exc:  # surfaced by start()
+            self._failed = exc
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        self._thread.start()
+        ready = threading.Event()
+
+        def poll() -> None:
+            while not (self._server.started or self._failed or not self._thread.is_alive()):
+                ready.wait(0.01)
+
+        poll_thread = threading.Thread(target=poll)
+        poll_thread.start()
+        poll_thread.join(timeout)
+        if not self._server.started:
+            self.stop()
+            raise RuntimeError(f"file service did not start: {self._failed!r}")
+        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        service = getattr(self.app.state, "service", None)
+        if service is not None:
+            service.store.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,551 @@
+"""syncd's persistent state: one SQLite file per state directory.
+
+``state_dir/syncd.db`` holds the journal (the last synced version of every
+file, the base the planner compares against), per-folder and per-remote
+status, and the job queue (its table is created here, its logic lives in
+`syncd.queue`). The file and its ``-wal``/``-shm`` companions are mode 0600 in
+a 0700 directory: they name every synced file.
+
+Concurrency model:
+
+* one *writer* process per state directory, enforced by an exclusive
+  ``flock`` on ``state_dir/lock`` (the kernel drops it when the process dies,
+  even after ``kill -9``, so a stale lock never needs cleaning up);
+* any number of *readers* (``syncd status``) that take no lock and read
+  through WAL while the writer writes;
+* inside a process, one connection shared by all threads and guarded by a
+  re-entrant lock; `State.transaction` holds it for a whole
+  ``BEGIN IMMEDIATE ... COMMIT``.
+
+The schema version lives in ``PRAGMA user_version``; `_MIGRATIONS` is the
+ordered list of steps from an empty file to the current schema. Migrations only
+ever get appended: a released step is never edited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import stat
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from syncd.errors import StateLocked, SyncdError
+
+DB_NAME = "syncd.db"
+LOCK_NAME = "lock"
+
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+_BUSY_TIMEOUT_S = 30.0
+# A `lock_holder` probe holds a shared lock for microseconds; a writer that
+# finds the lock taken retries this long before concluding another writer has it.
+_CONTENTION_GRACE_S = 0.5
+_CMD_MAX = 200
+
+
+class StateVersionError(SyncdError):
+    """The state database was written by a newer syncd than this one."""
+
+
+# Each entry is one migration: statements run in a single transaction, after
+# which `user_version` is its 1-based position. Append only.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # The base of the three-way comparison. A NULL side means "absent at
+        # the last sync"; `dropped` marks drop-in uploads that after_upload
+        # removed locally (done, never a deletion to propagate).
+        """
+        CREATE TABLE journal (
+            folder TEXT NOT NULL,
+            name TEXT NOT NULL,
+            local_size INTEGER,
+            local_mtime_ns INTEGER,
+            local_sha256 TEXT,
+            remote_id INTEGER,
+            remote_size INTEGER,
+            remote_hashcode TEXT,
+            remote_upload_at TEXT,
+            dropped INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (folder, name)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE folders (
+            name TEXT PRIMARY KEY,
+            last_pass TEXT,
+            last_error TEXT,
+            paused TEXT
+        )
+        """,
+        """
+        CREATE TABLE remotes (
+            name TEXT PRIMARY KEY,
+            paused TEXT
+        )
+        """,
+        # The work queue (see syncd.queue). UNIQUE (folder, name): one row per
+        # file, so repeated triggers coalesce. AUTOINCREMENT: ids are never
+        # reused, so a stale Job can never match a newer row.
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            folder TEXT NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try REAL NOT NULL,
+            lease_owner TEXT,
+            lease_until REAL,
+            dirty INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            UNIQUE (folder, name)
+        )
+        """,
+        "CREATE INDEX jobs_due ON jobs (state, next_try)",
+        "CREATE INDEX jobs_lease ON jobs (state, lease_until)",
+        "CREATE INDEX jobs_folder_state ON jobs (folder, state)",
+    ),
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    """The last synced state of one file of a folder (the planner's base).
+
+    Local fields describe the file on disk, remote fields the remote file it
+    was synced with; a side that was absent at the last sync is all None.
+    """
+
+    name: str
+    local_size: int | None = None
+    local_mtime_ns: int | None = None
+    local_sha256: str | None = None
+    remote_id: int | None = None
+    remote_size: int | None = None
+    remote_hashcode: str | None = None
+    remote_upload_at: str | None = None
+    dropped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    """What `syncd status` shows for a folder besides its counts."""
+
+    name: str
+    last_pass: str | None = None
+    last_error: str | None = None
+    paused: str | None = None
+
+
+_JOURNAL_COLUMNS = (
+    "name, local_size, local_mtime_ns, local_sha256, remote_id, remote_size, "
+    "remote_hashcode, remote_upload_at, dropped"
+)
+
+_PUT_JOURNAL_SQL = f"""
+    INSERT INTO journal (folder, {_JOURNAL_COLUMNS}, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (folder, name) DO UPDATE SET
+        local_size = excluded.local_size,
+        local_mtime_ns = excluded.local_mtime_ns,
+        local_sha256 = excluded.local_sha256,
+        remote_id = excluded.remote_id,
+        remote_size = excluded.remote_size,
+        remote_hashcode = excluded.remote_hashcode,
+        remote_upload_at = excluded.remote_upload_at,
+        dropped = excluded.dropped,
+        updated_at = excluded.updated_at
+"""
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _journal_params(folder: str, row: JournalRow, updated_at: str) -> tuple[Any, ...]:
+    return (
+        folder,
+        row.name,
+        row.local_size,
+        row.local_mtime_ns,
+        row.local_sha256,
+        row.remote_id,
+        row.remote_size,
+        row.remote_hashcode,
+        row.remote_upload_at,
+        int(row.dropped),
+        updated_at,
+    )
+
+
+def _journal_row(values: tuple[Any, ...]) -> JournalRow:
+    (name, lsize, lmtime, lsha, rid, rsize, rhash, rup, dropped) = values
+    return JournalRow(name, lsize, lmtime, lsha, rid, rsize, rhash, rup, bool(dropped))
+
+
+class State:
+    """An open state database. Thread-safe; use `open_state` to get one.
+
+    Every method takes `lock`; `transaction` holds it for the whole
+    transaction, so a thread never sees another thread's uncommitted work on
+    the shared connection.
+    """
+
+    def __init__(self, state_dir: Path, db: Any, *, writer: bool, lock_fd: int | None) -> None:
+        self.path = state_dir
+        self.db_path = state_dir / DB_NAME
+        self.db = db
+        self.writer = writer
+        self.lock = threading.RLock()
+        self._lock_fd = lock_fd
+        self._closed = False
+
+    # -- connection --------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The underlying connection (autocommit; use `transaction` to group writes)."""
+        conn: sqlite3.Connection = self.db.conn
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the state lock for one ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+
+        IMMEDIATE takes SQLite's write lock up front, so a read-then-write
+        sequence inside (such as claiming a job) cannot interleave with another
+        process's writer. Rolls back on any exception. Nested use in the same
+        thread becomes a savepoint.
+        """
+        with self.lock:
+            conn = self.conn
+            if conn.in_transaction:
+                # Only this thread can have opened it: we hold the lock.
+                conn.execute("SAVEPOINT syncd_nested")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK TO SAVEPOINT syncd_nested")
+                    conn.execute("RELEASE SAVEPOINT syncd_nested")
+                    raise
+                conn.execute("RELEASE SAVEPOINT syncd_nested")
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def fetchall(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read query under the lock and return all its rows."""
+        with self.lock:
+            return list(self.db.execute(sql, params).fetchall())
+
+    def user_version(self) -> int:
+        """The schema version recorded in the file."""
+        with self.lock:
+            return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database, then give up the writer lock. Idempotent."""
+        with self.lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.db.close()
+            if self._lock_fd is not None:
+                fd, self._lock_fd = self._lock_fd, None
+                # Clear our pid before letting go, so the file never names a
+                # process that no longer holds the lock.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                os.close(fd)  # closing the only descriptor releases the flock
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- journal -------------------------------------------------------------
+
+    def journal(self, folder: str) -> dict[str, JournalRow]:
+        """Every journal row of `folder`, by name (one query)."""
+        rows = self.fetchall(f"SELECT {_JOURNAL_COLUMNS} FROM journal WHERE folder = ?", (folder,))
+        return {values[0]: _journal_row(values) for values in rows}
+
+    def journal_row(self, folder: str, name: str) -> JournalRow | None:
+        """The journal row of one file, or None when it is not tracked."""
+        rows = self.fetchall(
+            f"SELECT {_JOURNAL_COLUMNS} FROM journal WHERE folder = ? AND name = ?", (folder, name)
+        )
+        return _journal_row(rows[0]) if rows else None
+
+    def put_journal(self, folder: str, row: JournalRow) -> None:
+        """Insert or replace the journal row of `row.name`."""
+        with self.transaction() as conn:
+            conn.execute(_PUT_JOURNAL_SQL, _journal_params(folder, row, _now_iso()))
+
+    def put_journal_many(self, folder: str, rows: Iterable[JournalRow]) -> None:
+        """Insert or replace many journal rows in one transaction."""
+        now = _now_iso()
+        with self.transaction() as conn:
+            conn.executemany(_PUT_JOURNAL_SQL, (_journal_params(folder, row, now) for row in rows))
+
+    def delete_journal(self, folder: str, name: str) -> None:
+        """Forget one file of `folder` (no error when it is not tracked)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM journal WHERE folder = ? AND name = ?", (folder, name))
+
+    def journal_count(self, folder: str) -> int:
+        """How many files of `folder` the journal tracks."""
+        return int(self.fetchall("SELECT count(*) FROM journal WHERE folder = ?", (folder,))[0][0])
+
+    # -- folder and remote status ---------------------------------------------
+
+    def set_last_pass(self, folder: str, when_iso: str, error: str | None) -> None:
+        """Record the end of a pass over `folder`; `error` None clears the last error."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO folders (name, last_pass, last_error) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET "
+                "last_pass = excluded.last_pass, last_error = excluded.last_error",
+                (folder, when_iso, error),
+            )
+
+    def set_folder_paused(self, folder: str, reason: str | None) -> None:
+        """Pause `folder` with a reason shown in status, or unpause it (None)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO folders (name, paused) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+                (folder, reason),
+            )
+
+    def folder_status(self, folder: str) -> FolderStatus:
+        """Last pass, last error and pause reason of `folder` (all None if never recorded)."""
+        rows = self.fetchall("SELECT last_pass, last_error, paused FROM folders WHERE name = ?", (folder,))
+        if not rows:
+            return FolderStatus(folder)
+        last_pass, last_error, paused = rows[0]
+        return FolderStatus(folder, last_pass, last_error, paused)
+
+    def set_remote_paused(self, remote: str, reason: str | None) -> None:
+        """Pause `remote` (e.g. authentication refused) with a reason, or unpause it (None)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO remotes (name, paused) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+                (remote, reason),
+            )
+
+    def remote_paused(self, remote: str) -> str | None:
+        """Why `remote` is paused, or None when it is not."""
+        rows = self.fetchall("SELECT paused FROM remotes WHERE name = ?", (remote,))
+        return rows[0][0] if rows else None
+
+
+# -- opening ------------------------------------------------------------------
+
+
+def open_state(state_dir: Path, *, writer: bool = True) -> State:
+    """Open (creating and migrating as needed) the state database in `state_dir`.
+
+    `writer=True` first takes the state dir's writer lock and raises
+    `StateLocked` naming the holder's pid and command when another process has
+    it. `writer=False` takes no lock (for `syncd status`): it reads while a
+    writer writes. Raises `StateVersionError` when the file was written by a
+    newer syncd.
+    """
+    state_dir = Path(state_dir).expanduser()
+    _make_private_dir(state_dir)
+    lock_fd = _acquire_writer_lock(state_dir) if writer else None
+    try:
+        db = _connect(state_dir / DB_NAME)
+        state = State(state_dir, db, writer=writer, lock_fd=lock_fd)
+    except BaseException:
+        if lock_fd is not None:
+            os.close(lock_fd)
+        raise
+    try:
+        _migrate(state)
+        _tighten_modes(state.db_path)
+    except BaseException:
+        state.close()
+        raise
+    return state
+
+
+def lock_holder(state_dir: Path) -> int | None:
+    """The pid of the live process holding `state_dir`'s writer lock, or None.
+
+    Probes with a non-blocking *shared* lock on a separate descriptor: it can
+    only fail while some process holds the exclusive writer lock, in which case
+    the pid the holder wrote into the file is the answer.
+    """
+    lock_path = Path(state_dir).expanduser() / LOCK_NAME
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid, _cmd = _read_holder(lock_path)
+            return pid
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _make_private_dir(state_dir: Path) -> None:
+    if state_dir.is_dir():
+        return
+    state_dir.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+    # mkdir's mode is filtered by the umask; say exactly what we mean.
+    state_dir.chmod(_DIR_MODE)
+
+
+def _command_line() -> str:
+    argv = list(sys.argv) or ["?"]
+    argv[0] = os.path.basename(argv[0]) or argv[0]
+    cmd = " ".join(argv).replace("\n", " ")
+    return cmd if len(cmd) <= _CMD_MAX else cmd[: _CMD_MAX - 3] + "..."
+
+
+def _read_holder(lock_path: Path) -> tuple[int | None, str]:
+    """The (pid, command) written into the lock file by its holder.
+
+    A holder writes them right after taking the lock, so an empty file is
+    re-read for a short while before giving up on knowing the pid.
+    """
+    deadline = time.monotonic() + _CONTENTION_GRACE_S
+    while True:
+        try:
+            text = lock_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            text = ""
+        first, _, rest = text.partition("\n")
+        if first.strip().isdigit():
+            return int(first), rest.strip() or "?"
+        if time.monotonic() >= deadline:
+            return None, "?"
+        time.sleep(0.01)
+
+
+def _acquire_writer_lock(state_dir: Path) -> int:
+    """Take the exclusive writer lock; return its descriptor (kept open while we write).
+
+    os.open descriptors are not inherited across exec, so a child process can
+    never keep the lock alive after we die.
+    """
+    lock_path = state_dir / LOCK_NAME
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        deadline = time.monotonic() + _CONTENTION_GRACE_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # Possibly just a `lock_holder` probe: retry briefly.
+                if time.monotonic() >= deadline:
+                    pid, cmd = _read_holder(lock_path)
+                    raise StateLocked(
+                        f"state dir {state_dir} is held by syncd pid {pid if pid is not None else '?'} ({cmd})"
+                    ) from None
+                time.sleep(0.02)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n{_command_line()}\n".encode(), 0)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _connect(db_path: Path) -> Any:
+    # Create the file ourselves so it is 0600 from the first byte; SQLite gives
+    # the -wal and -shm files it creates later the database file's mode.
+    fd = os.open(db_path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    os.close(fd)
+    _tighten_modes(db_path)
+    conn = sqlite3.connect(
+        db_path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_S
+    )
+    try:
+        db = Database(conn)
+        conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+        db.enable_wal()
+        # NORMAL in WAL mode: a power cut may lose the last commits, never
+        # corrupts; a process crash (kill -9) loses nothing.
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
+def _tighten_modes(db_path: Path) -> None:
+    """Make the database and its WAL companions 0600 whatever the umask was."""
+    for path in (db_path, db_path.with_name(db_path.name + "-wal"), db_path.with_name(db_path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode != _FILE_MODE:
+                path.chmod(_FILE_MODE)
+        except FileNotFoundError:
+            continue
+
+
+def _migrate(state: State) -> None:
+    """Bring the schema to `SCHEMA_VERSION`, one transaction per step.
+
+    Each step re-reads `user_version` inside its IMMEDIATE transaction, so two
+    processes opening a fresh directory at once cannot both apply it.
+    """
+    version = state.user_version()
+    if version > SCHEMA_VERSION:
+        raise StateVersionError(
+            f"{state.db_path} has schema version {version}, newer than this syncd "
+            f"understands ({SCHEMA_VERSION}); upgrade syncd or use another state_dir"
+        )
+    for target, statements in enumerate(_MIGRATIONS, start=1):
+        if target <= version:
+            continue
+        with state.transaction() as conn:
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if current >= target:
+                continue
+            for sql in statements:
+                conn.execute(sql)
+            # user_version is part of the database header: it commits (or
+            # rolls back) with the step's statements.
+            conn.execute(f"PRAGMA user_version = {target}")
