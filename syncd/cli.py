@@ -7,15 +7,23 @@ config error, 3 another syncd process holds the state dir.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from contextlib import ExitStack
 from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
 
 from syncd import __version__
+from syncd.app import open_app
+from syncd.config import Config, FolderConfig, find_config_path, load_config
 from syncd.errors import ConfigError, StateLocked
+from syncd.logs import configure as configure_logs
+from syncd.output import Progress, print_report, print_status, probe_remotes, read_status
+from syncd.queue import Queue
+from syncd.state import open_state
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -29,6 +37,16 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-c", "--config", metavar="FILE", help="config file (default: $SYNCD_CONFIG, "
                         "$XDG_CONFIG_HOME/syncd/config.toml, /etc/syncd/config.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rec = sub.add_parser("reconcile", parents=[common], help="one full pass over the folders, then exit")
+    rec.add_argument("--folder", action="append", metavar="NAME", help="only this folder (repeatable)")
+    rec.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    rec.add_argument("--json", action="store_true", help="print the summary as JSON")
+    status = sub.add_parser("status", parents=[common], help="per folder: files, jobs, last pass, last error")
+    status.add_argument("--json", action="store_true")
+    retry = sub.add_parser("retry", parents=[common], help="put failed jobs back in the queue")
+    retry.add_argument("--folder", action="append", metavar="NAME")
+    sub.add_parser("check", parents=[common], help="validate the config and probe each remote")
 
     serve = sub.add_parser("serve", parents=[common], help="run the reference file service in the foreground")
     serve.add_argument("--data", default="./syncd-data", metavar="DIR", help="data directory (default ./syncd-data)")
@@ -53,11 +71,10 @@ def _size(text: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from syncd.logs import configure
     from syncd.server.app import build_app
     from syncd.server.runner import serve_forever
 
-    configure(args.log_format)
+    configure_logs(args.log_format)
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
@@ -70,7 +87,70 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"serve": cmd_serve}
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(find_config_path(args.config))
+
+
+def _folders(config: Config, names: list[str] | None) -> list[FolderConfig]:
+    return [config.folder(n) for n in names] if names else list(config.folders)
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    config = _config(args)
+    configure_logs(config.daemon.log_format, "warning" if not args.json else "error")
+    folders = _folders(config, args.folder)
+    with open_app(config) as app:
+        reports = [app.engine.pass_folder(f, dry_run=args.dry_run) for f in folders]
+        if not args.dry_run:
+            progress = Progress(app, [f.name for f in folders], enabled=sys.stdout.isatty() and not args.json)
+            with progress:
+                app.engine.drain([f.name for f in folders], config.daemon.workers)
+    ok = all(r.failed == 0 for r in reports)
+    if args.json:
+        print(json.dumps({"ok": ok, "folders": [r.as_json() for r in reports]}, ensure_ascii=False))
+    else:
+        for report in reports:
+            print_report(report)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _config(args)
+    doc = read_status(config)
+    if args.json:
+        print(json.dumps(doc, ensure_ascii=False))
+    else:
+        print_status(doc)
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    config = _config(args)
+    folders = _folders(config, args.folder)
+    state = open_state(config.daemon.state_dir, writer=False)
+    try:
+        queue = Queue(state)
+        count = sum(queue.retry(f.name) for f in folders)
+    finally:
+        state.close()
+    print(f"requeued {count} failed job{'s' if count != 1 else ''}")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(f"config {config.path}: ok ({len(config.folders)} folders, {len(config.remotes)} remotes)")
+    with ExitStack() as stack:
+        problems = probe_remotes(config, stack)
+    for line in problems.lines:
+        print(line)
+    return EXIT_OK if problems.ok else EXIT_FAILED
+
+
+COMMANDS = {
+    "serve": cmd_serve, "reconcile": cmd_reconcile, "status": cmd_status, "retry": cmd_retry,
+    "check": cmd_check,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

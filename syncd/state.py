@@ -96,8 +96,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
         # The work queue (see syncd.queue). UNIQUE (folder, name): one row per
-        # file, so repeated triggers coalesce. AUTOINCREMENT: ids are never
-        # reused, so a stale Job can never match a newer row.
+        # file, so repeated triggers coalesce. `claims` counts leases handed
+        # out; with AUTOINCREMENT ids (never reused) (id, claims) names one
+        # lease exactly, so a stale Job can never act on a newer lease.
         """
         CREATE TABLE jobs (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -110,6 +111,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             next_try REAL NOT NULL,
             lease_owner TEXT,
             lease_until REAL,
+            claims INTEGER NOT NULL DEFAULT 0,
             dirty INTEGER NOT NULL DEFAULT 0,
             last_error TEXT,
             created REAL NOT NULL,
@@ -209,7 +211,7 @@ class State:
     the shared connection.
     """
 
-    def __init__(self, state_dir: Path, db: Any, *, writer: bool, lock_fd: int | None) -> None:
+    def __init__(self, state_dir: Path, db: Database, *, writer: bool, lock_fd: int | None) -> None:
         self.path = state_dir
         self.db_path = state_dir / DB_NAME
         self.db = db
@@ -223,8 +225,7 @@ class State:
     @property
     def conn(self) -> sqlite3.Connection:
         """The underlying connection (autocommit; use `transaction` to group writes)."""
-        conn: sqlite3.Connection = self.db.conn
-        return conn
+        return self.db.conn
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -380,8 +381,11 @@ def open_state(state_dir: Path, *, writer: bool = True) -> State:
     `writer=True` first takes the state dir's writer lock and raises
     `StateLocked` naming the holder's pid and command when another process has
     it. `writer=False` takes no lock (for `syncd status`): it reads while a
-    writer writes. Raises `StateVersionError` when the file was written by a
-    newer syncd.
+    writer writes, and may make small writes of its own (SQLite serialises
+    them). Either kind creates and migrates a missing or older file; each
+    migration step is its own IMMEDIATE transaction, so that is safe next to
+    another process. Raises `StateVersionError` when the file was written by
+    a newer syncd.
     """
     state_dir = Path(state_dir).expanduser()
     _make_private_dir(state_dir)
@@ -480,9 +484,8 @@ def _acquire_writer_lock(state_dir: Path) -> int:
                 # Possibly just a `lock_holder` probe: retry briefly.
                 if time.monotonic() >= deadline:
                     pid, cmd = _read_holder(lock_path)
-                    raise StateLocked(
-                        f"state dir {state_dir} is held by syncd pid {pid if pid is not None else '?'} ({cmd})"
-                    ) from None
+                    shown = str(pid) if pid is not None else "?"
+                    raise StateLocked(f"state dir {state_dir} is held by syncd pid {shown} ({cmd})") from None
                 time.sleep(0.02)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n{_command_line()}\n".encode(), 0)
@@ -492,15 +495,13 @@ def _acquire_writer_lock(state_dir: Path) -> int:
         raise
 
 
-def _connect(db_path: Path) -> Any:
+def _connect(db_path: Path) -> Database:
     # Create the file ourselves so it is 0600 from the first byte; SQLite gives
     # the -wal and -shm files it creates later the database file's mode.
     fd = os.open(db_path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
     os.close(fd)
     _tighten_modes(db_path)
-    conn = sqlite3.connect(
-        db_path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_S
-    )
+    conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
     try:
         db = Database(conn)
         conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")

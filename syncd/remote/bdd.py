@@ -18,10 +18,10 @@ import contextlib
 import dataclasses
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, BinaryIO, cast
+from typing import IO, BinaryIO, TypeVar, cast
 
 import httpx
 
@@ -48,6 +48,8 @@ from syncd.remote.bdd_wire import (
 from syncd.remote.fileslice import FileSlice
 from syncd.remote.ratelimit import RateLimiter
 from syncd.remote.retry import RetryPolicy
+
+T = TypeVar("T")
 
 MiB = 1024 * 1024
 _CHUNK = 64 * 1024  # download chunk; httpx also streams uploads 64 KiB at a time
@@ -128,7 +130,7 @@ class BddRemote:
         offset, pages, max_pages = 0, 0, 1
         while True:
             params: dict[str, str | int] = {"chat_id": chat_id, "offset": offset, "limit": self._page_size}
-            page = parse_page(self._json(call, "GET", params=params, policy=policy), call)
+            page = self._json(call, "GET", parse_page, params=params, policy=policy)
             if pages == 0:
                 # Guard against a service whose `total` lies: allow twice the pages it announced.
                 max_pages = 2 * math.ceil(page.total / self._page_size) + 10
@@ -245,7 +247,7 @@ class BddRemote:
             "biz": "chat",
             "biz_params": {"chat_id": chat_id},
         }
-        file_id = expect_int(self._json(call, "POST", json=body), call)
+        file_id = self._json(call, "POST", expect_int, json=body)
         parts = range(1, math.ceil(size / self._part_size) + 1)
         label = f"{filename!r} (multipart upload {file_id})"
         return self._finish_multipart(file_id, path, label, size, self._part_size, parts, progress)
@@ -329,7 +331,7 @@ class BddRemote:
     def _complete(self, file_id: int, label: str) -> None:
         call = self._call("complete", label, "/completeMultipartUpload")
         try:
-            expect_int(self._json(call, "POST", json={"file_id": file_id}), call)
+            self._json(call, "POST", expect_int, json={"file_id": file_id})
         except ItemError:
             # An earlier, lost answer may have completed it already (then this one is refused).
             if self.multipart_status(file_id).status is not FileStatus.OK:
@@ -339,7 +341,7 @@ class BddRemote:
         """Abandon a multipart upload (an unknown one counts as abandoned)."""
         call = self._call("abort", f"multipart upload {file_id}", "/abortMultipartUpload")
         try:
-            self._json(call, "POST", json={"file_id": file_id})
+            self._json(call, "POST", expect_int, json={"file_id": file_id})
         except ItemError as exc:
             if exc.status != 404:
                 raise
@@ -352,7 +354,7 @@ class BddRemote:
     def multipart_status(self, file_id: int) -> MultipartStatus:
         """Where the multipart upload `file_id` stands."""
         call = self._call("query", f"multipart upload {file_id}", "/getMultipartUploadFileStatus")
-        return parse_multipart_status(self._json(call, "GET", params={"file_id": file_id}), call)
+        return self._json(call, "GET", parse_multipart_status, params={"file_id": file_id})
 
     # -- downloads, deletes --------------------------------------------------------------------
 
@@ -398,7 +400,7 @@ class BddRemote:
         """Delete the file (a file already gone counts as deleted)."""
         call = self._call("delete", f"file {file_id}", "/deleteFile")
         try:
-            expect_int(self._json(call, "DELETE", params={"file_id": file_id}), call)
+            self._json(call, "DELETE", expect_int, params={"file_id": file_id})
         except ItemError as exc:
             if exc.status != 404:
                 raise
@@ -406,8 +408,7 @@ class BddRemote:
     def download_url(self, file_id: int, expires_in: int = 600) -> str:
         """A URL that fetches the file without headers until it expires."""
         call = self._call("get download url of", f"file {file_id}", "/getFileDownloadUrl")
-        data = self._json(call, "GET", params={"file_id": file_id, "expires_in": expires_in})
-        url = expect_str(data, call)
+        url = self._json(call, "GET", expect_str, params={"file_id": file_id, "expires_in": expires_in})
         # The SDK passes the URL through as is; a relative one is taken relative to the service.
         return url if httpx.URL(url).is_absolute_url else str(self._client.base_url.join(url))
 
@@ -420,18 +421,20 @@ class BddRemote:
         self,
         call: Call,
         method: str,
+        parse: Callable[[object, Call], T],
         *,
         params: dict[str, str | int] | None = None,
         json: object = None,
         policy: RetryPolicy | None = None,
-    ) -> object:
-        """One JSON call, retried: the `data` of its envelope."""
+    ) -> T:
+        """One JSON call, retried: its envelope's `data`, checked by `parse` (inside the
+        attempt, so that a malformed `data` is retried like any other malformed answer)."""
 
-        def attempt() -> object:
+        def attempt() -> T:
             self._limiter.acquire()
             with converting(call):
                 response = self._client.request(method, call.endpoint, params=params, json=json)
-            return envelope_data(response, call)
+            return parse(envelope_data(response, call), call)
 
         return (policy or self._retry).run(attempt, what=call.describe())
 

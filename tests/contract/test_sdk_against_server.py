@@ -92,8 +92,9 @@ def test_multipart_parts_in_any_order_resent_and_status(sdk: BddFileClient, serv
 
 
 def httpx_complete(server_url: str, file_id: int) -> int:
-    r = httpx.post(f"{server_url}/completeMultipartUpload", json={"file_id": file_id},
-                   headers={"X-User-Id": "alice"})
+    r = httpx.post(
+        f"{server_url}/completeMultipartUpload", json={"file_id": file_id}, headers={"X-User-Id": "alice"}
+    )
     body = r.json()
     if body["code"] != 0:
         raise BddFileError(body["message"])
@@ -114,7 +115,9 @@ def test_multipart_wrong_part_size_and_abort(sdk: BddFileClient) -> None:
 
 def test_listing_walks_past_100_files(sdk: BddFileClient) -> None:
     ids = {
-        sdk.upload(stream=io.BytesIO(b"%d" % i), filename=f"f{i:03}.txt", size=len(b"%d" % i), biz_params=CHAT)
+        sdk.upload(
+            stream=io.BytesIO(b"%d" % i), filename=f"f{i:03}.txt", size=len(b"%d" % i), biz_params=CHAT
+        )
         for i in range(130)
     }
     listed = sdk.list_chat_files(chat_id="chat-1")
@@ -177,8 +180,19 @@ def test_users_are_isolated(sdk: BddFileClient, server_url: str) -> None:
     assert anonymous.json() == {"code": 400, "data": None, "message": "missing X-User-Id header"}
 
 
-HOSTILE = ["../x", "a/b", "..", ".", "nul\x00byte", "bell\x07", "tab\tname", "back\\slash", "", "é" * 150,
-           "/etc/passwd"]
+HOSTILE = [
+    "../x",
+    "a/b",
+    "..",
+    ".",
+    "nul\x00byte",
+    "bell\x07",
+    "tab\tname",
+    "back\\slash",
+    "",
+    "é" * 150,
+    "/etc/passwd",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -195,7 +209,9 @@ def test_mismatched_hashcode_and_size_are_refused(sdk: BddFileClient) -> None:
         sdk.upload(stream=io.BytesIO(b"abc"), filename="h.txt", size=3, hashcode="0" * 64, biz_params=CHAT)
     with pytest.raises(BddFileError, match="received 3 bytes"):
         sdk.upload(stream=io.BytesIO(b"abc"), filename="h.txt", size=4, biz_params=CHAT)
-    ok = sdk.upload(stream=io.BytesIO(b"abc"), filename="h.txt", size=3, hashcode=sha(b"abc"), biz_params=CHAT)
+    ok = sdk.upload(
+        stream=io.BytesIO(b"abc"), filename="h.txt", size=3, hashcode=sha(b"abc"), biz_params=CHAT
+    )
     assert [f.id for f in sdk.list_chat_files(chat_id="chat-1")] == [ok]
 
 

@@ -17,7 +17,9 @@ PARAMS = {"filename": "a.txt", "biz": "chat", "biz_params": {"chat_id": "c"}, "s
 
 def upload(client: httpx.Client, data: bytes = b"hello", **params: object) -> httpx.Response:
     body = {**PARAMS, "size": len(data), **params}
-    return client.post("/uploadSimpleFile", files={"file": ("a.txt", data)}, data={"params": json.dumps(body)})
+    return client.post(
+        "/uploadSimpleFile", files={"file": ("a.txt", data)}, data={"params": json.dumps(body)}
+    )
 
 
 def test_api_key_is_required_on_every_call_but_health(server_data: Path) -> None:
@@ -33,7 +35,9 @@ def test_api_key_is_required_on_every_call_but_health(server_data: Path) -> None
         assert wrong.get("/listChatFiles", params={"chat_id": "c"}).status_code == 401
         keyed = httpx.Client(base_url=server.url, headers={"X-User-Id": "u", "X-API-Key": secret})
         assert upload(keyed).json()["code"] == 0
-        bearer = httpx.Client(base_url=server.url, headers={"X-User-Id": "u", "Authorization": f"Bearer {secret}"})
+        bearer = httpx.Client(
+            base_url=server.url, headers={"X-User-Id": "u", "Authorization": f"Bearer {secret}"}
+        )
         assert bearer.get("/listChatFiles", params={"chat_id": "c"}).json()["data"]["total"] == 1
 
 
@@ -74,7 +78,9 @@ def test_errors_are_envelopes_never_tracebacks(file_server: ServerThread) -> Non
 
 def test_download_of_an_unfinished_upload_is_refused(file_server: ServerThread) -> None:
     client = httpx.Client(base_url=file_server.url, headers={"X-User-Id": "u"})
-    file_id = client.post("/initMultipartUploadFile", json={**PARAMS, "size": 10, "part_size": 5}).json()["data"]
+    file_id = client.post("/initMultipartUploadFile", json={**PARAMS, "size": 10, "part_size": 5}).json()[
+        "data"
+    ]
     r = client.get("/downloadFile", params={"file_id": file_id})
     assert r.status_code == 409
     assert "not ready" in r.json()["message"]
@@ -118,7 +124,9 @@ def test_signatures_expire() -> None:
 @pytest.mark.parametrize("order", ["params-first", "part-first"])
 def test_part_fields_in_either_order(file_server: ServerThread, order: str) -> None:
     client = httpx.Client(base_url=file_server.url, headers={"X-User-Id": "u"})
-    file_id = client.post("/initMultipartUploadFile", json={**PARAMS, "size": 4, "part_size": 4}).json()["data"]
+    file_id = client.post("/initMultipartUploadFile", json={**PARAMS, "size": 4, "part_size": 4}).json()[
+        "data"
+    ]
     params = ("params", (None, json.dumps({"file_id": file_id, "part_number": 1})))
     part = ("part", ("part_1", b"abcd", "application/octet-stream"))
     fields = [params, part] if order == "params-first" else [part, params]

@@ -1,0 +1,303 @@
+"""One sync pass and the workers that drain its queue.
+
+`Engine.pass_folder` looks (scan + listing + journal), plans (pure) and
+enqueues; `Engine.drain` runs `workers` threads that claim jobs, run them
+through the folder's `Executor`, and settle each row: done, retried later
+with backoff, or failed with a reason. `reconcile` and the daemon share both.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from syncd import jobcodec
+from syncd.config import Config, FolderConfig
+from syncd.errors import FatalError, ItemError, TransientError
+from syncd.execute import Executor, NotSettled, to_base
+from syncd.folderfs import FolderFS, LocalChanged
+from syncd.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan
+from syncd.plan import plan
+from syncd.queue import Job, JobState, Queue
+from syncd.remote.base import Remote
+from syncd.scan import scan_folder
+from syncd.state import State
+
+log = structlog.get_logger("syncd.engine")
+
+#: How far ahead `drain` waits for a job's retry before reporting it as failed.
+WAIT_HORIZON = 10.0
+MAX_REPLANS = 5
+
+
+@dataclass
+class ActionResult:
+    """How one action ended, as `reconcile --json` reports it."""
+
+    name: str
+    action: str
+    status: str  # planned | done | failed
+    error: str | None = None
+    conflict: bool = False
+
+
+@dataclass
+class FolderReport:
+    """The summary of one folder's pass."""
+
+    name: str
+    blocked: str | None = None
+    warning: str | None = None
+    unchanged: int = 0
+    results: dict[str, ActionResult] = field(default_factory=dict)
+
+    def count(self, action: str) -> int:
+        return sum(1 for r in self.results.values() if r.action == action and r.status == "done")
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.results.values() if r.status == "failed") + (1 if self.blocked else 0)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "uploaded": self.count("upload"),
+            "downloaded": self.count("download"),
+            "deleted_local": self.count("delete_local"),
+            "deleted_remote": self.count("delete_remote"),
+            "conflicts": self.count("conflict"),
+            "failed": self.failed,
+            "unchanged": self.unchanged,
+            "actions": [
+                {"name": r.name, "action": r.action, "status": r.status, "error": r.error}
+                for r in sorted(self.results.values(), key=lambda r: r.name)
+            ],
+        }
+
+
+def policy_of(folder: FolderConfig) -> FolderPolicy:
+    return FolderPolicy(
+        mode=Mode(folder.mode), delete=folder.delete, max_delete=folder.max_delete,
+        conflict=ConflictPolicy(folder.conflict),
+    )
+
+
+class Engine:
+    """Passes and workers over the folders of one config."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: State,
+        queue: Queue,
+        remotes: Mapping[str, Remote],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.queue = queue
+        self.remotes = remotes
+        self.clock = clock
+        self.executors = {
+            f.name: Executor(f, remotes[f.remote], state, settle=config.daemon.settle, clock=clock)
+            for f in config.folders
+        }
+        self.reports: dict[str, FolderReport] = {}
+        self._lock = threading.Lock()
+
+    # -- looking and planning -------------------------------------------------
+
+    def check_folder(self, folder: FolderConfig) -> str | None:
+        """Why the folder must be left alone, or None. A new folder gets its marker here."""
+        fs = FolderFS(folder.path)
+        tracked = self.state.journal_count(folder.name) > 0
+        if not folder.path.is_dir():
+            if tracked:
+                return f"folder {folder.path} is missing (unmounted disk or wrong path?): paused"
+            fs.create_marker()
+        elif not fs.marker_present():
+            if tracked:
+                return f"folder marker {fs.marker} is missing (unmounted disk or wrong path?): paused"
+            fs.create_marker()
+        return None
+
+    def plan_folder(self, folder: FolderConfig, report: FolderReport) -> Plan:
+        """Scan, list and plan one folder (no changes to it)."""
+        blocked = self.check_folder(folder)
+        if blocked:
+            return Plan(blocked=blocked)
+        base = {name: to_base(row) for name, row in self.state.journal(folder.name).items()}
+        listing = scan_folder(folder.path, folder.ignore, base)
+        remote = self.remotes[folder.remote].list_chat(folder.chat_id)
+        for name, error in listing.errors.items():  # unreadable: not "deleted", just not now
+            base.pop(name, None)
+            report.results[name] = ActionResult(name, "upload", "failed", error)
+        unreadable = set(listing.errors)
+        remote = [f for f in remote if f.filename not in unreadable]
+        return plan(listing.files, remote, base, policy_of(folder), marker_present=True)
+
+    def pass_folder(self, folder: FolderConfig, *, dry_run: bool = False) -> FolderReport:
+        """Plan a folder and (unless `dry_run`) queue its actions."""
+        report = FolderReport(folder.name)
+        with self._lock:
+            self.reports[folder.name] = report
+        try:
+            result = self.plan_folder(folder, report)
+        except (TransientError, FatalError, ItemError, OSError) as exc:
+            report.blocked = str(exc)
+            self.state.set_last_pass(folder.name, _now_iso(self.clock()), str(exc))
+            return report
+        report.blocked, report.warning, report.unchanged = result.blocked, result.warning, result.unchanged
+        self.state.set_folder_paused(folder.name, result.blocked)
+        if result.warning:
+            log.warning("max_delete", folder=folder.name, message=result.warning)
+        jobs = []
+        for action in result.actions:
+            reported = action.report_action
+            if reported is not None:
+                report.results[action.name] = ActionResult(
+                    action.name, reported, "planned", action.reason if action.kind is ActionKind.FAIL else None
+                )
+            if not dry_run:
+                jobs.append((folder.name, action.name, action.kind.value, jobcodec.dumps(action)))
+        if not dry_run:
+            self.queue.put_many(jobs)
+        return report
+
+    # -- working --------------------------------------------------------------
+
+    def drain(self, folders: Iterable[str], workers: int, stop: threading.Event | None = None) -> None:
+        """Run queued work for `folders` until none is left that is due within the horizon."""
+        names = set(folders)
+        stop = stop or threading.Event()
+        threads = [
+            threading.Thread(target=self._worker, args=(f"worker-{i}-{id(self)}", names, stop), daemon=True)
+            for i in range(max(1, workers))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self._settle_leftovers(names)
+
+    def _worker(self, owner: str, folders: set[str], stop: threading.Event) -> None:
+        while not stop.is_set():
+            jobs = [j for j in self.queue.claim(owner, limit=1) if j.folder in folders]
+            if not jobs:
+                due = self.queue.next_due()
+                if self.queue.outstanding() == 0 or due is None or due - self.clock() > WAIT_HORIZON:
+                    return
+                stop.wait(min(0.2, max(0.01, due - self.clock())))
+                continue
+            self._run(jobs[0])
+
+    def _run(self, job: Job) -> None:
+        action = jobcodec.loads(job.payload)
+        executor = self.executors[job.folder]
+        try:
+            done = executor.run(action, attempts=job.attempts)
+        except LocalChanged:
+            replan = self._replan(job, action)
+            if replan is None:
+                self.queue.done(job)
+            else:
+                self.queue.put(job.folder, replan.name, replan.kind.value, jobcodec.dumps(replan))
+                self.queue.done(job)
+            return
+        except NotSettled as exc:
+            self.queue.fail(job, str(exc), retry_after=exc.retry_after)
+            return
+        except FatalError as exc:
+            self.state.set_remote_paused(executor.folder.remote, str(exc))
+            self.queue.fail(job, str(exc))
+            self._result(job.folder, action, "failed", str(exc))
+            return
+        except ItemError as exc:
+            self.queue.fail(job, str(exc), permanent=True)
+            self._result(job.folder, action, "failed", str(exc))
+            return
+        except TransientError as exc:
+            self.queue.fail(job, str(exc), retry_after=exc.retry_after)
+            self._result(job.folder, action, "failed", str(exc))
+            return
+        except OSError as exc:
+            message = f"{action.name}: {exc.strerror or exc}"
+            self.queue.fail(job, message)
+            self._result(job.folder, action, "failed", message)
+            return
+        except Exception as exc:  # a bug: keep the row (retried later) and the worker alive
+            log.exception("internal error", folder=job.folder, name=action.name)
+            message = f"{action.name}: internal error: {type(exc).__name__}: {exc}"
+            self.queue.fail(job, message)
+            self._result(job.folder, action, "failed", message)
+            return
+        self.queue.done(job)
+        log.info("synced", folder=job.folder, name=action.name, action=action.kind.value, bytes=done.bytes)
+        if done.unchanged and action.kind is ActionKind.COMPARE:
+            with self._lock:
+                report = self.reports.get(job.folder)
+                if report is not None:
+                    report.results.pop(action.name, None)
+                    report.unchanged += 1
+            return
+        self._result(job.folder, action, "done", None)
+
+    def _replan(self, job: Job, action: Action) -> Action | None:
+        """The folder changed under an action: plan that one name again."""
+        if job.claims > MAX_REPLANS:
+            raise_error = f"{action.name}: kept changing while being synced"
+            self._result(job.folder, action, "failed", raise_error)
+            return None
+        folder = self.config.folder(job.folder)
+        base = {n: to_base(r) for n, r in self.state.journal(folder.name).items() if n == action.name}
+        listing = scan_folder(folder.path, folder.ignore, base)
+        local = {n: f for n, f in listing.files.items() if n == action.name}
+        remote = [f for f in self.remotes[folder.remote].list_chat(folder.chat_id) if f.filename == action.name]
+        fresh = plan(local, remote, base, policy_of(folder))
+        return fresh.actions[0] if fresh.actions else None
+
+    def _result(self, folder: str, action: Action, status: str, error: str | None) -> None:
+        reported = action.report_action
+        if reported is None:
+            if status != "failed":
+                return
+            reported = "upload" if action.local else "download"
+        with self._lock:
+            report = self.reports.get(folder)
+            if report is not None:
+                report.results[action.name] = ActionResult(action.name, reported, status, error)
+        if status == "failed":
+            log.warning("sync failed", folder=folder, name=action.name, error=error)
+
+    def _settle_leftovers(self, folders: set[str]) -> None:
+        """Work still queued after draining is reported with the reason it is waiting."""
+        for folder in folders:
+            report = self.reports.get(folder)
+            if report is None:
+                continue
+            for job in self.queue.jobs(folder):
+                action = jobcodec.loads(job.payload)
+                result = report.results.get(job.name)
+                if result is not None and result.status in ("planned", "failed"):
+                    error = job.last_error or "not done yet"
+                    if job.state is JobState.PENDING:
+                        error += " (will retry)"
+                    report.results[job.name] = ActionResult(job.name, result.action, "failed", error)
+                elif result is None and action.report_action:
+                    report.results[job.name] = ActionResult(
+                        job.name, action.report_action, "failed", job.last_error or "not done yet"
+                    )
+            self.state.set_last_pass(
+                folder, _now_iso(self.clock()),
+                report.blocked or next((r.error for r in report.results.values() if r.status == "failed"), None),
+            )
+
+
+def _now_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")

@@ -1,0 +1,287 @@
+"""Carrying out one planned action for one name: transfers, trash, journal.
+
+An `Executor` belongs to one folder. `run(action)` either finishes the action
+and writes the journal row that says both sides are in sync, or raises:
+`TransientError` (try again later), `ItemError` (this item cannot be done),
+`FatalError` (the remote refuses us), `LocalChanged` (the folder changed since
+the plan; plan this name again). It never leaves a partial file under a real
+name and never replaces local content that changed since the plan.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from syncd.config import FolderConfig
+from syncd.errors import ItemError, TransientError
+from syncd.folderfs import FolderFS, LocalChanged, conflict_name
+from syncd.model import Action, ActionKind, BaseEntry, LocalFile
+from syncd.remote.base import FileStatus, Remote, RemoteFile
+from syncd.scan import sha256_of
+from syncd.state import JournalRow, State
+
+log = structlog.get_logger("syncd.execute")
+SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def is_sha256(hashcode: str | None) -> bool:
+    return bool(hashcode) and len(hashcode or "") == 64 and set(hashcode or "") <= SHA256_HEX
+
+
+def to_row(entry: BaseEntry) -> JournalRow:
+    return JournalRow(
+        name=entry.name, local_size=entry.local_size, local_mtime_ns=entry.local_mtime_ns,
+        local_sha256=entry.local_sha256, remote_id=entry.remote_id, remote_size=entry.remote_size,
+        remote_hashcode=entry.remote_hashcode,
+        remote_upload_at=entry.remote_upload_at.isoformat() if entry.remote_upload_at else None,
+        dropped=entry.dropped,
+    )
+
+
+def to_base(row: JournalRow) -> BaseEntry:
+    return BaseEntry(
+        name=row.name, local_size=row.local_size, local_mtime_ns=row.local_mtime_ns,
+        local_sha256=row.local_sha256, remote_id=row.remote_id, remote_size=row.remote_size,
+        remote_hashcode=row.remote_hashcode,
+        remote_upload_at=datetime.fromisoformat(row.remote_upload_at) if row.remote_upload_at else None,
+        dropped=row.dropped,
+    )
+
+
+class NotSettled(TransientError):
+    """The file changed too recently to upload; try again once it is quiet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """What a finished action moved."""
+
+    bytes: int = 0
+    unchanged: bool = False  # a COMPARE that found equal content
+
+
+class Executor:
+    """Runs actions for one folder against one remote."""
+
+    def __init__(
+        self,
+        folder: FolderConfig,
+        remote: Remote,
+        state: State,
+        *,
+        settle: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.folder = folder
+        self.fs = FolderFS(folder.path)
+        self.remote = remote
+        self.state = state
+        self.settle = settle
+        self.clock = clock
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC).astimezone()
+
+    # -- journal ------------------------------------------------------------
+
+    def record(self, name: str, local: LocalFile | None, remote: RemoteFile | None, *, dropped: bool = False) -> None:
+        if local is None and remote is None:
+            self.state.delete_journal(self.folder.name, name)
+            return
+        entry = BaseEntry.synced(name, local, remote)
+        if dropped:
+            entry = BaseEntry(**{**_fields(entry), "dropped": True})
+        self.state.put_journal(self.folder.name, to_row(entry))
+
+    # -- dispatch -----------------------------------------------------------
+
+    def run(self, action: Action, *, attempts: int = 0) -> Done:
+        """Carry out `action`; `attempts` > 0 means an earlier try may have half-happened."""
+        kind = action.kind
+        if kind is ActionKind.UPLOAD:
+            assert action.local is not None
+            return self._upload_action(action, attempts)
+        if kind is ActionKind.DOWNLOAD:
+            assert action.remote is not None
+            return Done(self._download_into(action.name, action.remote, action.local))
+        if kind is ActionKind.DELETE_LOCAL:
+            assert action.local is not None
+            self.fs.to_trash(action.name, action.local, self.now())
+            self.record(action.name, None, None)
+            return Done()
+        if kind is ActionKind.DELETE_REMOTE:
+            if not self.fs.matches(action.name, None):
+                raise LocalChanged(action.name)
+            for file_id in (*((action.remote.id,) if action.remote else ()), *action.older_ids):
+                self.remote.delete(file_id)
+            self.record(action.name, None, None)
+            return Done()
+        if kind is ActionKind.CONFLICT:
+            return self._conflict(action, attempts)
+        if kind is ActionKind.COMPARE:
+            return self._compare(action, attempts)
+        if kind is ActionKind.RECORD:
+            self.record(action.name, action.local, action.remote)
+            return Done(unchanged=True)
+        if kind is ActionKind.FORGET:
+            self.record(action.name, None, None)
+            return Done(unchanged=True)
+        raise ItemError(action.reason or f"{action.name}: refused")
+
+    # -- uploads ------------------------------------------------------------
+
+    def _current_local(self, name: str, expected: LocalFile) -> LocalFile:
+        """The file as it is now, re-hashed only if it changed since the plan; must have settled."""
+        path = self.fs.path(name)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            raise LocalChanged(name) from None
+        age = self.clock() - st.st_mtime_ns / 1e9
+        if age < self.settle:
+            raise NotSettled(f"{name}: changed {age:.1f}s ago; waiting for it to settle",
+                             retry_after=self.settle - age)
+        if (st.st_size, st.st_mtime_ns) == (expected.size, expected.mtime_ns):
+            return expected
+        return LocalFile(name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256_of(path))
+
+    def _upload_file(self, name: str, as_name: str, local: LocalFile, attempts: int) -> RemoteFile:
+        """Upload the local file `name` as `as_name`; returns the remote file it became.
+
+        After an attempt that may have half-happened (`attempts` > 0), first
+        look for the copy that attempt created: same name, same content.
+        """
+        if attempts:
+            existing = self._find_copy(as_name, local)
+            if existing is not None:
+                return existing
+        path = self.fs.path(name)
+        try:
+            file_id = self.remote.upload(
+                path, chat_id=self.folder.chat_id, filename=as_name, size=local.size, sha256=local.sha256
+            )
+        except ItemError:
+            if not self.fs.matches(name, local):  # refused because the bytes changed under us
+                raise TransientError(f"{name}: changed during upload; will upload again") from None
+            raise
+        if not self.fs.matches(name, local):
+            self.remote.delete(file_id)  # the upload may hold a mix of old and new bytes
+            raise TransientError(f"{name}: changed during upload; will upload again")
+        return RemoteFile(id=file_id, filename=as_name, size=local.size, hashcode=local.sha256,
+                          upload_at=datetime.now(UTC), status=FileStatus.OK)
+
+    def _find_copy(self, as_name: str, local: LocalFile) -> RemoteFile | None:
+        for f in self.remote.list_chat(self.folder.chat_id):
+            if f.filename == as_name and f.status is FileStatus.OK and f.hashcode == local.sha256:
+                return f
+        return None
+
+    def _upload_action(self, action: Action, attempts: int) -> Done:
+        assert action.local is not None
+        local = self._current_local(action.name, action.local)
+        remote = self._upload_file(action.name, action.name, local, attempts)
+        if action.supersedes is not None and action.supersedes != remote.id:
+            self.remote.delete(action.supersedes)
+        self._after_upload(action.name, local, remote)
+        return Done(local.size)
+
+    def _after_upload(self, name: str, local: LocalFile, remote: RemoteFile) -> None:
+        """Upload mode's `after_upload`: keep, delete or move aside; never a deletion."""
+        after = self.folder.after_upload
+        if self.folder.mode != "upload" or after.action == "keep":
+            self.record(name, local, remote)
+            return
+        if not self.fs.matches(name, local):
+            self.record(name, local, remote)  # changed again: keep it, the next pass uploads it
+            return
+        # Journal first: a crash between the two lines leaves a recorded file that is still here,
+        # which the next pass sees as unchanged; never a "deleted" file.
+        self.record(name, local, remote, dropped=True)
+        if after.action == "delete":
+            os.unlink(self.fs.path(name))
+        else:
+            assert after.dir is not None
+            self.fs.move_into(name, after.dir)
+        log.info("after_upload", folder=self.folder.name, name=name, done=str(after))
+
+    # -- downloads ----------------------------------------------------------
+
+    def _fetch(self, remote: RemoteFile) -> tuple[Path, str]:
+        """Download into `.syncd/tmp/`, fsynced and checked; returns (temp path, sha256)."""
+        fd, temp = self.fs.new_temp()
+        try:
+            with os.fdopen(fd, "w+b") as out:
+                written = self.remote.download(remote.id, out)  # retries rewind `out` themselves
+                out.flush()
+                os.fsync(out.fileno())
+            if written != remote.size:
+                raise TransientError(
+                    f"{remote.filename}: download of file {remote.id} gave {written} bytes, expected {remote.size}"
+                )
+            sha = sha256_of(temp)  # hashed once the bytes are final (a retry may have rewound)
+            if is_sha256(remote.hashcode) and sha != remote.hashcode:
+                raise TransientError(f"{remote.filename}: downloaded bytes do not match the remote sha256")
+            return temp, sha
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+    def _install(self, name: str, temp: Path, sha: str, remote: RemoteFile, expected: LocalFile | None) -> int:
+        try:
+            st = self.fs.install(temp, name, expected, self.now())
+        finally:
+            temp.unlink(missing_ok=True)
+        self.record(name, LocalFile(name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha), remote)
+        return st.st_size
+
+    def _download_into(self, name: str, remote: RemoteFile, expected: LocalFile | None) -> int:
+        temp, sha = self._fetch(remote)
+        return self._install(name, temp, sha, remote, expected)
+
+    # -- conflicts ----------------------------------------------------------
+
+    def _conflict(self, action: Action, attempts: int, fetched: tuple[Path, str] | None = None) -> Done:
+        assert action.local is not None and action.remote is not None
+        winner = action.winner or "both"
+        if winner == "local":
+            if fetched:
+                fetched[0].unlink(missing_ok=True)
+            return self._upload_action(action, attempts)
+        if winner == "remote":
+            temp, sha = fetched or self._fetch(action.remote)
+            return Done(self._install(action.name, temp, sha, action.remote, action.local))
+        # keep-both: the local version moves to its conflicted-copy name and is uploaded under it;
+        # the remote version takes the name. Nothing is lost at any step.
+        temp, sha = fetched or self._fetch(action.remote)
+        try:
+            copy = conflict_name(action.name, self.now())
+            self.fs.rename_aside(action.name, copy, action.local)
+            moved = LocalFile(name=copy, size=action.local.size, mtime_ns=action.local.mtime_ns,
+                              sha256=action.local.sha256)
+            size = self._install(action.name, temp, sha, action.remote, None)
+        finally:
+            temp.unlink(missing_ok=True)
+        uploaded = self._upload_file(copy, copy, moved, attempts)
+        self.record(copy, moved, uploaded)
+        log.info("conflict", folder=self.folder.name, name=action.name, copy=copy)
+        return Done(size + moved.size)
+
+    def _compare(self, action: Action, attempts: int) -> Done:
+        assert action.local is not None and action.remote is not None
+        temp, sha = self._fetch(action.remote)
+        if sha == action.local.sha256:
+            temp.unlink(missing_ok=True)
+            self.record(action.name, action.local, action.remote)
+            return Done(unchanged=True)
+        return self._conflict(action, attempts, fetched=(temp, sha))
+
+
+def _fields(entry: BaseEntry) -> dict[str, object]:
+    return {name: getattr(entry, name) for name in entry.__slots__}  # type: ignore[attr-defined]

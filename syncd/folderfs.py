@@ -1,0 +1,144 @@
+"""The local side of one synced folder: marker, temp files, trash, atomic installs.
+
+Every write into a folder goes through here, so the folder invariants hold in
+one place: downloads land in `.syncd/tmp/` and are renamed over their target
+only after fsync and checks; replaced or deleted content goes to
+`.syncd/trash/`; a local file that changed since the plan is never replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from syncd.model import LocalFile
+from syncd.scan import MARKER, stat_key
+
+
+class LocalChanged(Exception):
+    """The local file is not what the plan saw: it must be planned again."""
+
+
+class FolderFS:
+    """File operations inside one synced folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.marker = root / MARKER
+        self.tmp = self.marker / "tmp"
+        self.trash = self.marker / "trash"
+
+    def marker_present(self) -> bool:
+        return self.marker.is_dir()
+
+    def create_marker(self) -> None:
+        """Make the folder and its `.syncd/` (first sync of a new folder)."""
+        for d in (self.root, self.marker, self.tmp, self.trash):
+            d.mkdir(exist_ok=True)
+
+    def clean_tmp(self) -> int:
+        """Remove partial downloads left by a crash; return how many."""
+        if not self.tmp.is_dir():
+            return 0
+        removed = 0
+        for leftover in self.tmp.iterdir():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def current(self, name: str) -> tuple[int, int] | None:
+        """(size, mtime_ns) of the file now, or None when there is none."""
+        try:
+            return stat_key(os.stat(self.path(name), follow_symlinks=False))
+        except FileNotFoundError:
+            return None
+
+    def matches(self, name: str, expected: LocalFile | None) -> bool:
+        """True when the file is as the plan saw it (absent when `expected` is None)."""
+        now = self.current(name)
+        if expected is None:
+            return now is None
+        return now == (expected.size, expected.mtime_ns)
+
+    def new_temp(self) -> tuple[int, Path]:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.tmp, suffix=".part")
+        return fd, Path(name)
+
+    def _trash_slot(self, name: str, now: datetime) -> Path:
+        slot = self.trash / now.strftime("%Y-%m-%dT%H%M%S.%f")
+        slot.mkdir(parents=True, exist_ok=True)
+        return slot / name
+
+    def to_trash(self, name: str, expected: LocalFile, now: datetime) -> Path:
+        """Move the file to the trash if it is still as planned."""
+        if not self.matches(name, expected):
+            raise LocalChanged(name)
+        target = self._trash_slot(name, now)
+        os.rename(self.path(name), target)
+        return target
+
+    def install(self, temp: Path, name: str, expected: LocalFile | None, now: datetime) -> os.stat_result:
+        """Rename a finished download over `name`; the content it replaces goes to the trash.
+
+        The old content is hard-linked into the trash first, so at every moment
+        `name` holds either the old or the new bytes, never nothing.
+        """
+        if not self.matches(name, expected):
+            raise LocalChanged(name)
+        target = self.path(name)
+        if expected is not None:
+            keep = self._trash_slot(name, now)
+            try:
+                os.link(target, keep)
+            except OSError:
+                shutil.copy2(target, keep)
+        os.replace(temp, target)
+        fsync_dir(self.root)
+        return os.stat(target)
+
+    def rename_aside(self, name: str, new_name: str, expected: LocalFile) -> None:
+        """Rename a local file (a conflicted copy), refusing to overwrite anything."""
+        if not self.matches(name, expected):
+            raise LocalChanged(name)
+        os.link(self.path(name), self.path(new_name))  # fails if new_name exists
+        os.unlink(self.path(name))
+
+    def move_into(self, name: str, subdir: str) -> Path:
+        """Move a drop-in file into `subdir` (after_upload = move:DIR), never overwriting."""
+        dest_dir = self.root / subdir
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        stem, ext = split_ext(name)
+        dest = dest_dir / name
+        n = 1
+        while dest.exists():
+            dest = dest_dir / f"{stem} ({n}){ext}"
+            n += 1
+        os.rename(self.path(name), dest)
+        return dest
+
+
+def split_ext(name: str) -> tuple[str, str]:
+    """`report.final.pdf` -> (`report.final`, `.pdf`); dotfiles keep their name as stem."""
+    stem, ext = os.path.splitext(name)
+    return (stem, ext) if stem else (name, "")
+
+
+def conflict_name(name: str, now: datetime) -> str:
+    """`NAME (conflicted copy YYYY-MM-DD HHMMSS).EXT` (SPEC, "Conflicts")."""
+    stem, ext = split_ext(name)
+    return f"{stem} (conflicted copy {now.strftime('%Y-%m-%d %H%M%S')}){ext}"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

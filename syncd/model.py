@@ -1,0 +1,242 @@
+"""The planner's vocabulary: what a folder looks like, and what to do about it.
+
+Everything here is a frozen value. `syncd.plan.plan` reads `LocalFile`,
+`RemoteFile` (from `syncd.remote.base`), `BaseEntry` and `FolderPolicy`, and
+returns a `Plan` of `Action`s; workers carry the actions out. What each action
+asks of a worker, and what it leaves in the journal once done, is the contract
+the "converges" invariant rests on (a second plan after all actions succeeded
+is empty):
+
+==============  ============================================  =========================
+kind            the worker                                    journal row afterwards
+==============  ============================================  =========================
+UPLOAD          uploads `local`; on success deletes           (local, the new remote)
+                `supersedes` (the version it replaces)
+DOWNLOAD        downloads `remote` over `name`; replaced      (the written file, remote)
+                local content goes to the trash
+DELETE_LOCAL    moves the local file to the trash             removed
+DELETE_REMOTE   deletes `remote` and `older_ids`              removed
+CONFLICT        resolves per `winner` (below)                 both sides as left
+RECORD          nothing: both sides already agree, or a       `Action.recorded()`:
+                one-sided deletion is being remembered        (local, remote), either None
+FORGET          nothing: both sides are gone                  removed
+COMPARE         downloads `remote` to temp, compares bytes:   as RECORD or CONFLICT
+                same -> RECORD, different -> CONFLICT
+FAIL            nothing; reports `reason`                     unchanged
+==============  ============================================  =========================
+
+CONFLICT winners: ``both`` (keep-both) renames the local file to its
+conflicted-copy name, uploads it under that name and downloads `remote` under
+`name`; ``local`` uploads `local` and deletes `supersedes` (the remote loser);
+``remote`` moves the local loser to the trash and downloads `remote`.
+
+A worker must check that a local file still matches `Action.local` (and that
+no file appeared where `local` is None) before replacing or trashing it; a
+mismatch means the folder changed since the plan, and the item is planned
+again rather than overwritten.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from syncd.remote.base import RemoteFile
+
+
+class Mode(enum.StrEnum):
+    """Which way a folder syncs (config key `mode`)."""
+
+    TWO_WAY = "two-way"
+    UPLOAD = "upload"  # local is the source: never downloads, never touches local files
+    DOWNLOAD = "download"  # remote is the source: never uploads, never deletes remote files
+
+
+class ConflictPolicy(enum.StrEnum):
+    """Who wins when both sides changed (config key `conflict`)."""
+
+    KEEP_BOTH = "keep-both"
+    LOCAL_WINS = "local-wins"
+    REMOTE_WINS = "remote-wins"
+    NEWER_WINS = "newer-wins"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A regular file at the top of a synced folder, as the scanner saw it.
+
+    `name` is NFC. `sha256` is always present (the scanner reuses the journal's
+    hash when size and mtime are unchanged).
+    """
+
+    name: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class BaseEntry:
+    """One journal row: the last synced state of both sides of a name.
+
+    The `local_*` fields are all None when no local file existed at the last
+    sync, the `remote_*` fields likewise; an entry with exactly one side None
+    is a remembered one-sided deletion (or a one-way mode's one-sided file).
+    `dropped` marks an upload-mode file that `after_upload` deleted or moved
+    aside: its disappearance is not a deletion.
+    """
+
+    name: str
+    local_size: int | None
+    local_mtime_ns: int | None
+    local_sha256: str | None
+    remote_id: int | None
+    remote_size: int | None
+    remote_hashcode: str | None
+    remote_upload_at: datetime | None
+    dropped: bool = False
+
+    @classmethod
+    def synced(
+        cls, name: str, local: LocalFile | None, remote: RemoteFile | None, *, dropped: bool = False
+    ) -> BaseEntry:
+        """The row that says `local` and `remote` (either may be None) are in sync."""
+        return cls(
+            name=name,
+            local_size=local.size if local else None,
+            local_mtime_ns=local.mtime_ns if local else None,
+            local_sha256=local.sha256 if local else None,
+            remote_id=remote.id if remote else None,
+            remote_size=remote.size if remote else None,
+            remote_hashcode=remote.hashcode if remote else None,
+            remote_upload_at=remote.upload_at if remote else None,
+            dropped=dropped,
+        )
+
+    @property
+    def has_local(self) -> bool:
+        """A local file existed at the last sync."""
+        return self.local_sha256 is not None
+
+    @property
+    def has_remote(self) -> bool:
+        """A remote file existed at the last sync."""
+        return self.remote_id is not None
+
+    @property
+    def tracked(self) -> bool:
+        """Both sides existed at the last sync: the denominator of `max_delete`."""
+        return self.has_local and self.has_remote
+
+
+@dataclass(frozen=True, slots=True)
+class FolderPolicy:
+    """The part of a folder's configuration the planner obeys."""
+
+    mode: Mode = Mode.TWO_WAY
+    delete: bool = False
+    max_delete: int = 50  # percent of tracked files one pass may delete
+    conflict: ConflictPolicy = ConflictPolicy.KEEP_BOTH
+
+
+class ActionKind(enum.StrEnum):
+    """What a worker does for one name (see the module docstring)."""
+
+    UPLOAD = "upload"
+    DOWNLOAD = "download"
+    DELETE_LOCAL = "delete_local"
+    DELETE_REMOTE = "delete_remote"
+    CONFLICT = "conflict"
+    RECORD = "record"
+    FORGET = "forget"
+    COMPARE = "compare"
+    FAIL = "fail"
+
+
+Winner = Literal["local", "remote", "both"]
+
+#: The `action` values of `reconcile --json`.
+ReportedAction = Literal["upload", "download", "delete_local", "delete_remote", "conflict"]
+
+# RECORD and FORGET transfer nothing and are not reported (they count as
+# unchanged). COMPARE reports as a conflict because that is its only outcome
+# that changes anything; a compare that finds equal content is reported by
+# the worker as unchanged. FAIL reports as the download it refused to do.
+_REPORTED: dict[ActionKind, ReportedAction | None] = {
+    ActionKind.UPLOAD: "upload",
+    ActionKind.DOWNLOAD: "download",
+    ActionKind.DELETE_LOCAL: "delete_local",
+    ActionKind.DELETE_REMOTE: "delete_remote",
+    ActionKind.CONFLICT: "conflict",
+    ActionKind.COMPARE: "conflict",
+    ActionKind.FAIL: "download",
+    ActionKind.RECORD: None,
+    ActionKind.FORGET: None,
+}
+
+DELETIONS = frozenset({ActionKind.DELETE_LOCAL, ActionKind.DELETE_REMOTE})
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One thing to do for one name, with the state it was planned against.
+
+    `local`, `remote` and `base` are the planner's view of the name (the
+    current remote version, the local file, the journal row); workers use them
+    to notice changes made since the plan. `supersedes` is the remote id an
+    upload replaces (UPLOAD, and CONFLICT/COMPARE won by local): deleted only
+    after the upload succeeded. `older_ids` are older `ok` versions of the same
+    name, deleted together with `remote` by DELETE_REMOTE so that an old
+    version never resurfaces as the current one. `winner` is set on CONFLICT
+    and COMPARE, `reason` on FAIL.
+    """
+
+    kind: ActionKind
+    name: str
+    local: LocalFile | None = None
+    remote: RemoteFile | None = None
+    base: BaseEntry | None = None
+    supersedes: int | None = None
+    older_ids: tuple[int, ...] = ()
+    winner: Winner | None = None
+    reason: str | None = None
+
+    def recorded(self) -> BaseEntry:
+        """The journal row a RECORD leaves: `local` and `remote` as they are, in sync.
+
+        `dropped` survives while a local file exists, so that `after_upload`
+        removing it later is still not a deletion; once the local side is
+        gone it has nothing left to mark.
+        """
+        dropped = self.base is not None and self.base.dropped and self.local is not None
+        return BaseEntry.synced(self.name, self.local, self.remote, dropped=dropped)
+
+    @property
+    def report_action(self) -> ReportedAction | None:
+        """The `action` this shows as in `reconcile --json`; None when not reported."""
+        return _REPORTED[self.kind]
+
+    @property
+    def is_deletion(self) -> bool:
+        """Deletes a file on one side: counted against `max_delete`."""
+        return self.kind in DELETIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one pass over a folder should do.
+
+    `blocked` is set when the folder must not be touched at all (then
+    `actions` is empty). `warning` is set when the pass would delete more than
+    `max_delete`% of the tracked files: every deletion was left out (counted in
+    `skipped_deletions`) and the other actions kept. `unchanged` counts the
+    names present on some side that need no reported action.
+    """
+
+    actions: tuple[Action, ...] = ()
+    blocked: str | None = None
+    warning: str | None = None
+    skipped_deletions: int = 0
+    unchanged: int = 0

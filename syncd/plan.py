@@ -1,0 +1,336 @@
+"""The planner: a pure three-way comparison of local, remote and journal.
+
+`plan()` reads plain values and returns a `Plan`; it never touches a clock, a
+disk or the network, so every decision below is a unit test on small dicts.
+
+Each name is classified on each side against the journal (its *base*):
+
+======== ===================================================================
+ABSENT   not there now, and not there at the last sync
+GONE     there at the last sync, not now (a deletion)
+SAME     there now with the content of the last sync
+CHANGED  there now with other content, or new since the last sync
+======== ===================================================================
+
+A local file changed when its (size, sha256) differs from the base: a new
+mtime alone is only refreshed in the journal. A remote file changed when its
+id differs from the base *and* so does its content (hashcode or size): a
+re-upload of the same bytes is only refreshed too.
+
+Before the table is consulted, a name present on both sides with provably
+equal content is recorded (no transfer), whatever the mode. Otherwise
+`_TABLE` maps (mode, local side, remote side) to what to do; a name gone
+from both sides only has its journal row forgotten. One-way modes ignore
+changes on the side they do not read from (the journal is left alone, so the
+change is still seen if the mode later becomes two-way), never delete
+content that changed since the last sync, and never write the side they read
+from. A one-sided deletion that is not propagated (`delete = false`, a
+drop-in removal) is remembered by recording that side as absent, so the file
+is neither deleted elsewhere nor brought back until the other side changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from syncd.model import (
+    Action,
+    ActionKind,
+    BaseEntry,
+    ConflictPolicy,
+    FolderPolicy,
+    LocalFile,
+    Mode,
+    Plan,
+    Winner,
+)
+from syncd.names import normalize, unsafe_reason
+from syncd.remote.base import FileStatus, RemoteFile
+
+MARKER_MISSING = "folder marker .syncd/ missing: folder paused (unmounted disk or wrong path?)"
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Actions that write a file under `name` locally. A remote name that is not a
+# safe path component must never reach them: they become FAIL instead.
+_WRITES_LOCALLY = frozenset({ActionKind.DOWNLOAD, ActionKind.CONFLICT, ActionKind.COMPARE})
+
+
+class _Side(enum.Enum):
+    ABSENT = "absent"
+    GONE = "gone"
+    SAME = "same"
+    CHANGED = "changed"
+
+
+class _Do(enum.Enum):
+    IGNORE = "ignore"  # no action, journal untouched
+    KEEP = "keep"  # journal := both sides as they are, if that differs from the base
+    UPLOAD = "upload"
+    DOWNLOAD = "download"
+    RESOLVE = "resolve"  # both changed: conflict per policy, or compare when equality is unknown
+    DELETE_LOCAL = "delete_local"  # with delete=true; otherwise KEEP (remember it)
+    DELETE_REMOTE = "delete_remote"  # with delete=true and not a drop-in; otherwise KEEP
+
+
+_A, _G, _S, _C = _Side.ABSENT, _Side.GONE, _Side.SAME, _Side.CHANGED
+
+# (local side, remote side) -> what to do. Pairs where neither side exists now
+# are handled before the table (forget the row). Rows read: local, remote.
+_TABLE: dict[Mode, dict[tuple[_Side, _Side], _Do]] = {
+    Mode.TWO_WAY: {
+        (_A, _S): _Do.KEEP,  # remembered local deletion
+        (_A, _C): _Do.DOWNLOAD,
+        (_G, _S): _Do.DELETE_REMOTE,
+        (_G, _C): _Do.DOWNLOAD,  # gone here, changed there: the change wins
+        (_S, _A): _Do.KEEP,  # remembered remote deletion
+        (_S, _G): _Do.DELETE_LOCAL,
+        (_S, _S): _Do.KEEP,
+        (_S, _C): _Do.DOWNLOAD,
+        (_C, _A): _Do.UPLOAD,
+        (_C, _G): _Do.UPLOAD,  # gone there, changed here: the change wins
+        (_C, _S): _Do.UPLOAD,
+        (_C, _C): _Do.RESOLVE,
+    },
+    Mode.UPLOAD: {
+        (_A, _S): _Do.KEEP,
+        (_A, _C): _Do.IGNORE,  # remote-only changes are not ours to take
+        (_G, _S): _Do.DELETE_REMOTE,
+        (_G, _C): _Do.IGNORE,  # never delete a remote version newer than ours
+        (_S, _A): _Do.KEEP,
+        (_S, _G): _Do.IGNORE,  # not re-uploaded: the remote deletion stands
+        (_S, _S): _Do.KEEP,
+        (_S, _C): _Do.IGNORE,
+        (_C, _A): _Do.UPLOAD,
+        (_C, _G): _Do.UPLOAD,
+        (_C, _S): _Do.UPLOAD,
+        (_C, _C): _Do.UPLOAD,  # local is the source
+    },
+    Mode.DOWNLOAD: {
+        (_A, _S): _Do.KEEP,
+        (_A, _C): _Do.DOWNLOAD,
+        (_G, _S): _Do.IGNORE,  # not brought back until the remote changes
+        (_G, _C): _Do.DOWNLOAD,
+        (_S, _A): _Do.KEEP,
+        (_S, _G): _Do.DELETE_LOCAL,
+        (_S, _S): _Do.KEEP,
+        (_S, _C): _Do.DOWNLOAD,
+        (_C, _A): _Do.IGNORE,  # local-only changes are not ours to send
+        (_C, _G): _Do.IGNORE,  # never delete a local edit
+        (_C, _S): _Do.IGNORE,
+        (_C, _C): _Do.DOWNLOAD,  # remote is the source; the local edit goes to the trash
+    },
+}
+
+
+def plan(
+    local: Mapping[str, LocalFile],
+    remote: Sequence[RemoteFile],
+    base: Mapping[str, BaseEntry],
+    policy: FolderPolicy,
+    *,
+    marker_present: bool = True,
+) -> Plan:
+    """Decide what one pass over a folder should do.
+
+    `local` maps NFC names to the folder's files, `remote` is the chat's file
+    list as the service returned it (any status, duplicates included), `base`
+    maps names to journal rows. Actions come out sorted by name. Without the
+    folder marker nothing is planned: a vanished folder is never "everything
+    was deleted".
+    """
+    if not marker_present:
+        return Plan(blocked=MARKER_MISSING)
+
+    current, older = _current_remote(remote)
+    actions: list[Action] = []
+    unchanged = 0
+    for name in sorted(set(local) | set(current) | set(base)):
+        action = _decide(
+            name, local.get(name), current.get(name), base.get(name), older.get(name, ()), policy
+        )
+        if action is not None:
+            actions.append(action)
+        present = name in local or name in current
+        if present and (action is None or action.report_action is None):
+            unchanged += 1
+
+    deletions = sum(1 for action in actions if action.is_deletion)
+    tracked = sum(1 for entry in base.values() if entry.tracked)
+    # Invariant: every deletion needs a base row with both sides, so
+    # deletions <= tracked and max_delete = 100 never trips.
+    if deletions and deletions * 100 > policy.max_delete * tracked:
+        kept = tuple(action for action in actions if not action.is_deletion)
+        warning = (
+            f"pass would delete {deletions} of {tracked} tracked files "
+            f"({_percent(deletions, tracked)}% > max_delete {policy.max_delete}%); deleted nothing"
+        )
+        return Plan(kept, warning=warning, skipped_deletions=deletions, unchanged=unchanged)
+    return Plan(tuple(actions), unchanged=unchanged)
+
+
+def _current_remote(
+    remote: Sequence[RemoteFile],
+) -> tuple[dict[str, RemoteFile], dict[str, tuple[int, ...]]]:
+    """The current `ok` version of each NFC name, and the ids of its older `ok` versions."""
+    versions: dict[str, list[RemoteFile]] = {}
+    for file in remote:
+        if file.status == FileStatus.OK:
+            versions.setdefault(normalize(file.filename), []).append(file)
+    current: dict[str, RemoteFile] = {}
+    older: dict[str, tuple[int, ...]] = {}
+    for name, files in versions.items():
+        files.sort(key=lambda f: (_ns(f.upload_at), f.id))
+        current[name] = files[-1]
+        if len(files) > 1:
+            older[name] = tuple(sorted(f.id for f in files[:-1]))
+    return current, older
+
+
+def _decide(
+    name: str,
+    local: LocalFile | None,
+    remote: RemoteFile | None,
+    base: BaseEntry | None,
+    older: tuple[int, ...],
+    policy: FolderPolicy,
+) -> Action | None:
+    """The action for one name, or None when there is nothing to do."""
+    if local is None and remote is None:
+        return None if base is None else Action(ActionKind.FORGET, name, base=base)
+    if local is not None and remote is not None and _same_content(local, remote):
+        return _keep(name, local, remote, base)
+
+    do = _TABLE[policy.mode][(_local_side(local, base), _remote_side(remote, base))]
+    action: Action | None
+    if do is _Do.IGNORE:
+        action = None
+    elif do is _Do.KEEP:
+        action = _keep(name, local, remote, base)
+    elif do is _Do.UPLOAD:
+        action = Action(
+            ActionKind.UPLOAD, name, local, remote, base, supersedes=remote.id if remote else None
+        )
+    elif do is _Do.DOWNLOAD:
+        action = Action(ActionKind.DOWNLOAD, name, local, remote, base)
+    elif do is _Do.RESOLVE:
+        action = _resolve(name, local, remote, base, policy.conflict)
+    elif do is _Do.DELETE_LOCAL:
+        if policy.delete:
+            action = Action(ActionKind.DELETE_LOCAL, name, local, remote, base)
+        else:
+            action = _keep(name, local, remote, base)
+    else:  # _Do.DELETE_REMOTE
+        # A drop-in removal (after_upload) is done, not deleted, whatever `delete` says.
+        if policy.delete and not (base is not None and base.dropped):
+            action = Action(ActionKind.DELETE_REMOTE, name, local, remote, base, older_ids=older)
+        else:
+            action = _keep(name, local, remote, base)
+
+    if action is not None and action.kind in _WRITES_LOCALLY:
+        reason = unsafe_reason(name)
+        if reason is not None:
+            return Action(ActionKind.FAIL, name, local, remote, base, reason=f"unsafe remote name: {reason}")
+    return action
+
+
+def _local_side(local: LocalFile | None, base: BaseEntry | None) -> _Side:
+    had = base is not None and base.has_local
+    if local is None:
+        return _Side.GONE if had else _Side.ABSENT
+    if base is None or not had:
+        return _Side.CHANGED
+    same = (local.size, local.sha256) == (base.local_size, base.local_sha256)
+    return _Side.SAME if same else _Side.CHANGED
+
+
+def _remote_side(remote: RemoteFile | None, base: BaseEntry | None) -> _Side:
+    had = base is not None and base.has_remote
+    if remote is None:
+        return _Side.GONE if had else _Side.ABSENT
+    if base is None or not had or remote.id != base.remote_id:
+        # A new id holding the base's bytes (a re-upload) is not a change; an
+        # empty hashcode proves nothing, so then any new id is one.
+        reupload = (
+            base is not None
+            and had
+            and bool(remote.hashcode)
+            and (remote.size, remote.hashcode) == (base.remote_size, base.remote_hashcode)
+        )
+        return _Side.SAME if reupload else _Side.CHANGED
+    return _Side.SAME
+
+
+def _same_content(local: LocalFile, remote: RemoteFile) -> bool | None:
+    """True/False when provable, None when only a byte comparison can tell.
+
+    Equal sizes never prove equality: without a sha256 hashcode the answer is
+    None and the worker compares bytes (COMPARE).
+    """
+    if local.size != remote.size:
+        return False
+    hashcode = remote.hashcode.lower()
+    if _SHA256.fullmatch(hashcode):
+        return local.sha256 == hashcode
+    return None
+
+
+def _keep(
+    name: str, local: LocalFile | None, remote: RemoteFile | None, base: BaseEntry | None
+) -> Action | None:
+    """RECORD both sides as they are, unless the journal already says so.
+
+    `remote_upload_at` is left out of the comparison: it is fixed by the
+    remote id, and a journal round trip must not make RECORD repeat forever.
+    """
+    action = Action(ActionKind.RECORD, name, local, remote, base)
+    entry = action.recorded()
+    if base is not None and dataclasses.replace(base, remote_upload_at=entry.remote_upload_at) == entry:
+        return None
+    return action
+
+
+def _resolve(
+    name: str,
+    local: LocalFile | None,
+    remote: RemoteFile | None,
+    base: BaseEntry | None,
+    policy: ConflictPolicy,
+) -> Action:
+    """Both sides changed to different (or not provably equal) content."""
+    assert local is not None and remote is not None  # the table resolves only (CHANGED, CHANGED)
+    winner = _winner(policy, local, remote)
+    kind = ActionKind.CONFLICT if _same_content(local, remote) is False else ActionKind.COMPARE
+    supersedes = remote.id if winner == "local" else None
+    return Action(kind, name, local, remote, base, supersedes=supersedes, winner=winner)
+
+
+def _winner(policy: ConflictPolicy, local: LocalFile, remote: RemoteFile) -> Winner:
+    """Who wins a conflict. newer-wins gives ties to the remote: then the
+    local loser goes to the trash, while a remote loser would be deleted."""
+    if policy == ConflictPolicy.KEEP_BOTH:
+        return "both"
+    if policy == ConflictPolicy.LOCAL_WINS:
+        return "local"
+    if policy == ConflictPolicy.REMOTE_WINS:
+        return "remote"
+    return "local" if local.mtime_ns > _ns(remote.upload_at) else "remote"
+
+
+def _ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch, exactly; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _percent(part: int, whole: int) -> str:
+    """`part/whole` as a percentage, rounded *up* to one decimal (never down to the limit)."""
+    tenths = -(-part * 1000 // whole) if whole else 1000
+    return f"{tenths // 10}.{tenths % 10}".removesuffix(".0")

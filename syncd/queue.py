@@ -1,0 +1,417 @@
+"""The persistent work queue: one row per (folder, name) in the state database.
+
+Every piece of work is a row before it starts (SPEC, "Persistence"), so a
+process killed at any moment finds its work again on restart (`Queue.resume`).
+
+A row's life::
+
+    put ──> pending ──claim──> running ──done──> (row deleted)
+              ^  ^                │ │
+              │  └─fail (retry),──┘ └──fail (permanent, or attempts
+              │    done (dirty),           exhausted)──> failed
+              │    resume()                                 │
+              └────────────── retry() / put ────────────────┘
+
+A running row whose lease expired is due again: the next `claim` takes it
+over (its worker died or hung).
+
+Invariants:
+
+* At most one row per (folder, name): repeated triggers coalesce (UNIQUE).
+* The row's (kind, payload) is always the *latest* work asked for that file.
+  While a row is running, a `put` replaces them and sets `dirty`; the worker
+  keeps the copy it claimed. `done`/`fail` on a dirty row put it back to
+  pending (with the newer work) instead of deleting or failing it, so work
+  that arrives mid-flight is never lost.
+* A running row belongs to the lease it was claimed with: its owner and the
+  row's claim counter, bumped by every claim. `done`/`fail` with any other
+  lease (it expired and the row was claimed again) change nothing and return
+  False.
+* `attempts` counts failures of the current work; `last_error` is the most
+  recent failure message for the file and is only cleared by success.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+from syncd.state import State
+
+_MAX_EXPONENT = 64  # 2**64 * any sane base is far beyond max_backoff; avoids float overflow
+
+
+class JobState(StrEnum):
+    """Where a job is in its life (see the module docstring)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A snapshot of one queue row. `payload` is the caller's opaque JSON text."""
+
+    id: int
+    folder: str
+    name: str
+    kind: str
+    payload: str
+    state: JobState
+    attempts: int
+    next_try: float
+    lease_owner: str | None
+    lease_until: float | None
+    claims: int
+    dirty: bool
+    last_error: str | None
+    created: float
+    updated: float
+
+
+# Column list = Job's fields, in order: the two cannot drift apart.
+_FIELDS = tuple(field.name for field in fields(Job))
+_COLUMNS = ", ".join(_FIELDS)
+
+
+def _job(values: tuple[Any, ...]) -> Job:
+    row = dict(zip(_FIELDS, values, strict=True))
+    row["state"] = JobState(row["state"])
+    row["dirty"] = bool(row["dirty"])
+    return Job(**row)
+
+
+# One statement decides a put from the old row (in an UPDATE, every right-hand
+# side sees the row as it was before the statement):
+#   no row   -> pending, due now
+#   pending  -> same work: unchanged (keeps its backoff);
+#               new work: replaced, attempts 0, due now
+#   running  -> new work stored, dirty = 1 (the worker finishes the old work)
+#   failed   -> pending with the work, attempts 0, due now — unless the work is
+#               unchanged and :revive is 0, then it stays failed
+# In every case kind/payload end up equal to the new ones.
+_PUT_SQL = """
+    INSERT INTO jobs (folder, name, kind, payload, state, attempts, next_try, dirty, created, updated)
+    VALUES (:folder, :name, :kind, :payload, 'pending', 0, :now, 0, :now, :now)
+    ON CONFLICT (folder, name) DO UPDATE SET
+        state = CASE
+            WHEN state = 'failed' AND (:revive OR kind != excluded.kind OR payload != excluded.payload)
+                THEN 'pending'
+            ELSE state END,
+        attempts = CASE
+            WHEN state = 'pending' AND (kind != excluded.kind OR payload != excluded.payload) THEN 0
+            WHEN state = 'failed' AND (:revive OR kind != excluded.kind OR payload != excluded.payload)
+                THEN 0
+            ELSE attempts END,
+        next_try = CASE
+            WHEN state = 'pending' AND (kind != excluded.kind OR payload != excluded.payload)
+                THEN min(next_try, :now)
+            WHEN state = 'failed' AND (:revive OR kind != excluded.kind OR payload != excluded.payload)
+                THEN :now
+            ELSE next_try END,
+        dirty = CASE WHEN state = 'running' THEN 1 ELSE dirty END,
+        kind = excluded.kind,
+        payload = excluded.payload,
+        updated = :now
+"""
+
+_LEASE_MATCH = "id = ? AND state = 'running' AND lease_owner = ? AND claims = ?"
+
+
+class Queue:
+    """Durable, coalescing work queue over a `State` (thread- and process-safe).
+
+    `clock` is wall-clock seconds (next-try times survive restarts); `rng`
+    draws the backoff jitter. Both are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        state: State,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        max_backoff: float = 3600,
+        base_backoff: float = 2.0,
+        max_attempts: int = 10,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.state = state
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random()
+        self.max_backoff = float(max_backoff)
+        self.base_backoff = float(base_backoff)
+        self.max_attempts = max_attempts
+
+    # -- adding work -----------------------------------------------------------
+
+    def put(self, folder: str, name: str, kind: str, payload: str, *, revive_failed: bool = True) -> Job:
+        """Ask for work on one file, coalescing with any work already queued for it.
+
+        Returns the row after the put. With `revive_failed=False`, a failed row
+        whose work is unchanged stays failed (only `retry` or new work revives it).
+        """
+        params = self._put_params(folder, name, kind, payload, revive_failed, self.clock())
+        with self.state.transaction() as conn:
+            row = conn.execute(_PUT_SQL + f" RETURNING {_COLUMNS}", params).fetchone()
+        return _job(row)
+
+    def put_many(self, items: Iterable[tuple[str, str, str, str]], *, revive_failed: bool = True) -> int:
+        """`put` each (folder, name, kind, payload) in one transaction; return how many.
+
+        Later items win over earlier ones for the same file, as with `put`.
+        """
+        now = self.clock()
+        params = [self._put_params(*item, revive_failed, now) for item in items]
+        with self.state.transaction() as conn:
+            conn.executemany(_PUT_SQL, params)
+        return len(params)
+
+    @staticmethod
+    def _put_params(
+        folder: str, name: str, kind: str, payload: str, revive: bool, now: float
+    ) -> dict[str, Any]:
+        return {
+            "folder": folder,
+            "name": name,
+            "kind": kind,
+            "payload": payload,
+            "now": now,
+            "revive": int(revive),
+        }
+
+    # -- working ---------------------------------------------------------------
+
+    def claim(
+        self, owner: str, *, lease: float = 300, limit: int = 1, folders: Collection[str] | None = None
+    ) -> list[Job]:
+        """Lease up to `limit` due jobs (of `folders` only, if given) to `owner`, earliest due first.
+
+        Due means pending with `next_try <= now`, or running with an expired
+        lease (its worker died or hung; the row's latest work is redone). One
+        IMMEDIATE transaction, so two claimers never get the same row. `owner`
+        should be unique per worker.
+        """
+        now = self.clock()
+        only = ""
+        params: list[Any] = [owner, now + lease, now, now, now]
+        if folders is not None:
+            only = f" AND folder IN ({', '.join('?' * len(folders))})"
+            params.extend(folders)
+        params.append(limit)
+        with self.state.transaction() as conn:
+            rows = conn.execute(
+                f"""
+                UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, claims = claims + 1,
+                    dirty = 0, updated = ?
+                WHERE id IN (
+                    SELECT id FROM jobs
+                    WHERE ((state = 'pending' AND next_try <= ?) OR (state = 'running' AND lease_until <= ?)){only}
+                    ORDER BY next_try, id
+                    LIMIT ?
+                )
+                RETURNING {_COLUMNS}
+                """,
+                params,
+            ).fetchall()
+        # RETURNING order is unspecified.
+        return sorted((_job(row) for row in rows), key=lambda job: (job.next_try, job.id))
+
+    def renew(self, job: Job, *, lease: float = 300) -> Job | None:
+        """Extend a held lease (long transfers); return the updated Job, or None
+        when the lease was already lost.
+        """
+        now = self.clock()
+        with self.state.transaction() as conn:
+            row = conn.execute(
+                f"UPDATE jobs SET lease_until = ?, updated = ? WHERE {_LEASE_MATCH} RETURNING {_COLUMNS}",
+                (now + lease, now, job.id, job.lease_owner, job.claims),
+            ).fetchone()
+        return _job(row) if row is not None else None
+
+    def done(self, job: Job) -> bool:
+        """Finish `job`: delete its row, or, if new work arrived meanwhile, make it pending.
+
+        False (and nothing changed) when `job`'s lease is no longer the row's.
+        """
+        now = self.clock()
+        with self.state.transaction() as conn:
+            dirty = self._held_dirty(conn, job)
+            if dirty is None:
+                return False
+            if dirty:
+                conn.execute(
+                    "UPDATE jobs SET state = 'pending', dirty = 0, attempts = 0, next_try = ?, "
+                    "lease_owner = NULL, lease_until = NULL, last_error = NULL, updated = ? WHERE id = ?",
+                    (now, now, job.id),
+                )
+            else:
+                conn.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+        return True
+
+    def fail(
+        self, job: Job, error: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> bool:
+        """Record a failed attempt of `job`.
+
+        * new work arrived meanwhile (dirty): pending with the new work,
+          attempts 0, due now (or after `retry_after`) — the newer work gets
+          its own chances, whatever happened to the old;
+        * `permanent`: failed at once;
+        * otherwise attempts + 1; failed once `max_attempts` is reached, else
+          pending again after `backoff(attempts)`, and at least `retry_after`
+          (itself capped at `max_backoff`, as the SPEC caps retries at 1 h).
+
+        False (and nothing changed) when `job`'s lease is no longer the row's.
+        """
+        now = self.clock()
+        hint = min(max(retry_after, 0.0), self.max_backoff) if retry_after is not None else 0.0
+        with self.state.transaction() as conn:
+            dirty = self._held_dirty(conn, job)
+            if dirty is None:
+                return False
+            attempts = int(conn.execute("SELECT attempts FROM jobs WHERE id = ?", (job.id,)).fetchone()[0])
+            if dirty:
+                state, attempts, next_try = JobState.PENDING, 0, now + hint
+            elif permanent or attempts + 1 >= self.max_attempts:
+                state, attempts, next_try = JobState.FAILED, attempts + 1, now
+            else:
+                state, next_try = JobState.PENDING, now + max(self.backoff(attempts), hint)
+                attempts += 1
+            conn.execute(
+                "UPDATE jobs SET state = ?, attempts = ?, next_try = ?, dirty = 0, last_error = ?, "
+                "lease_owner = NULL, lease_until = NULL, updated = ? WHERE id = ?",
+                (state.value, attempts, next_try, error, now, job.id),
+            )
+        return True
+
+    def backoff(self, failures: int) -> float:
+        """Delay before the next try after `failures` earlier failures of the same work.
+
+        The cap doubles per failure (base, 2·base, 4·base, ...) up to
+        `max_backoff`; the delay is drawn uniformly from [cap/2, cap] ("equal
+        jitter"): retries of many items spread out, yet each delay still grows.
+        """
+        cap = min(self.max_backoff, self.base_backoff * 2 ** min(failures, _MAX_EXPONENT))
+        return self.rng.uniform(cap / 2, cap)
+
+    @staticmethod
+    def _held_dirty(conn: sqlite3.Connection, job: Job) -> bool | None:
+        """The row's dirty flag if `job` still holds its lease, else None."""
+        row = conn.execute(
+            f"SELECT dirty FROM jobs WHERE {_LEASE_MATCH}", (job.id, job.lease_owner, job.claims)
+        ).fetchone()
+        return None if row is None else bool(row[0])
+
+    # -- recovery and operator actions ---------------------------------------------
+
+    def resume(self) -> int:
+        """Put every running row back to pending; return how many.
+
+        Call once at start, holding the writer lock: any running row then
+        belongs to a process that died. Its latest work is due at once.
+        """
+        if not self.state.writer:
+            raise RuntimeError("resume() needs the writer lock: open the state with writer=True")
+        now = self.clock()
+        with self.state.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_until = NULL, dirty = 0, "
+                "next_try = min(next_try, ?), updated = ? WHERE state = 'running'",
+                (now, now),
+            )
+            return cursor.rowcount
+
+    def retry(self, folder: str | None = None) -> int:
+        """Failed rows (of `folder`, or all) back to pending, attempts 0, due now; return how many."""
+        now = self.clock()
+        where, params = self._folder_filter(folder)
+        with self.state.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, next_try = ?, updated = ? "
+                f"WHERE state = 'failed'{where}",
+                (now, now, *params),
+            )
+            return cursor.rowcount
+
+    def remove_folder(self, folder: str) -> int:
+        """Drop every row of `folder` (it left the config); return how many."""
+        with self.state.transaction() as conn:
+            return conn.execute("DELETE FROM jobs WHERE folder = ?", (folder,)).rowcount
+
+    # -- reading -----------------------------------------------------------------
+
+    def get(self, folder: str, name: str) -> Job | None:
+        """The row of one file, or None."""
+        rows = self.state.fetchall(
+            f"SELECT {_COLUMNS} FROM jobs WHERE folder = ? AND name = ?", (folder, name)
+        )
+        return _job(rows[0]) if rows else None
+
+    def jobs(self, folder: str | None = None) -> list[Job]:
+        """Every row (of `folder`, or all), by folder and name."""
+        where, params = self._folder_filter(folder)
+        rows = self.state.fetchall(
+            f"SELECT {_COLUMNS} FROM jobs WHERE 1{where} ORDER BY folder, name", params
+        )
+        return [_job(row) for row in rows]
+
+    def counts(self, folder: str) -> dict[JobState, int]:
+        """Rows of `folder` per state (every state present, zeros included)."""
+        return self.counts_by_folder(folder).get(folder, {state: 0 for state in JobState})
+
+    def counts_by_folder(self, folder: str | None = None) -> dict[str, dict[JobState, int]]:
+        """Rows per state for every folder that has any (or just `folder`)."""
+        where, params = self._folder_filter(folder)
+        rows = self.state.fetchall(
+            f"SELECT folder, state, count(*) FROM jobs WHERE 1{where} GROUP BY folder, state", params
+        )
+        result: dict[str, dict[JobState, int]] = {}
+        for name, state, count in rows:
+            result.setdefault(name, {s: 0 for s in JobState})[JobState(state)] = count
+        return result
+
+    def failed(self, folder: str | None = None) -> list[Job]:
+        """Failed rows (of `folder`, or all), by folder and name."""
+        where, params = self._folder_filter(folder)
+        rows = self.state.fetchall(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state = 'failed'{where} ORDER BY folder, name", params
+        )
+        return [_job(row) for row in rows]
+
+    def pending_count(self, folder: str | None = None) -> int:
+        """Pending rows (due or not), of `folder` or all."""
+        where, params = self._folder_filter(folder)
+        return int(
+            self.state.fetchall(f"SELECT count(*) FROM jobs WHERE state = 'pending'{where}", params)[0][0]
+        )
+
+    def outstanding(self, folder: str | None = None) -> int:
+        """Pending plus running rows: work not yet finished (failed rows are finished)."""
+        where, params = self._folder_filter(folder)
+        return int(
+            self.state.fetchall(
+                f"SELECT count(*) FROM jobs WHERE state IN ('pending', 'running'){where}", params
+            )[0][0]
+        )
+
+    def next_due(self) -> float | None:
+        """When `claim` could next return something: the earliest pending `next_try`
+        or running lease expiry; None when neither exists (wait for a `put`)."""
+        row = self.state.fetchall(
+            "SELECT min(t) FROM ("
+            " SELECT min(next_try) AS t FROM jobs WHERE state = 'pending'"
+            " UNION ALL SELECT min(lease_until) FROM jobs WHERE state = 'running')"
+        )[0]
+        return float(row[0]) if row[0] is not None else None
+
+    @staticmethod
+    def _folder_filter(folder: str | None) -> tuple[str, tuple[str, ...]]:
+        return ("", ()) if folder is None else (" AND folder = ?", (folder,))

@@ -1,0 +1,95 @@
+"""Listing a local folder: top-level regular files, hashed only when they changed.
+
+The journal doubles as the hash cache: a file whose size and mtime match its
+journal row keeps the row's sha256, so a no-op pass over a large folder costs
+one `scandir` and a `stat` per file, no reads.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from syncd.model import BaseEntry, LocalFile
+from syncd.names import normalize
+
+MARKER = ".syncd"
+BUILTIN_IGNORES = (
+    MARKER, "*.part", "*.crdownload", "*.tmp", "~$*", ".~lock.*", "*~", ".*.swp", ".DS_Store",
+)
+HASH_CHUNK = 1024 * 1024
+
+
+def is_ignored(name: str, patterns: Iterable[str]) -> bool:
+    """True when `name` matches a built-in ignore or one of the folder's globs."""
+    return any(fnmatch.fnmatchcase(name, p) for p in (*BUILTIN_IGNORES, *patterns))
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class LocalListing:
+    """What a scan found: syncable files, what it skipped and why, what it could not read."""
+
+    files: dict[str, LocalFile] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)  # NFC name -> the name on disk
+    skipped: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int]:
+    return st.st_size, st.st_mtime_ns
+
+
+def scan_folder(
+    folder: Path, ignore: Iterable[str], known: Mapping[str, BaseEntry]
+) -> LocalListing:
+    """List `folder`'s top-level regular files; hash those whose (size, mtime) changed."""
+    patterns = tuple(ignore)
+    listing = LocalListing()
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = normalize(entry.name)
+            if is_ignored(entry.name, patterns):
+                continue
+            try:
+                if entry.is_symlink():
+                    listing.skipped[name] = "symbolic link"
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    listing.skipped[name] = "directory"
+                    continue
+                if not entry.is_file(follow_symlinks=False):
+                    listing.skipped[name] = "not a regular file"
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # vanished while we looked: the next pass will see
+            except OSError as exc:
+                listing.errors[name] = f"cannot stat: {exc.strerror}"
+                continue
+            base = known.get(name)
+            if base is not None and (base.local_size, base.local_mtime_ns) == stat_key(st) and base.local_sha256:
+                sha = base.local_sha256
+            else:
+                try:
+                    sha = sha256_of(Path(entry.path))
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    listing.errors[name] = f"cannot read: {exc.strerror}"
+                    continue
+            listing.files[name] = LocalFile(name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha)
+            listing.paths[name] = Path(entry.path)
+    return listing

@@ -1,0 +1,402 @@
+"""syncd.state against real SQLite files, with real subprocesses for locking."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import syncd.state as state_mod
+from syncd.errors import StateLocked
+from syncd.state import (
+    SCHEMA_VERSION,
+    FolderStatus,
+    JournalRow,
+    State,
+    StateVersionError,
+    lock_holder,
+    open_state,
+)
+
+Spawn = Callable[[str, Path], "subprocess.Popen[str]"]
+
+# Child processes: open the state, report, then obey one line per step on stdin.
+HOLD_WRITER = """
+import sys
+from pathlib import Path
+from syncd.state import open_state
+state = open_state(Path(sys.argv[1]))
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+WRITE_WHILE_READ = """
+import sys
+from pathlib import Path
+from syncd.state import JournalRow, open_state
+state = open_state(Path(sys.argv[1]))
+state.put_journal_many("f", [JournalRow(f"a{i}", local_size=i) for i in range(100)])
+with state.transaction() as conn:
+    for i in range(100):
+        conn.execute(
+            "INSERT INTO journal (folder, name, local_size, updated_at) VALUES ('f', ?, ?, 'now')",
+            (f"b{i}", i),
+        )
+    print("in-transaction", flush=True)
+    sys.stdin.readline()
+print("committed", flush=True)
+sys.stdin.readline()
+for i in range(300):
+    state.put_journal("f", JournalRow(f"c{i}", local_size=i))
+print("finished", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Start `python -c CODE STATE_DIR`; every child is killed and reaped at teardown."""
+    children: list[subprocess.Popen[str]] = []
+
+    def start(code: str, state_dir: Path) -> subprocess.Popen[str]:
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, str(state_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=10)
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def expect_line(child: subprocess.Popen[str], line: str) -> None:
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == line
+
+
+def tell(child: subprocess.Popen[str]) -> None:
+    assert child.stdin is not None
+    child.stdin.write("go\n")
+    child.stdin.flush()
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def state(state_dir: Path) -> Iterator[State]:
+    with open_state(state_dir) as opened:
+        yield opened
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# -- files and schema ------------------------------------------------------------
+
+
+def test_files_are_private_whatever_the_umask(state_dir: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        with open_state(state_dir):
+            assert mode(state_dir) == 0o700
+            for name in ("syncd.db", "syncd.db-wal", "syncd.db-shm", "lock"):
+                assert mode(state_dir / name) == 0o600, name
+    finally:
+        os.umask(old)
+
+
+def test_loose_modes_of_an_existing_database_are_tightened(state_dir: Path) -> None:
+    open_state(state_dir).close()
+    (state_dir / "syncd.db").chmod(0o644)
+    with open_state(state_dir):
+        assert mode(state_dir / "syncd.db") == 0o600
+
+
+def test_wal_and_schema_version(state: State) -> None:
+    assert state.user_version() == SCHEMA_VERSION
+    assert state.db.journal_mode == "wal"
+    assert {"journal", "folders", "remotes", "jobs"} <= set(state.db.table_names())
+
+
+def test_reopening_is_idempotent_and_keeps_data(state_dir: Path) -> None:
+    with open_state(state_dir) as state:
+        state.put_journal("f", JournalRow("a.txt", local_size=1))
+    for _ in range(2):
+        with open_state(state_dir) as state:
+            assert state.user_version() == SCHEMA_VERSION
+            assert state.journal("f") == {"a.txt": JournalRow("a.txt", local_size=1)}
+
+
+def test_a_fresh_empty_file_is_migrated(state_dir: Path) -> None:
+    state_dir.mkdir()
+    sqlite3.connect(state_dir / "syncd.db").close()  # exists, user_version 0
+    with open_state(state_dir) as state:
+        assert state.user_version() == SCHEMA_VERSION
+        assert state.journal_count("f") == 0
+
+
+def test_appended_migration_upgrades_an_existing_file(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_state(state_dir) as state:
+        state.put_journal("f", JournalRow("a.txt"))
+    step = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (42)")
+    monkeypatch.setattr(state_mod, "_MIGRATIONS", (*state_mod._MIGRATIONS, step))
+    monkeypatch.setattr(state_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    for _ in range(2):  # the second open must not apply the step again
+        with open_state(state_dir) as state:
+            assert state.user_version() == SCHEMA_VERSION + 1
+            assert state.fetchall("SELECT x FROM extra") == [(42,)]
+            assert state.journal_count("f") == 1
+
+
+def test_a_failing_migration_changes_nothing(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    open_state(state_dir).close()
+    step = ("CREATE TABLE extra (x INTEGER)", "THIS IS NOT SQL")
+    monkeypatch.setattr(state_mod, "_MIGRATIONS", (*state_mod._MIGRATIONS, step))
+    monkeypatch.setattr(state_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(sqlite3.OperationalError):
+        open_state(state_dir)
+    monkeypatch.undo()
+    with open_state(state_dir) as state:  # the failed open released the lock too
+        assert state.user_version() == SCHEMA_VERSION
+        assert "extra" not in state.db.table_names()
+
+
+def test_a_newer_schema_is_refused(state_dir: Path) -> None:
+    open_state(state_dir).close()
+    conn = sqlite3.connect(state_dir / "syncd.db")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StateVersionError, match=r"newer than this syncd"):
+        open_state(state_dir)
+    assert lock_holder(state_dir) is None  # the refused open let the lock go
+
+
+# -- the writer lock ---------------------------------------------------------------
+
+
+def test_second_writer_in_another_process_is_refused_until_it_dies(state_dir: Path, spawn: Spawn) -> None:
+    holder = spawn(HOLD_WRITER, state_dir)
+    expect_line(holder, "ready")
+
+    with pytest.raises(StateLocked, match=rf"is held by syncd pid {holder.pid} \(-c "):
+        open_state(state_dir)
+    assert lock_holder(state_dir) == holder.pid
+    with open_state(state_dir, writer=False) as reader:  # readers need no lock
+        assert reader.journal_count("f") == 0
+
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    assert lock_holder(state_dir) is None
+    with open_state(state_dir) as state:
+        assert state.writer
+        assert lock_holder(state_dir) == os.getpid()
+    assert lock_holder(state_dir) is None
+
+
+def test_second_writer_in_the_same_process_is_refused(state_dir: Path) -> None:
+    with open_state(state_dir), pytest.raises(StateLocked, match=rf"pid {os.getpid()}\b"):
+        open_state(state_dir)
+    open_state(state_dir).close()  # closing released it
+
+
+def test_lock_holder_without_a_state_dir(tmp_path: Path) -> None:
+    assert lock_holder(tmp_path / "nothing-here") is None
+
+
+def test_probing_the_lock_does_not_stop_a_writer_from_starting(state_dir: Path) -> None:
+    open_state(state_dir).close()
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            lock_holder(state_dir)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        for _ in range(20):
+            open_state(state_dir).close()
+    finally:
+        stop.set()
+        prober.join()
+
+
+def test_reader_reads_while_another_process_writes(state_dir: Path, spawn: Spawn) -> None:
+    writer = spawn(WRITE_WHILE_READ, state_dir)
+    expect_line(writer, "in-transaction")
+
+    # The writer holds an open write transaction: WAL lets us read the last
+    # committed state at once instead of waiting out the busy timeout.
+    started = time.monotonic()
+    with open_state(state_dir, writer=False) as reader:
+        assert reader.journal_count("f") == 100
+        assert time.monotonic() - started < 5
+
+        tell(writer)
+        expect_line(writer, "committed")
+        assert reader.journal_count("f") == 200
+
+        tell(writer)  # now the writer commits 300 rows one by one while we read
+        seen = [reader.journal_count("f")]
+        deadline = time.monotonic() + 60
+        while seen[-1] < 500:
+            assert time.monotonic() < deadline
+            seen.append(reader.journal_count("f"))
+        assert seen == sorted(seen)
+        expect_line(writer, "finished")
+        assert len(reader.journal("f")) == 500
+
+
+# -- journal ---------------------------------------------------------------------
+
+
+def test_journal_round_trip(state: State) -> None:
+    full = JournalRow(
+        "report (1).pdf",
+        local_size=10,
+        local_mtime_ns=1_700_000_000_123_456_789,
+        local_sha256="ab" * 32,
+        remote_id=2**40,
+        remote_size=10,
+        remote_hashcode="cd" * 16,
+        remote_upload_at="2024-05-01T12:00:00+00:00",
+        dropped=True,
+    )
+    local_only = JournalRow("é.txt", local_size=0, local_mtime_ns=1, local_sha256="00" * 32)
+    state.put_journal("f", full)
+    state.put_journal("f", local_only)
+    state.put_journal("other", JournalRow("x"))
+
+    assert state.journal("f") == {full.name: full, local_only.name: local_only}
+    assert state.journal_row("f", full.name) == full
+    assert state.journal_row("f", "missing") is None
+    assert state.journal_count("f") == 2
+
+    replaced = JournalRow(full.name, remote_id=7)
+    state.put_journal("f", replaced)
+    assert state.journal("f")[full.name] == replaced
+
+    state.delete_journal("f", full.name)
+    state.delete_journal("f", "never-there")
+    assert state.journal("f") == {local_only.name: local_only}
+    assert state.journal("other") == {"x": JournalRow("x")}
+    assert state.journal("empty") == {}
+
+
+def test_journal_of_10000_rows(state: State) -> None:
+    rows = {
+        f"file-{i:05}.bin": JournalRow(
+            f"file-{i:05}.bin",
+            local_size=i,
+            local_mtime_ns=i * 1_000_000_007,
+            local_sha256=f"{i:064x}",
+            remote_id=i + 1,
+            remote_size=i,
+            remote_hashcode=f"{i:032x}",
+            remote_upload_at="2024-05-01T12:00:00+00:00",
+            dropped=i % 7 == 0,
+        )
+        for i in range(10_000)
+    }
+    state.put_journal_many("f", rows.values())
+    started = time.perf_counter()
+    read = state.journal("f")
+    elapsed = time.perf_counter() - started
+    assert read == rows
+    assert state.journal_count("f") == 10_000
+    assert elapsed < 2.0  # one query; typically a few tens of milliseconds
+
+
+def test_transaction_rolls_back_and_nests(state: State) -> None:
+    with pytest.raises(RuntimeError), state.transaction():
+        state.put_journal("f", JournalRow("lost"))
+        raise RuntimeError
+    assert state.journal("f") == {}
+
+    with state.transaction():
+        state.put_journal("f", JournalRow("kept"))
+        with pytest.raises(RuntimeError), state.transaction():
+            state.put_journal("f", JournalRow("inner"))
+            raise RuntimeError
+    assert set(state.journal("f")) == {"kept"}
+
+
+def test_threads_share_one_state(state: State) -> None:
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(100):
+                state.put_journal("f", JournalRow(f"{n}-{i}", local_size=i))
+                state.journal_count("f")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert state.journal_count("f") == 800
+
+
+# -- folder and remote status ----------------------------------------------------------
+
+
+def test_folder_status(state: State) -> None:
+    assert state.folder_status("f") == FolderStatus("f")
+    state.set_last_pass("f", "2024-05-01T12:00:00+00:00", "2 files failed")
+    state.set_folder_paused("f", "folder marker .syncd/ is missing")
+    assert state.folder_status("f") == FolderStatus(
+        "f", "2024-05-01T12:00:00+00:00", "2 files failed", "folder marker .syncd/ is missing"
+    )
+    state.set_last_pass("f", "2024-05-01T13:00:00+00:00", None)
+    state.set_folder_paused("f", None)
+    assert state.folder_status("f") == FolderStatus("f", "2024-05-01T13:00:00+00:00")
+    assert state.folder_status("g") == FolderStatus("g")
+
+
+def test_remote_paused(state: State) -> None:
+    assert state.remote_paused("work") is None
+    state.set_remote_paused("work", "authentication failed (401)")
+    assert state.remote_paused("work") == "authentication failed (401)"
+    assert state.remote_paused("demo") is None
+    state.set_remote_paused("work", None)
+    assert state.remote_paused("work") is None
+
+
+def test_status_survives_reopen_as_reader(state_dir: Path) -> None:
+    with open_state(state_dir) as state:
+        state.set_last_pass("f", "2024-05-01T12:00:00+00:00", None)
+        state.set_remote_paused("work", "auth")
+        with open_state(state_dir, writer=False) as reader:
+            assert not reader.writer
+            assert reader.folder_status("f").last_pass == "2024-05-01T12:00:00+00:00"
+            assert reader.remote_paused("work") == "auth"
