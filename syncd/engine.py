@@ -188,10 +188,11 @@ class Engine:
 
     def _worker(self, owner: str, folders: set[str], stop: threading.Event) -> None:
         while not stop.is_set():
-            jobs = [j for j in self.queue.claim(owner, limit=1) if j.folder in folders]
+            jobs = self.queue.claim(owner, limit=1, folders=folders)
             if not jobs:
                 due = self.queue.next_due()
-                if self.queue.outstanding() == 0 or due is None or due - self.clock() > WAIT_HORIZON:
+                left = sum(self.queue.outstanding(f) for f in folders)
+                if left == 0 or due is None or due - self.clock() > WAIT_HORIZON:
                     return
                 stop.wait(min(0.2, max(0.01, due - self.clock())))
                 continue

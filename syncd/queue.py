@@ -213,7 +213,8 @@ class Queue:
                     dirty = 0, updated = ?
                 WHERE id IN (
                     SELECT id FROM jobs
-                    WHERE ((state = 'pending' AND next_try <= ?) OR (state = 'running' AND lease_until <= ?)){only}
+                    WHERE ((state = 'pending' AND next_try <= ?)
+                           OR (state = 'running' AND lease_until <= ?)){only}
                     ORDER BY next_try, id
                     LIMIT ?
                 )

@@ -262,6 +262,11 @@ class BddRemote:
             return file_id
         if status.status is FileStatus.ERROR:
             raise ItemError(f"resume upload {label} failed: the service marked the upload failed")
+        if status.status is FileStatus.MERGING:
+            # Completion is under way on the service: touching the upload now could only harm it.
+            raise MultipartUploadInterrupted(
+                f"resume upload {label}: the service is still merging its parts", multipart_file_id=file_id
+            )
         last = math.ceil(size / status.part_size)
         if any(n > last for n in status.remaining_parts):
             raise ItemError(f"resume upload {label} failed: the service expects parts beyond {size} bytes")

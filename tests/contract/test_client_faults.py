@@ -14,6 +14,7 @@ import pytest
 from syncd.errors import FatalError, ItemError, TransientError
 from syncd.remote.bdd import BddRemote, MultipartUploadInterrupted
 from tests.support.faultproxy import (
+    Fault,
     FaultProxy,
     Reset,
     Respond,
@@ -177,13 +178,19 @@ def test_deleting_after_an_ambiguous_failure_is_done(
     assert remote.list_chat(CHAT) == []
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [error_after_forward(500), Reset(forward_first=True), Stall(seconds=30, forward_first=True)],
+    ids=["500-after-forward", "reset-after-forward", "stall-after-forward"],
+)
 def test_an_ambiguous_upload_failure_leaves_no_duplicate(
-    proxy: FaultProxy, remote: BddRemote, tmp_path: Path
+    fault: Respond, proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    proxy.plan("/uploadSimpleFile", error_after_forward(500))
-    file_id = upload(remote, tmp_path)
-    assert proxy.count("/uploadSimpleFile") == 1  # the retry found the copy the failed attempt made
-    assert [f.id for f in remote.list_chat(CHAT)] == [file_id]
+    proxy.plan("/uploadSimpleFile", fault)
+    with make_remote(proxy.url, timeout=0.5) as remote:
+        file_id = upload(remote, tmp_path)
+        assert proxy.count("/uploadSimpleFile") == 1  # the retry found the copy the failed attempt made
+        assert [f.id for f in remote.list_chat(CHAT)] == [file_id]
 
 
 def test_requests_per_minute_spaces_requests(proxy: FaultProxy, stored: tuple[int, bytes]) -> None:

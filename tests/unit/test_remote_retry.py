@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -10,14 +10,15 @@ from syncd.errors import FatalError, ItemError, RemoteError, TransientError
 from syncd.remote.retry import RetryPolicy
 
 
-def failing(errors: list[RemoteError], result: str = "done") -> tuple[Callable[[], str], list[int]]:
+def failing(errors: Sequence[RemoteError], result: str = "done") -> tuple[Callable[[], str], list[int]]:
     """A call that raises `errors` one by one, then returns `result`; and its call counter."""
     calls: list[int] = []
+    pending = list(errors)
 
     def call() -> str:
         calls.append(1)
-        if errors:
-            raise errors.pop(0)
+        if pending:
+            raise pending.pop(0)
         return result
 
     return call, calls

@@ -1,0 +1,334 @@
+"""Properties of the planner, checked against a small pure simulator.
+
+A `World` is a folder (name -> content, mtime), a chat file list (id ->
+remote file and its content), a journal and a trash. `World.apply` carries a
+plan out the way the workers do (see `syncd.model`); the properties say what
+users rely on: a second pass plans nothing, nothing unsynced is lost, remote
+files are deleted only when deletions are on, `max_delete` holds, and unsafe
+remote names are never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from syncd.model import (
+    Action,
+    ActionKind,
+    BaseEntry,
+    ConflictPolicy,
+    FolderPolicy,
+    LocalFile,
+    Mode,
+    Plan,
+)
+from syncd.names import unsafe_reason
+from syncd.plan import plan
+from syncd.remote.base import FileStatus, RemoteFile
+
+SAFE_NAMES = ("a.txt", "b", "\u00e9.md")
+UNSAFE_NAMES = ("../x", "a/b", "..")
+NFD = {"\u00e9.md": "e\u0301.md"}  # the same name as another client may spell it
+CONTENTS = ("x", "y", "xy", "yx", "xyz")  # equal sizes with different bytes on purpose
+HOURS = (0, 1, 2)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)  # the simulator's clock: later than anything generated
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CONFLICT_STAMP = "2026-01-01 000000"
+WRITES_LOCALLY = {ActionKind.DOWNLOAD, ActionKind.CONFLICT, ActionKind.COMPARE}
+
+SETTINGS = settings(max_examples=200, deadline=None)
+
+
+def sha(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def ns(moment: datetime) -> int:
+    return int((moment - EPOCH).total_seconds()) * 1_000_000_000
+
+
+def conflicted_name(name: str) -> str:
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = name, ""
+    else:
+        ext = "." + ext
+    return f"{stem} (conflicted copy {CONFLICT_STAMP}){ext}"
+
+
+@dataclass
+class World:
+    """One folder and its chat, as plain data."""
+
+    opaque: bool  # the service's hashcodes are not sha256 (equality needs COMPARE)
+    local: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (content, mtime_ns)
+    remote: dict[int, tuple[RemoteFile, str]] = field(default_factory=dict)  # id -> (file, content)
+    base: dict[str, BaseEntry] = field(default_factory=dict)
+    trash: list[str] = field(default_factory=list)
+    next_id: int = 1
+    ticks: int = 0
+
+    # -- views the planner reads ----------------------------------------------------------------
+    def local_file(self, name: str) -> LocalFile:
+        content, mtime_ns = self.local[name]
+        return LocalFile(name, len(content.encode()), mtime_ns, sha(content))
+
+    def local_files(self) -> dict[str, LocalFile]:
+        return {name: self.local_file(name) for name in self.local}
+
+    def plan(self, policy: FolderPolicy) -> Plan:
+        return plan(self.local_files(), [f for f, _ in self.remote.values()], self.base, policy)
+
+    # -- building and changing the world -------------------------------------------------------
+    def hashcode(self, content: str) -> str:
+        if self.opaque:
+            return "md5:" + hashlib.md5(content.encode()).hexdigest()
+        return sha(content)
+
+    def new_remote(
+        self, filename: str, content: str, upload_at: datetime, status: FileStatus = FileStatus.OK
+    ) -> RemoteFile:
+        file = RemoteFile(
+            self.next_id, filename, len(content.encode()), self.hashcode(content), upload_at, status
+        )
+        self.next_id += 1
+        return file
+
+    def put_remote(self, file: RemoteFile, content: str) -> None:
+        self.remote[file.id] = (file, content)
+
+    def tick(self) -> datetime:
+        self.ticks += 1
+        return NOW + timedelta(seconds=self.ticks)
+
+    def upload(self, name: str, supersedes: int | None) -> None:
+        content, _ = self.local[name]
+        file = self.new_remote(name, content, self.tick())
+        self.put_remote(file, content)
+        if supersedes is not None:
+            del self.remote[supersedes]
+        self.base[name] = BaseEntry.synced(name, self.local_file(name), file)
+
+    def download(self, name: str, remote: RemoteFile) -> None:
+        if name in self.local:
+            self.trash.append(self.local[name][0])  # replaced local content is kept in the trash
+        self.local[name] = (self.remote[remote.id][1], ns(self.tick()))
+        self.base[name] = BaseEntry.synced(name, self.local_file(name), remote)
+
+    def resolve(self, action: Action) -> None:
+        assert action.remote is not None
+        if action.winner == "both":
+            copy = conflicted_name(action.name)
+            assert copy not in self.local
+            self.local[copy] = self.local.pop(action.name)
+            self.upload(copy, None)
+            self.download(action.name, action.remote)
+        elif action.winner == "local":
+            self.upload(action.name, action.supersedes)
+        else:
+            self.download(action.name, action.remote)
+
+    def apply(self, result: Plan) -> None:
+        """Carry out every action as the workers would, checking each one's preconditions."""
+        for action in result.actions:
+            name = action.name
+            # A worker never acts on a folder that moved since the plan.
+            assert (self.local_file(name) if name in self.local else None) == action.local
+            if action.remote is not None:
+                assert self.remote[action.remote.id][0] == action.remote
+            kind = action.kind
+            if kind is ActionKind.UPLOAD:
+                self.upload(name, action.supersedes)
+            elif kind is ActionKind.DOWNLOAD:
+                assert action.remote is not None
+                self.download(name, action.remote)
+            elif kind is ActionKind.DELETE_LOCAL:
+                self.trash.append(self.local.pop(name)[0])
+                del self.base[name]
+            elif kind is ActionKind.DELETE_REMOTE:
+                assert action.remote is not None
+                for file_id in (action.remote.id, *action.older_ids):
+                    del self.remote[file_id]
+                del self.base[name]
+            elif kind is ActionKind.CONFLICT:
+                self.resolve(action)
+            elif kind is ActionKind.COMPARE:
+                assert action.remote is not None
+                if self.local[name][0] == self.remote[action.remote.id][1]:
+                    self.base[name] = action.recorded()
+                else:
+                    self.resolve(action)
+            elif kind is ActionKind.RECORD:
+                self.base[name] = action.recorded()
+            elif kind is ActionKind.FORGET:
+                del self.base[name]
+            else:
+                assert kind is ActionKind.FAIL and action.reason
+
+    def contents(self) -> set[str]:
+        """Every content that exists anywhere: locally, remotely (any status) or in the trash."""
+        return (
+            {content for content, _ in self.local.values()}
+            | {content for _, content in self.remote.values()}
+            | set(self.trash)
+        )
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> World:
+    """A folder some time after a sync: each name's journal row, then what each side did since."""
+    world = World(opaque=draw(st.booleans()))
+    names = draw(st.lists(st.sampled_from(SAFE_NAMES + UNSAFE_NAMES), unique=True, max_size=4))
+    for name in names:
+        safe = unsafe_reason(name) is None
+        # Contents carry their name, so that one name's copy never stands in for another's.
+        contents = st.sampled_from([f"{name}:{c}" for c in CONTENTS])
+        hours = st.sampled_from(HOURS)
+
+        shape = draw(st.sampled_from(["none", "both", "local", "remote"] if safe else ["none", "remote"]))
+        synced, synced_at = draw(contents), T0 + timedelta(hours=draw(hours))
+        base_local = base_remote = None
+        if shape in ("both", "local"):
+            base_local = LocalFile(name, len(synced.encode()), ns(synced_at), sha(synced))
+        if shape in ("both", "remote"):
+            base_remote = world.new_remote(name, synced, synced_at)
+        if base_local or base_remote:
+            dropped = shape == "both" and draw(st.booleans())
+            world.base[name] = BaseEntry.synced(name, base_local, base_remote, dropped=dropped)
+
+        if safe:
+            now = draw(st.sampled_from(["synced", "touched", "edited", "absent"]))
+            if now == "synced":
+                world.local[name] = (synced, ns(synced_at))
+            elif now == "touched":
+                world.local[name] = (synced, ns(synced_at + timedelta(minutes=30)))
+            elif now == "edited":
+                world.local[name] = (draw(contents), ns(T0 + timedelta(hours=draw(hours))))
+
+        if base_remote is not None and draw(st.booleans()):
+            world.put_remote(base_remote, synced)
+        for _ in range(draw(st.integers(0, 2))):
+            status = draw(st.sampled_from([FileStatus.OK] * 3 + [FileStatus.UPLOADING, FileStatus.ERROR]))
+            spelling = draw(st.sampled_from([name, NFD.get(name, name)]))
+            content, upload_at = draw(contents), T0 + timedelta(hours=draw(hours))
+            world.put_remote(world.new_remote(spelling, content, upload_at, status), content)
+    return world
+
+
+policies = st.builds(
+    FolderPolicy,
+    mode=st.sampled_from(Mode),
+    delete=st.booleans(),
+    max_delete=st.sampled_from([0, 34, 50, 100]),
+    conflict=st.sampled_from(ConflictPolicy),
+)
+
+
+def real_actions(result: Plan) -> list[Action]:
+    """Actions that would change something; a FAIL is reported again on every pass."""
+    return [a for a in result.actions if a.kind is not ActionKind.FAIL]
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+@SETTINGS
+@given(world=worlds(), delete=st.booleans(), conflict=st.sampled_from(ConflictPolicy))
+def test_second_pass_plans_nothing(mode: Mode, world: World, delete: bool, conflict: ConflictPolicy) -> None:
+    policy = FolderPolicy(mode, delete, 100, conflict)
+    world.apply(world.plan(policy))
+    assert real_actions(world.plan(policy)) == []
+
+
+@SETTINGS
+@given(world=worlds(), policy=policies)
+def test_second_pass_after_a_max_delete_trip_only_retries_deletions(world: World, policy: FolderPolicy) -> None:
+    first = world.plan(policy)
+    world.apply(first)
+    again = real_actions(world.plan(policy))
+    if first.warning is None:
+        assert again == []
+    else:  # the skipped deletions come back (to be skipped or, with more tracked files, done)
+        assert all(a.is_deletion for a in again)
+
+
+@SETTINGS
+@given(world=worlds(), policy=policies)
+def test_nothing_unsynced_is_lost(world: World, policy: FolderPolicy) -> None:
+    before_local = {content for content, _ in world.local.values()}
+    before_remote = {file_id: content for file_id, (_, content) in world.remote.items()}
+    result = world.plan(policy)
+    world.apply(result)
+    after = world.contents()
+
+    # Local content is never destroyed: replaced or deleted, it goes to the trash.
+    assert before_local <= after
+    # A remote version disappears only when a plan said so, and only as allowed.
+    removed = set(before_remote) - set(world.remote)
+    allowed: set[int] = set()
+    for action in result.actions:
+        if action.supersedes is not None:
+            assert action.remote is not None and action.supersedes == action.remote.id
+            if policy.mode is Mode.TWO_WAY and action.winner != "local":
+                # an edit replaces the version it was made from, never a newer one
+                assert action.base is not None
+                assert action.remote.hashcode == action.base.remote_hashcode
+            allowed.add(action.supersedes)
+        if action.kind is ActionKind.DELETE_REMOTE:
+            assert action.remote is not None
+            allowed |= {action.remote.id, *action.older_ids}
+    assert removed <= allowed
+    for file_id, content in before_remote.items():
+        assert file_id in removed or content in after
+
+
+@SETTINGS
+@given(world=worlds(), policy=policies)
+def test_remote_deletions_only_when_enabled(world: World, policy: FolderPolicy) -> None:
+    before = set(world.remote)
+    result = world.plan(policy)
+    world.apply(result)
+    superseded = {a.supersedes for a in result.actions if a.supersedes is not None}
+    if not policy.delete:
+        assert not any(a.is_deletion for a in result.actions)
+        assert before - set(world.remote) <= superseded
+
+
+@SETTINGS
+@given(world=worlds(), policy=policies)
+def test_max_delete_holds(world: World, policy: FolderPolicy) -> None:
+    result = world.plan(policy)
+    tracked = sum(1 for entry in world.base.values() if entry.tracked)
+    deletions = sum(1 for a in result.actions if a.is_deletion)
+    assert deletions * 100 <= policy.max_delete * tracked
+    assert (result.warning is None) == (result.skipped_deletions == 0)
+
+
+@SETTINGS
+@given(world=worlds(), policy=policies)
+def test_unsafe_names_are_never_written(world: World, policy: FolderPolicy) -> None:
+    for action in world.plan(policy).actions:
+        if unsafe_reason(action.name) is not None:
+            assert action.kind not in WRITES_LOCALLY
+        if action.kind is ActionKind.FAIL:
+            assert action.reason and action.reason.startswith("unsafe remote name: ")
+
+
+@SETTINGS
+@given(world=worlds(), policy=policies)
+def test_modes_and_order(world: World, policy: FolderPolicy) -> None:
+    """One action per name, sorted; one-way modes never write the side they read from."""
+    actions = world.plan(policy).actions
+    names = [a.name for a in actions]
+    assert names == sorted(set(names))
+    kinds = {a.kind for a in actions}
+    if policy.mode is Mode.UPLOAD:
+        assert not kinds & {ActionKind.DOWNLOAD, ActionKind.DELETE_LOCAL, *WRITES_LOCALLY, ActionKind.FAIL}
+    if policy.mode is Mode.DOWNLOAD:
+        assert not kinds & {ActionKind.UPLOAD, ActionKind.DELETE_REMOTE, ActionKind.CONFLICT, ActionKind.COMPARE}
+        assert all(a.supersedes is None for a in actions)
