@@ -36,7 +36,8 @@ class FolderFS:
 
     def create_marker(self) -> None:
         """Make the folder and its `.syncd/` (first sync of a new folder)."""
-        for d in (self.root, self.marker, self.tmp, self.trash):
+        self.root.mkdir(parents=True, exist_ok=True)
+        for d in (self.marker, self.tmp, self.trash):
             d.mkdir(exist_ok=True)
 
     def clean_tmp(self) -> int:

@@ -20,6 +20,7 @@ from syncd.remote.bdd import BddRemote, MultipartUploadInterrupted
 from syncd.server.app import build_app
 from syncd.server.runner import ServerThread
 from tests.support.faultproxy import FaultProxy, Reset, Seen
+from tests.support.leaks import no_new_threads
 
 CHAT = "chat-1"
 KiB = 1024
@@ -39,6 +40,12 @@ def make_remote(url: str, user: str = "alice", **options: object) -> BddRemote:
     }
     settings.update(options)
     return BddRemote(url, user, **settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    with no_new_threads():
+        yield
 
 
 @pytest.fixture

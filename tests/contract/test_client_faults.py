@@ -27,6 +27,7 @@ from tests.support.faultproxy import (
     too_many_requests,
     unavailable,
 )
+from tests.support.leaks import no_new_threads
 
 CHAT = "chat-1"
 ATTEMPTS = 4
@@ -46,6 +47,12 @@ def make_remote(url: str, **options: object) -> BddRemote:
     }
     settings.update(options)
     return BddRemote(url, "alice", **settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    with no_new_threads():
+        yield
 
 
 @pytest.fixture
@@ -184,7 +191,7 @@ def test_deleting_after_an_ambiguous_failure_is_done(
     ids=["500-after-forward", "reset-after-forward", "stall-after-forward"],
 )
 def test_an_ambiguous_upload_failure_leaves_no_duplicate(
-    fault: Respond, proxy: FaultProxy, tmp_path: Path
+    fault: Fault, proxy: FaultProxy, tmp_path: Path
 ) -> None:
     proxy.plan("/uploadSimpleFile", fault)
     with make_remote(proxy.url, timeout=0.5) as remote:

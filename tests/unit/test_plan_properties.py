@@ -33,7 +33,7 @@ from syncd.plan import plan
 from syncd.remote.base import FileStatus, RemoteFile
 
 SAFE_NAMES = ("a.txt", "b", "\u00e9.md")
-UNSAFE_NAMES = ("../x", "a/b", "..")
+UNSAFE_NAMES = ("../x", "..")
 NFD = {"\u00e9.md": "e\u0301.md"}  # the same name as another client may spell it
 CONTENTS = ("x", "y", "xy", "yx", "xyz")  # equal sizes with different bytes on purpose
 HOURS = (0, 1, 2)
@@ -192,7 +192,8 @@ def worlds(draw: st.DrawFn) -> World:
         contents = st.sampled_from([f"{name}:{c}" for c in CONTENTS])
         hours = st.sampled_from(HOURS)
 
-        shape = draw(st.sampled_from(["none", "both", "local", "remote"] if safe else ["none", "remote"]))
+        shapes = ["none", "both", "both", "both", "local", "remote"] if safe else ["none", "remote"]
+        shape = draw(st.sampled_from(shapes))
         synced, synced_at = draw(contents), T0 + timedelta(hours=draw(hours))
         base_local = base_remote = None
         if shape in ("both", "local"):
@@ -204,7 +205,7 @@ def worlds(draw: st.DrawFn) -> World:
             world.base[name] = BaseEntry.synced(name, base_local, base_remote, dropped=dropped)
 
         if safe:
-            now = draw(st.sampled_from(["synced", "touched", "edited", "absent"]))
+            now = draw(st.sampled_from(["synced", "synced", "touched", "edited", "absent"]))
             if now == "synced":
                 world.local[name] = (synced, ns(synced_at))
             elif now == "touched":
@@ -212,13 +213,20 @@ def worlds(draw: st.DrawFn) -> World:
             elif now == "edited":
                 world.local[name] = (draw(contents), ns(T0 + timedelta(hours=draw(hours))))
 
-        if base_remote is not None and draw(st.booleans()):
+        remote_now = draw(st.sampled_from(["synced", "synced", "reuploaded", "edited", "absent", "mixed"]))
+        if remote_now in ("synced", "mixed") and base_remote is not None:
             world.put_remote(base_remote, synced)
-        for _ in range(draw(st.integers(0, 2))):
-            status = draw(st.sampled_from([FileStatus.OK] * 3 + [FileStatus.UPLOADING, FileStatus.ERROR]))
-            spelling = draw(st.sampled_from([name, NFD.get(name, name)]))
+        if remote_now == "reuploaded":
+            world.put_remote(world.new_remote(name, synced, synced_at + timedelta(hours=1)), synced)
+        elif remote_now == "edited":
             content, upload_at = draw(contents), T0 + timedelta(hours=draw(hours))
-            world.put_remote(world.new_remote(spelling, content, upload_at, status), content)
+            world.put_remote(world.new_remote(name, content, upload_at), content)
+        elif remote_now == "mixed":  # duplicates, other spellings, versions not yet ok
+            for _ in range(draw(st.integers(1, 3))):
+                status = draw(st.sampled_from([FileStatus.OK] * 2 + [FileStatus.UPLOADING, FileStatus.ERROR]))
+                spelling = draw(st.sampled_from([name, NFD.get(name, name)]))
+                content, upload_at = draw(contents), T0 + timedelta(hours=draw(hours))
+                world.put_remote(world.new_remote(spelling, content, upload_at, status), content)
     return world
 
 
@@ -226,7 +234,7 @@ policies = st.builds(
     FolderPolicy,
     mode=st.sampled_from(Mode),
     delete=st.booleans(),
-    max_delete=st.sampled_from([0, 34, 50, 100]),
+    max_delete=st.sampled_from([0, 34, 50, 100, 100]),
     conflict=st.sampled_from(ConflictPolicy),
 )
 
