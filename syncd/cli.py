@@ -10,8 +10,8 @@ import argparse
 import json
 import os
 import sys
-from contextlib import ExitStack
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import structlog
@@ -105,7 +105,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             progress = Progress(app, [f.name for f in folders], enabled=sys.stdout.isatty() and not args.json)
             with progress:
                 app.engine.drain([f.name for f in folders], config.daemon.workers)
-    ok = all(r.failed == 0 for r in reports)
+    ok = all(r.ok for r in reports)
     if args.json:
         print(json.dumps({"ok": ok, "folders": [r.as_json() for r in reports]}, ensure_ascii=False))
     else:

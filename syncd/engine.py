@@ -24,8 +24,8 @@ from syncd.folderfs import FolderFS, LocalChanged
 from syncd.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan
 from syncd.plan import plan
 from syncd.queue import Job, JobState, Queue
-from syncd.remote.base import Remote
-from syncd.scan import scan_folder
+from syncd.remote.base import Remote, RemoteFile
+from syncd.scan import is_ignored, scan_folder
 from syncd.state import State
 
 log = structlog.get_logger("syncd.engine")
@@ -63,9 +63,16 @@ class FolderReport:
     def failed(self) -> int:
         return sum(1 for r in self.results.values() if r.status == "failed") + (1 if self.blocked else 0)
 
+    @property
+    def ok(self) -> bool:
+        """Nothing failed and nothing was held back (deletions over `max_delete` need a human)."""
+        return self.failed == 0 and self.warning is None
+
     def as_json(self) -> dict[str, object]:
         return {
             "name": self.name,
+            "blocked": self.blocked,
+            "warning": self.warning,
             "uploaded": self.count("upload"),
             "downloaded": self.count("download"),
             "deleted_local": self.count("delete_local"),
@@ -134,13 +141,19 @@ class Engine:
             return Plan(blocked=blocked)
         base = {name: to_base(row) for name, row in self.state.journal(folder.name).items()}
         listing = scan_folder(folder.path, folder.ignore, base)
-        remote = self.remotes[folder.remote].list_chat(folder.chat_id)
+        remote = self._remote_listing(folder)
         for name, error in listing.errors.items():  # unreadable: not "deleted", just not now
             base.pop(name, None)
             report.results[name] = ActionResult(name, "upload", "failed", error)
         unreadable = set(listing.errors)
         remote = [f for f in remote if f.filename not in unreadable]
         return plan(listing.files, remote, base, policy_of(folder), marker_present=True)
+
+    def _remote_listing(self, folder: FolderConfig) -> list[RemoteFile]:
+        """The chat's files, less the names the folder ignores: those are never written locally,
+        so a downloaded one would look deleted here on the next pass."""
+        files = self.remotes[folder.remote].list_chat(folder.chat_id)
+        return [f for f in files if not is_ignored(f.filename, folder.ignore)]
 
     def pass_folder(self, folder: FolderConfig, *, dry_run: bool = False) -> FolderReport:
         """Plan a folder and (unless `dry_run`) queue its actions."""
@@ -259,7 +272,7 @@ class Engine:
         base = {n: to_base(r) for n, r in self.state.journal(folder.name).items() if n == action.name}
         listing = scan_folder(folder.path, folder.ignore, base)
         local = {n: f for n, f in listing.files.items() if n == action.name}
-        remote = [f for f in self.remotes[folder.remote].list_chat(folder.chat_id) if f.filename == action.name]
+        remote = [f for f in self._remote_listing(folder) if f.filename == action.name]
         fresh = plan(local, remote, base, policy_of(folder))
         return fresh.actions[0] if fresh.actions else None
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,7 +97,7 @@ class Executor:
             return
         entry = BaseEntry.synced(name, local, remote)
         if dropped:
-            entry = BaseEntry(**{**_fields(entry), "dropped": True})
+            entry = replace(entry, dropped=True)
         self.state.put_journal(self.folder.name, to_row(entry))
 
     # -- dispatch -----------------------------------------------------------
@@ -144,7 +144,10 @@ class Executor:
             st = os.stat(path, follow_symlinks=False)
         except FileNotFoundError:
             raise LocalChanged(name) from None
-        age = self.clock() - st.st_mtime_ns / 1e9
+        # Settled is judged by the inode change time: every write (and rename) sets it, and unlike
+        # the mtime it cannot be set into the future (archives, copies from a skewed clock), which
+        # would keep such a file waiting for hours.
+        age = self.clock() - st.st_ctime_ns / 1e9
         if age < self.settle:
             raise NotSettled(f"{name}: changed {age:.1f}s ago; waiting for it to settle",
                              retry_after=self.settle - age)
@@ -281,7 +284,3 @@ class Executor:
             self.record(action.name, action.local, action.remote)
             return Done(unchanged=True)
         return self._conflict(action, attempts, fetched=(temp, sha))
-
-
-def _fields(entry: BaseEntry) -> dict[str, object]:
-    return {name: getattr(entry, name) for name in entry.__slots__}  # type: ignore[attr-defined]

@@ -183,7 +183,7 @@ class _OffsetWriter:
 async def upload_part(service: Service, request: Request) -> Response:
     user = p.user_of(request)
     target: tuple[int, int, int, int] | None = None
-    spool = tempfile.TemporaryFile(dir=service.store.tmp)
+    spool = tempfile.TemporaryFile(dir=service.store.tmp)  # noqa: SIM115 - closed in the finally below
     writer: _OffsetWriter | None = None
 
     def open_sink(fields: dict[str, str]) -> FileSink:

@@ -102,7 +102,7 @@ class Store:
             raise RuntimeError(f"{self.data_dir}/meta.db has schema {version}, newer than this syncd")
         if version < 1:
             with self._tx():
-                self._db["files"].create(
+                self._db.table("files").create(
                     {
                         "id": int, "user_id": str, "filename": str, "size": int, "hashcode": str,
                         "upload_at": str, "status": str, "biz": str, "biz_params": str,
@@ -112,14 +112,14 @@ class Store:
                     not_null={"user_id", "filename", "size", "hashcode", "upload_at", "status", "biz"},
                     if_not_exists=True,
                 )
-                self._db["files"].create_index(["user_id", "chat_id", "id"], if_not_exists=True)
-                self._db["files"].create_index(["user_id", "directory_id", "id"], if_not_exists=True)
-                self._db["parts"].create(
+                self._db.table("files").create_index(["user_id", "chat_id", "id"], if_not_exists=True)
+                self._db.table("files").create_index(["user_id", "directory_id", "id"], if_not_exists=True)
+                self._db.table("parts").create(
                     {"file_id": int, "part_number": int, "size": int},
                     pk=("file_id", "part_number"),
                     if_not_exists=True,
                 )
-                self._db["directories"].create(
+                self._db.table("directories").create(
                     {"id": int, "user_id": str, "name": str, "created_at": str},
                     pk=("user_id", "id"),
                     if_not_exists=True,
