@@ -27,6 +27,15 @@ content that changed since the last sync, and never write the side they read
 from. A one-sided deletion that is not propagated (`delete = false`, a
 drop-in removal) is remembered by recording that side as absent, so the file
 is neither deleted elsewhere nor brought back until the other side changes.
+
+Conflicts exist in two-way mode only (a one-way mode's source side wins).
+The policy names the winner; newer-wins compares the local mtime with the
+remote `upload_at` and gives ties to the remote, whose loser (the local
+content) goes to the trash rather than being deleted. When equality cannot be
+proven (sizes equal, hashcode not a sha256) the action is COMPARE carrying
+the same winner. Actions that would write a file under an unsafe remote name
+(DOWNLOAD, CONFLICT, COMPARE) become FAIL with the reason; a path is never
+built from such a name.
 """
 
 from __future__ import annotations
@@ -151,9 +160,7 @@ def plan(
     actions: list[Action] = []
     unchanged = 0
     for name in sorted(set(local) | set(current) | set(base)):
-        action = _decide(
-            name, local.get(name), current.get(name), base.get(name), older.get(name, ()), policy
-        )
+        action = _decide(name, local.get(name), current.get(name), base.get(name), older.get(name, ()), policy)
         if action is not None:
             actions.append(action)
         present = name in local or name in current
@@ -213,9 +220,7 @@ def _decide(
     elif do is _Do.KEEP:
         action = _keep(name, local, remote, base)
     elif do is _Do.UPLOAD:
-        action = Action(
-            ActionKind.UPLOAD, name, local, remote, base, supersedes=remote.id if remote else None
-        )
+        action = Action(ActionKind.UPLOAD, name, local, remote, base, supersedes=remote.id if remote else None)
     elif do is _Do.DOWNLOAD:
         action = Action(ActionKind.DOWNLOAD, name, local, remote, base)
     elif do is _Do.RESOLVE:
@@ -280,9 +285,7 @@ def _same_content(local: LocalFile, remote: RemoteFile) -> bool | None:
     return None
 
 
-def _keep(
-    name: str, local: LocalFile | None, remote: RemoteFile | None, base: BaseEntry | None
-) -> Action | None:
+def _keep(name: str, local: LocalFile | None, remote: RemoteFile | None, base: BaseEntry | None) -> Action | None:
     """RECORD both sides as they are, unless the journal already says so.
 
     `remote_upload_at` is left out of the comparison: it is fixed by the

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -183,7 +185,7 @@ def test_first_sync_up_down_same_and_different(box: Sync) -> None:
     assert {a["status"] for a in report["actions"]} == {"done"}
     assert report.counts() == {
         "uploaded": 1, "downloaded": 1, "deleted_local": 0, "deleted_remote": 0,
-        "conflicts": 1, "failed": 0, "unchanged": 1,
+        "conflicts": 1, "failed": 0, "unchanged": 1, "blocked": None, "warning": None,
     }
     local = box.local()
     [copy] = [n for n in local if conflicted_copy("doc", ".txt").fullmatch(n)]
@@ -216,7 +218,8 @@ def test_a_just_written_file_is_uploaded_once_it_settled(box: Sync) -> None:
         proc.kill()
         proc.wait()
     assert proc.returncode == 0, stderr
-    assert '"name": "fresh.txt", "action": "upload", "status": "done"' in stdout
+    [folder] = json.loads(stdout)["folders"]
+    assert folder["actions"] == [{"name": "fresh.txt", "action": "upload", "status": "done", "error": None}]
     [info] = box.remote_files()
     assert box.remote() == {"fresh.txt": b"the final, longer text"}
     assert info.upload_at.timestamp() >= last_write + settle - 0.05  # not before it had settled
@@ -453,8 +456,6 @@ def test_dry_run_changes_nothing_and_lists_what_the_pass_does(box: Sync) -> None
 
 @pytest.mark.parametrize("lost", ["marker", "folder"])
 def test_a_vanished_folder_or_marker_pauses_the_folder(box: Sync, lost: str) -> None:
-    import shutil
-
     synced(box, {"a.txt": b"a", "b.txt": b"b"}, delete=True)
     box.put("new-there.txt", b"would be downloaded")
     remote_before = box.remote_ids()

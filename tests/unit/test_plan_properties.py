@@ -124,6 +124,8 @@ class World:
 
     def resolve(self, action: Action) -> None:
         assert action.remote is not None
+        # only an upload that replaces the remote version supersedes it
+        assert (action.supersedes is not None) == (action.winner == "local")
         if action.winner == "both":
             copy = conflicted_name(action.name)
             assert copy not in self.local
@@ -171,6 +173,14 @@ class World:
                 del self.base[name]
             else:
                 assert kind is ActionKind.FAIL and action.reason
+
+    def current_remote(self) -> dict[str, RemoteFile]:
+        """The current version of each name: the newest `ok` one (SPEC, "Remote duplicates")."""
+        current: dict[str, RemoteFile] = {}
+        for file, _ in sorted(self.remote.values(), key=lambda fc: (fc[0].upload_at, fc[0].id)):
+            if file.status is FileStatus.OK:
+                current[normalize(file.filename)] = file
+        return current
 
     def contents(self) -> set[str]:
         """Every content that exists anywhere: locally, remotely (any status) or in the trash."""
@@ -236,21 +246,21 @@ def worlds(draw: st.DrawFn) -> World:
     return world
 
 
-policies = st.builds(
-    FolderPolicy,
-    mode=st.sampled_from(Mode),
-    delete=st.booleans(),
-    max_delete=st.sampled_from([0, 34, 50, 100, 100]),
-    conflict=st.sampled_from(ConflictPolicy),
-)
+ANY_DELETE = st.booleans()
+SOME_MAX_DELETE = st.sampled_from([0, 34, 50, 100, 100])
 
-deleting_policies = st.builds(
-    FolderPolicy,
-    mode=st.sampled_from(Mode),
-    delete=st.just(True),
-    max_delete=st.integers(0, 100),
-    conflict=st.sampled_from(ConflictPolicy),
-)
+
+def policies(
+    delete: st.SearchStrategy[bool] = ANY_DELETE,
+    max_delete: st.SearchStrategy[int] = SOME_MAX_DELETE,
+) -> st.SearchStrategy[FolderPolicy]:
+    return st.builds(
+        FolderPolicy,
+        mode=st.sampled_from(Mode),
+        delete=delete,
+        max_delete=max_delete,
+        conflict=st.sampled_from(ConflictPolicy),
+    )
 
 
 def real_actions(result: Plan) -> list[Action]:
@@ -268,7 +278,7 @@ def test_second_pass_plans_nothing(mode: Mode, world: World, delete: bool, confl
 
 
 @SETTINGS
-@given(world=worlds(), policy=policies)
+@given(world=worlds(), policy=policies())
 def test_after_a_max_delete_trip_only_deletions_remain(world: World, policy: FolderPolicy) -> None:
     first = world.plan(policy)
     world.apply(first)
@@ -280,7 +290,7 @@ def test_after_a_max_delete_trip_only_deletions_remain(world: World, policy: Fol
 
 
 @SETTINGS
-@given(world=worlds(), policy=policies)
+@given(world=worlds(), policy=policies())
 def test_nothing_unsynced_is_lost(world: World, policy: FolderPolicy) -> None:
     before_local = {content for content, _ in world.local.values()}
     before_remote = dict(world.remote)
@@ -311,19 +321,40 @@ def test_nothing_unsynced_is_lost(world: World, policy: FolderPolicy) -> None:
 
 
 @SETTINGS
-@given(world=worlds(), policy=policies)
-def test_remote_deletions_only_when_enabled(world: World, policy: FolderPolicy) -> None:
+@given(world=worlds(), policy=policies(max_delete=st.just(100)))
+def test_deletions_only_when_enabled(world: World, policy: FolderPolicy) -> None:
     before = set(world.remote)
     result = world.plan(policy)
     world.apply(result)
     superseded = {a.supersedes for a in result.actions if a.supersedes is not None}
     if not policy.delete:
         assert not any(a.is_deletion for a in result.actions)
-        assert before - set(world.remote) <= superseded
+        assert before - set(world.remote) <= superseded  # replacing an updated file is not deleting
+
+
+@pytest.mark.parametrize("delete", [False, True])
+@SETTINGS
+@given(world=worlds(), conflict=st.sampled_from(ConflictPolicy))
+def test_two_way_pass_leaves_both_sides_in_agreement(world: World, conflict: ConflictPolicy, delete: bool) -> None:
+    """After a two-way pass each name holds the same content on both sides, or is
+    a one-sided deletion the journal remembers, or failed (unsafe name)."""
+    result = world.plan(FolderPolicy(Mode.TWO_WAY, delete, 100, conflict))
+    world.apply(result)
+    failed = {a.name for a in result.actions if a.kind is ActionKind.FAIL}
+    remote = world.current_remote()
+    for name in (set(world.local) | set(remote)) - failed:
+        local_content = world.local[name][0] if name in world.local else None
+        remote_content = world.remote[remote[name].id][1] if name in remote else None
+        if local_content is not None and remote_content is not None:
+            assert local_content == remote_content
+        else:  # remembered: the journal holds the present side only
+            entry = world.base[name]
+            assert entry.has_local == (local_content is not None)
+            assert entry.has_remote == (remote_content is not None)
 
 
 @SETTINGS
-@given(world=worlds(), policy=deleting_policies)
+@given(world=worlds(), policy=policies(delete=st.just(True), max_delete=st.integers(0, 100)))
 def test_max_delete_holds(world: World, policy: FolderPolicy) -> None:
     result = world.plan(policy)
     tracked = sum(1 for entry in world.base.values() if entry.tracked)
@@ -333,7 +364,7 @@ def test_max_delete_holds(world: World, policy: FolderPolicy) -> None:
 
 
 @SETTINGS
-@given(world=worlds(), policy=policies)
+@given(world=worlds(), policy=policies())
 def test_unsafe_names_are_never_written(world: World, policy: FolderPolicy) -> None:
     for action in world.plan(policy).actions:
         if unsafe_reason(action.name) is not None:
@@ -343,7 +374,7 @@ def test_unsafe_names_are_never_written(world: World, policy: FolderPolicy) -> N
 
 
 @SETTINGS
-@given(world=worlds(), policy=policies)
+@given(world=worlds(), policy=policies())
 def test_modes_and_order(world: World, policy: FolderPolicy) -> None:
     """One action per name, sorted; one-way modes never write the side they read from."""
     actions = world.plan(policy).actions

@@ -409,9 +409,7 @@ def test_record_applied_then_nothing() -> None:
 
 def test_record_keeps_dropped_while_the_local_file_exists() -> None:
     dropped = B("a", "v1", (1, "v1"), dropped=True)
-    (touch,) = plan(
-        {"a": L("a", "v1", hours=1)}, [R(1, "a", "v1")], {"a": dropped}, FolderPolicy(Mode.UPLOAD)
-    ).actions
+    (touch,) = plan({"a": L("a", "v1", hours=1)}, [R(1, "a", "v1")], {"a": dropped}, FolderPolicy(Mode.UPLOAD)).actions
     assert touch.kind is ActionKind.RECORD and touch.recorded().dropped
     (gone,) = plan({}, [R(1, "a", "v1")], {"a": dropped}, FolderPolicy(Mode.UPLOAD, delete=True)).actions
     assert gone.kind is ActionKind.RECORD and gone.recorded() == B("a", None, (1, "v1"))
