@@ -128,12 +128,26 @@ class Executor:
         if kind is ActionKind.COMPARE:
             return self._compare(action, attempts)
         if kind is ActionKind.RECORD:
-            self.record(action.name, action.local, action.remote)
+            self._drop_superseded(action)
+            self.state.put_journal(self.folder.name, to_row(action.recorded()))
             return Done(unchanged=True)
         if kind is ActionKind.FORGET:
             self.record(action.name, None, None)
             return Done(unchanged=True)
         raise ItemError(action.reason or f"{action.name}: refused")
+
+    def _drop_superseded(self, action: Action) -> None:
+        """Finish an update sequence cut short: our new version is up, the old one still is.
+
+        When both sides now agree on content that differs from the journal's
+        remote version, that version is the one the interrupted upload meant to
+        supersede; delete it (already gone counts as deleted).
+        """
+        base, local, remote = action.base, action.local, action.remote
+        if base is None or base.remote_id is None or local is None or remote is None:
+            return
+        if base.remote_id != remote.id and base.remote_hashcode != remote.hashcode and local.sha256 == remote.hashcode:
+            self.remote.delete(base.remote_id)
 
     # -- uploads ------------------------------------------------------------
 

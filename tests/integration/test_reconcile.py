@@ -531,6 +531,18 @@ def test_remote_files_with_ignored_names_are_left_alone(box: Sync) -> None:
     assert set(box.remote()) == {"notes.bak", "download.part", "real.txt"}
 
 
+def test_ignoring_a_synced_name_later_deletes_nothing(box: Sync) -> None:
+    synced(box, {"old.bak": b"synced before it was ignored", "keep.txt": b"k"}, delete=True)
+    box.configure(delete=True, ignore=["*.bak"])
+
+    report = box.sync()
+
+    assert report["actions"] == []
+    assert box.local() == {"old.bak": b"synced before it was ignored", "keep.txt": b"k"}
+    assert box.remote() == box.local()
+    box.assert_converged(unchanged=1)
+
+
 # -- 10. exit codes ------------------------------------------------------------------------------
 
 
