@@ -215,7 +215,9 @@ class Engine:
         action = jobcodec.loads(job.payload)
         executor = self.executors[job.folder]
         try:
-            done = executor.run(action, attempts=job.attempts)
+            # A row claimed before (claims > 1) may have been cut short by a crash after its
+            # upload reached the remote: that counts as an earlier attempt (SPEC, "No duplicates").
+            done = executor.run(action, attempts=max(job.attempts, job.claims - 1))
         except LocalChanged:
             replan = self._replan(job, action)
             if replan is None:
