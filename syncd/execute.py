@@ -23,18 +23,12 @@ from syncd.config import FolderConfig
 from syncd.errors import ItemError, TransientError
 from syncd.folderfs import FolderFS, LocalChanged, conflict_name
 from syncd.model import Action, ActionKind, BaseEntry, LocalFile
+from syncd.plan import is_sha256
 from syncd.remote.base import FileStatus, Remote, RemoteFile
 from syncd.scan import sha256_of
 from syncd.state import JournalRow, State
 
 log = structlog.get_logger("syncd.execute")
-SHA256_HEX = frozenset("0123456789abcdef")
-
-
-def is_sha256(hashcode: str | None) -> bool:
-    return bool(hashcode) and len(hashcode or "") == 64 and set(hashcode or "") <= SHA256_HEX
-
-
 def to_row(entry: BaseEntry) -> JournalRow:
     return JournalRow(
         name=entry.name, local_size=entry.local_size, local_mtime_ns=entry.local_mtime_ns,
@@ -243,7 +237,7 @@ class Executor:
                     f"{remote.filename}: download of file {remote.id} gave {written} bytes, expected {remote.size}"
                 )
             sha = sha256_of(temp)  # hashed once the bytes are final (a retry may have rewound)
-            if is_sha256(remote.hashcode) and sha != remote.hashcode:
+            if is_sha256(remote.hashcode) and sha != remote.hashcode.lower():
                 raise TransientError(f"{remote.filename}: downloaded bytes do not match the remote sha256")
             return temp, sha
         except BaseException:

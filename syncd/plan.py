@@ -279,10 +279,14 @@ def _same_content(local: LocalFile, remote: RemoteFile) -> bool | None:
     """
     if local.size != remote.size:
         return False
-    hashcode = remote.hashcode.lower()
-    if _SHA256.fullmatch(hashcode):
-        return local.sha256 == hashcode
+    if is_sha256(remote.hashcode):
+        return local.sha256 == remote.hashcode.lower()
     return None
+
+
+def is_sha256(hashcode: str | None) -> bool:
+    """True when a remote hashcode is a sha256 hex digest (either case), so it can prove equality."""
+    return bool(hashcode) and _SHA256.fullmatch((hashcode or "").lower()) is not None
 
 
 def _keep(name: str, local: LocalFile | None, remote: RemoteFile | None, base: BaseEntry | None) -> Action | None:
