@@ -100,7 +100,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     configure_logs(config.daemon.log_format, "warning" if not args.json else "error")
     folders = _folders(config, args.folder)
     with open_app(config) as app:
-        reports = [app.engine.pass_folder(f, dry_run=args.dry_run) for f in folders]
+        reports = [app.engine.pass_folder(f, dry_run=args.dry_run, urgent=True) for f in folders]
         if not args.dry_run:
             progress = Progress(app, [f.name for f in folders], enabled=sys.stdout.isatty() and not args.json)
             with progress:

@@ -8,9 +8,11 @@ with backoff, or failed with a reason. `reconcile` and the daemon share both.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,6 +35,12 @@ log = structlog.get_logger("syncd.engine")
 #: How far ahead `drain` waits for a job's retry before reporting it as failed.
 WAIT_HORIZON = 10.0
 MAX_REPLANS = 5
+#: A claimed row's lease, and how often live workers' leases are extended: a transfer
+#: may take far longer than one lease, and its row must never be taken over meanwhile.
+LEASE = 300.0
+RENEW_EVERY = 60.0
+#: The longest an idle lingering worker sleeps before looking at the queue again.
+IDLE_WAIT = 30.0
 
 
 @dataclass
@@ -105,8 +113,12 @@ class Engine:
         remotes: Mapping[str, Remote],
         *,
         clock: Callable[[], float] = time.time,
+        lease: float = LEASE,
+        renew_every: float = RENEW_EVERY,
     ) -> None:
         self.config = config
+        self.lease = lease
+        self.renew_every = renew_every
         self.state = state
         self.queue = queue
         self.remotes = remotes
@@ -117,6 +129,8 @@ class Engine:
         }
         self.reports: dict[str, FolderReport] = {}
         self._lock = threading.Lock()
+        self._work = threading.Condition()
+        self._owners: set[str] = set()
 
     # -- looking and planning -------------------------------------------------
 
@@ -139,9 +153,13 @@ class Engine:
         blocked = self.check_folder(folder)
         if blocked:
             return Plan(blocked=blocked)
-        base = {name: to_base(row) for name, row in self.state.journal(folder.name).items()}
-        listing = scan_folder(folder.path, folder.ignore, base)
-        remote = self._remote_listing(folder)
+        # The remote listing waits on the network while the journal is read and the disk
+        # scanned: overlap them.
+        with ThreadPoolExecutor(1, thread_name_prefix="syncd-list") as pool:
+            remote_future = pool.submit(self._remote_listing, folder)
+            base = {name: to_base(row) for name, row in self.state.journal(folder.name).items()}
+            listing = scan_folder(folder.path, folder.ignore, base)
+            remote = remote_future.result()
         for name, error in listing.errors.items():  # unreadable: not "deleted", just not now
             base.pop(name, None)
             report.results[name] = ActionResult(name, "upload", "failed", error)
@@ -155,8 +173,12 @@ class Engine:
         files = self.remotes[folder.remote].list_chat(folder.chat_id)
         return [f for f in files if not is_ignored(f.filename, folder.ignore)]
 
-    def pass_folder(self, folder: FolderConfig, *, dry_run: bool = False) -> FolderReport:
-        """Plan a folder and (unless `dry_run`) queue its actions."""
+    def pass_folder(self, folder: FolderConfig, *, dry_run: bool = False, urgent: bool = False) -> FolderReport:
+        """Plan a folder and (unless `dry_run`) queue its actions.
+
+        `urgent` (a pass someone asked for) makes queued work due now, even work
+        waiting out a backoff: the full disk may have been freed meanwhile.
+        """
         report = FolderReport(folder.name)
         with self._lock:
             self.reports[folder.name] = report
@@ -180,7 +202,8 @@ class Engine:
             if not dry_run:
                 jobs.append((folder.name, action.name, action.kind.value, jobcodec.dumps(action)))
         if not dry_run:
-            self.queue.put_many(jobs)
+            self.queue.put_many(jobs, urgent=urgent)
+            self.notify_work()
         return report
 
     # -- working --------------------------------------------------------------
@@ -188,28 +211,62 @@ class Engine:
     def drain(self, folders: Iterable[str], workers: int, stop: threading.Event | None = None) -> None:
         """Run queued work for `folders` until none is left that is due within the horizon."""
         names = set(folders)
-        stop = stop or threading.Event()
+        self.work(names, workers, stop or threading.Event(), linger=False)
+        self._settle_leftovers(names)
+
+    def work(self, folders: set[str], workers: int, stop: threading.Event, *, linger: bool) -> None:
+        """Run `workers` threads over the queue of `folders` until `stop`, or (unless `linger`)
+        until no work is due within the horizon. Keeps the workers' leases alive meanwhile."""
+        owners = [f"worker-{i}-{os.getpid()}-{id(self)}-{id(stop)}" for i in range(max(1, workers))]
+        with self._lock:
+            self._owners.update(owners)
         threads = [
-            threading.Thread(target=self._worker, args=(f"worker-{i}-{id(self)}", names, stop), daemon=True)
-            for i in range(max(1, workers))
+            threading.Thread(target=self._worker, args=(owner, folders, stop, linger), name=owner, daemon=True)
+            for owner in owners
         ]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
-        self._settle_leftovers(names)
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(self.renew_every)
+                    self.renew_leases()
+        finally:
+            with self._lock:
+                self._owners.difference_update(owners)
 
-    def _worker(self, owner: str, folders: set[str], stop: threading.Event) -> None:
+    def renew_leases(self) -> int:
+        """Extend the leases of the rows this engine's workers hold."""
+        with self._lock:
+            owners = list(self._owners)
+        return self.queue.renew_owned(owners, lease=self.lease)
+
+    def notify_work(self) -> None:
+        """Wake idle lingering workers: new work was queued."""
+        with self._work:
+            self._work.notify_all()
+
+    def _worker(self, owner: str, folders: set[str], stop: threading.Event, linger: bool) -> None:
         while not stop.is_set():
-            jobs = self.queue.claim(owner, limit=1, folders=folders)
-            if not jobs:
-                due = self.queue.next_due()
+            jobs = self.queue.claim(owner, limit=1, lease=self.lease, folders=folders)
+            if jobs:
+                self._run(jobs[0])
+                continue
+            due = self.queue.next_due()
+            wait = IDLE_WAIT if due is None else min(IDLE_WAIT, max(0.01, due - self.clock()))
+            if not linger:
                 left = sum(self.queue.outstanding(f) for f in folders)
                 if left == 0 or due is None or due - self.clock() > WAIT_HORIZON:
                     return
-                stop.wait(min(0.2, max(0.01, due - self.clock())))
-                continue
-            self._run(jobs[0])
+                wait = min(wait, 0.2)
+            with self._work:
+                if not stop.is_set():
+                    self._work.wait(wait)
+
+    def stop_workers(self, stop: threading.Event) -> None:
+        """Set `stop` and wake every idle worker so it sees it."""
+        stop.set()
+        self.notify_work()
 
     def _run(self, job: Job) -> None:
         action = jobcodec.loads(job.payload)

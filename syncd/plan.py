@@ -40,7 +40,6 @@ built from such a name.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import re
 from collections.abc import Mapping, Sequence
@@ -295,11 +294,16 @@ def _keep(name: str, local: LocalFile | None, remote: RemoteFile | None, base: B
     `remote_upload_at` is left out of the comparison: it is fixed by the
     remote id, and a journal round trip must not make RECORD repeat forever.
     """
-    action = Action(ActionKind.RECORD, name, local, remote, base)
-    entry = action.recorded()
-    if base is not None and dataclasses.replace(base, remote_upload_at=entry.remote_upload_at) == entry:
-        return None
-    return action
+    if base is not None:
+        loc = (local.size, local.mtime_ns, local.sha256) if local else (None, None, None)
+        rem = (remote.id, remote.size, remote.hashcode) if remote else (None, None, None)
+        if (
+            (base.local_size, base.local_mtime_ns, base.local_sha256) == loc
+            and (base.remote_id, base.remote_size, base.remote_hashcode) == rem
+            and base.dropped == (base.dropped and local is not None)  # as `Action.recorded` keeps it
+        ):
+            return None
+    return Action(ActionKind.RECORD, name, local, remote, base)
 
 
 def _resolve(

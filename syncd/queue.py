@@ -110,7 +110,7 @@ _PUT_SQL = """
                 THEN 0
             ELSE attempts END,
         next_try = CASE
-            WHEN state = 'pending' AND (kind != excluded.kind OR payload != excluded.payload)
+            WHEN state = 'pending' AND (:urgent OR kind != excluded.kind OR payload != excluded.payload)
                 THEN min(next_try, :now)
             WHEN state = 'failed' AND (:revive OR kind != excluded.kind OR payload != excluded.payload)
                 THEN :now
@@ -152,31 +152,38 @@ class Queue:
 
     # -- adding work -----------------------------------------------------------
 
-    def put(self, folder: str, name: str, kind: str, payload: str, *, revive_failed: bool = True) -> Job:
+    def put(
+        self, folder: str, name: str, kind: str, payload: str, *, revive_failed: bool = True, urgent: bool = False
+    ) -> Job:
         """Ask for work on one file, coalescing with any work already queued for it.
 
         Returns the row after the put. With `revive_failed=False`, a failed row
         whose work is unchanged stays failed (only `retry` or new work revives it).
+        `urgent` makes a pending row due now even when its work is unchanged (a
+        pass someone asked for: the full disk may have been freed); its attempts
+        are kept, so a repeat failure still backs off further.
         """
-        params = self._put_params(folder, name, kind, payload, revive_failed, self.clock())
+        params = self._put_params(folder, name, kind, payload, revive_failed, self.clock(), urgent)
         with self.state.transaction() as conn:
             row = conn.execute(_PUT_SQL + f" RETURNING {_COLUMNS}", params).fetchone()
         return _job(row)
 
-    def put_many(self, items: Iterable[tuple[str, str, str, str]], *, revive_failed: bool = True) -> int:
+    def put_many(
+        self, items: Iterable[tuple[str, str, str, str]], *, revive_failed: bool = True, urgent: bool = False
+    ) -> int:
         """`put` each (folder, name, kind, payload) in one transaction; return how many.
 
         Later items win over earlier ones for the same file, as with `put`.
         """
         now = self.clock()
-        params = [self._put_params(*item, revive_failed, now) for item in items]
+        params = [self._put_params(*item, revive_failed, now, urgent) for item in items]
         with self.state.transaction() as conn:
             conn.executemany(_PUT_SQL, params)
         return len(params)
 
     @staticmethod
     def _put_params(
-        folder: str, name: str, kind: str, payload: str, revive: bool, now: float
+        folder: str, name: str, kind: str, payload: str, revive: bool, now: float, urgent: bool = False
     ) -> dict[str, Any]:
         return {
             "folder": folder,
@@ -185,6 +192,7 @@ class Queue:
             "payload": payload,
             "now": now,
             "revive": int(revive),
+            "urgent": int(urgent),
         }
 
     # -- working ---------------------------------------------------------------
@@ -236,6 +244,23 @@ class Queue:
                 (now + lease, now, job.id, job.lease_owner, job.claims),
             ).fetchone()
         return _job(row) if row is not None else None
+
+    def renew_owned(self, owners: Collection[str], *, lease: float = 300) -> int:
+        """Extend every running lease held by `owners` (one process's live workers); return how many.
+
+        A worker busy with one long transfer keeps its row this way, so no other
+        claimer ever takes it over while the transfer is still going.
+        """
+        if not owners:
+            return 0
+        now = self.clock()
+        marks = ", ".join("?" * len(owners))
+        with self.state.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE jobs SET lease_until = ?, updated = ? WHERE state = 'running' AND lease_owner IN ({marks})",
+                (now + lease, now, *owners),
+            )
+        return cursor.rowcount
 
     def done(self, job: Job) -> bool:
         """Finish `job`: delete its row, or, if new work arrived meanwhile, make it pending.

@@ -8,9 +8,11 @@ one `scandir` and a `stat` per file, no reads.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +26,16 @@ BUILTIN_IGNORES = (
 HASH_CHUNK = 1024 * 1024
 
 
+@functools.lru_cache(maxsize=64)
+def ignore_matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """One compiled regex for the built-in ignores plus `patterns` (fnmatch globs, case-sensitive)."""
+    union = "|".join(f"(?:{fnmatch.translate(p)})" for p in (*BUILTIN_IGNORES, *patterns))
+    return re.compile(union).match
+
+
 def is_ignored(name: str, patterns: Iterable[str]) -> bool:
     """True when `name` matches a built-in ignore or one of the folder's globs."""
-    return any(fnmatch.fnmatchcase(name, p) for p in (*BUILTIN_IGNORES, *patterns))
+    return ignore_matcher(tuple(patterns))(name) is not None
 
 
 def sha256_of(path: Path) -> str:
@@ -43,7 +52,6 @@ class LocalListing:
     """What a scan found: syncable files, what it skipped and why, what it could not read."""
 
     files: dict[str, LocalFile] = field(default_factory=dict)
-    paths: dict[str, Path] = field(default_factory=dict)  # NFC name -> the name on disk
     skipped: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -56,13 +64,13 @@ def scan_folder(
     folder: Path, ignore: Iterable[str], known: Mapping[str, BaseEntry]
 ) -> LocalListing:
     """List `folder`'s top-level regular files; hash those whose (size, mtime) changed."""
-    patterns = tuple(ignore)
+    ignored = ignore_matcher(tuple(ignore))
     listing = LocalListing()
     with os.scandir(folder) as entries:
         for entry in entries:
-            name = normalize(entry.name)
-            if is_ignored(entry.name, patterns):
+            if ignored(entry.name):
                 continue
+            name = normalize(entry.name)
             try:
                 if entry.is_symlink():
                     listing.skipped[name] = "symbolic link"
@@ -91,5 +99,4 @@ def scan_folder(
                     listing.errors[name] = f"cannot read: {exc.strerror}"
                     continue
             listing.files[name] = LocalFile(name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha)
-            listing.paths[name] = Path(entry.path)
     return listing

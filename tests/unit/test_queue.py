@@ -108,6 +108,22 @@ def test_same_work_keeps_its_backoff_new_work_resets_it(queue: Queue, clock: Fak
     assert only(queue.claim("w")).payload == "v2"
 
 
+def test_an_urgent_put_makes_backed_off_work_due_now_but_keeps_its_attempts(
+    queue: Queue, clock: FakeClock
+) -> None:
+    queue.put("f", "a", "upload", "v1")
+    queue.fail(only(queue.claim("w")), "No space left on device")
+    assert queue.claim("w") == []
+
+    clock.advance(0.5)
+    urgent = queue.put("f", "a", "upload", "v1", urgent=True)
+    assert (urgent.attempts, urgent.next_try) == (1, T0 + 0.5)
+    queue.fail(only(queue.claim("w")), "No space left on device")
+    assert row(queue, "a").attempts == 2  # a repeat failure backs off further
+    queue.put_many([("f", "a", "upload", "v1")], urgent=True)
+    assert only(queue.claim("w")).attempts == 2
+
+
 def test_put_while_running_marks_dirty_and_done_requeues_the_new_work(queue: Queue) -> None:
     queue.put("f", "a", "upload", "v1")
     claimed = only(queue.claim("w"))
@@ -262,6 +278,19 @@ def test_renew_extends_the_lease(queue: Queue, clock: FakeClock) -> None:
     clock.advance(5)
     assert queue.claim("other") == []
     assert queue.done(job)  # the original Job still names the lease
+
+
+def test_renew_owned_keeps_a_live_workers_rows_from_being_taken_over(queue: Queue, clock: FakeClock) -> None:
+    queue.put("f", "a", "upload", "v1")
+    queue.put("f", "b", "upload", "v1")
+    mine = only(queue.claim("w1", lease=10))
+    theirs = only(queue.claim("w2", lease=10))
+    clock.advance(8)
+    assert queue.renew_owned(["w1", "gone"], lease=10) == 1
+    assert queue.renew_owned([]) == 0
+    clock.advance(5)  # w2's lease expired, w1's was extended
+    assert [j.name for j in queue.claim("w3", limit=5)] == [theirs.name]
+    assert queue.done(mine)
 
 
 # -- failures and retries ------------------------------------------------------------
