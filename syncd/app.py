@@ -28,29 +28,48 @@ class App:
     queue: Queue
     remotes: Mapping[str, Remote]
     engine: Engine
+    remote_set: RemoteSet | None = None
 
 
-def embedded_data_dir(config: Config) -> Path:
-    return config.daemon.state_dir / "embedded"
+class RemoteSet:
+    """The clients of a config's remotes, kept across config reloads: a remote whose settings
+    did not change keeps its client, and the embedded file service is started once."""
+
+    def __init__(self, state_dir: Path, stack: ExitStack) -> None:
+        self._state_dir = state_dir
+        self._stack = stack
+        self._embedded_url: str | None = None
+        self._clients: dict[RemoteConfig, Remote] = {}
+
+    def build(self, config: Config) -> dict[str, Remote]:
+        """One client per remote that a folder uses."""
+        remotes: dict[str, Remote] = {}
+        used = {f.remote for f in config.folders}
+        for name, rc in config.remotes.items():
+            if name not in used:
+                continue
+            client = self._clients.get(rc)
+            if client is None:
+                client = make_client(rc, self._embedded() if rc.kind == "embedded" else str(rc.url))
+                self._stack.callback(client.close)
+                self._clients[rc] = client
+            remotes[name] = client
+        return remotes
+
+    def close(self) -> None:
+        """Close every client now (aborts transfers in flight); closing twice is harmless."""
+        for client in self._clients.values():
+            client.close()
+
+    def _embedded(self) -> str:
+        if self._embedded_url is None:
+            self._embedded_url = start_embedded(self._state_dir / "embedded", self._stack)
+        return self._embedded_url
 
 
 def build_remotes(config: Config, stack: ExitStack) -> dict[str, Remote]:
     """One client per configured remote; `embedded` remotes share one in-process file service."""
-    remotes: dict[str, Remote] = {}
-    embedded_url: str | None = None
-    used = {f.remote for f in config.folders}
-    for name, rc in config.remotes.items():
-        if name not in used:
-            continue
-        if rc.kind == "embedded":
-            if embedded_url is None:
-                embedded_url = start_embedded(config, stack)
-            remotes[name] = make_client(rc, embedded_url)
-        else:
-            assert rc.url is not None
-            remotes[name] = make_client(rc, rc.url)
-        stack.callback(remotes[name].close)
-    return remotes
+    return RemoteSet(config.daemon.state_dir, stack).build(config)
 
 
 def make_client(rc: RemoteConfig, url: str) -> BddRemote:
@@ -60,12 +79,12 @@ def make_client(rc: RemoteConfig, url: str) -> BddRemote:
     )
 
 
-def start_embedded(config: Config, stack: ExitStack) -> str:
+def start_embedded(data_dir: Path, stack: ExitStack) -> str:
     """Start the reference file service on a free loopback port; stopped with the stack."""
     from syncd.server.app import build_app
     from syncd.server.runner import ServerThread
 
-    server = ServerThread(build_app(embedded_data_dir(config))).start()
+    server = ServerThread(build_app(data_dir)).start()
     stack.callback(server.stop)
     return server.url
 
@@ -83,8 +102,12 @@ def open_app(
         stack.callback(state.close)
         queue = Queue(state, clock=clock)
         queue.resume()  # leases of a process that died go back to pending
-        live = dict(remotes) if remotes is not None else build_remotes(config, stack)
+        remote_set = None
+        if remotes is None:
+            remote_set = RemoteSet(config.daemon.state_dir, stack)
+            remotes = remote_set.build(config)
+        live = dict(remotes)
         for folder in config.folders:
             FolderFS(folder.path).clean_tmp()  # partial downloads of a crashed run
         engine = Engine(config, state, queue, live, clock=clock)
-        yield App(config, state, queue, live, engine)
+        yield App(config, state, queue, live, engine, remote_set)

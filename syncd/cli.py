@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                         "$XDG_CONFIG_HOME/syncd/config.toml, /etc/syncd/config.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    sub.add_parser("run", parents=[common], help="the daemon, in the foreground (systemd runs it like this)")
     rec = sub.add_parser("reconcile", parents=[common], help="one full pass over the folders, then exit")
     rec.add_argument("--folder", action="append", metavar="NAME", help="only this folder (repeatable)")
     rec.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
@@ -95,6 +96,15 @@ def _folders(config: Config, names: list[str] | None) -> list[FolderConfig]:
     return [config.folder(n) for n in names] if names else list(config.folders)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from syncd.daemon import Daemon
+
+    path = find_config_path(args.config)
+    config = load_config(path)
+    configure_logs(config.daemon.log_format, config.daemon.log_level)
+    return Daemon(path, config).run()
+
+
 def cmd_reconcile(args: argparse.Namespace) -> int:
     config = _config(args)
     configure_logs(config.daemon.log_format, "warning" if not args.json else "error")
@@ -148,7 +158,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "serve": cmd_serve, "reconcile": cmd_reconcile, "status": cmd_status, "retry": cmd_retry,
+    "run": cmd_run, "serve": cmd_serve, "reconcile": cmd_reconcile, "status": cmd_status, "retry": cmd_retry,
     "check": cmd_check,
 }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +35,8 @@ log = structlog.get_logger("syncd.engine")
 #: How far ahead `drain` waits for a job's retry before reporting it as failed.
 WAIT_HORIZON = 10.0
 MAX_REPLANS = 5
+#: What every conflicted-copy name contains (`folderfs.conflict_name`).
+CONFLICT_MARK = " (conflicted copy "
 #: A claimed row's lease, and how often live workers' leases are extended: a transfer
 #: may take far longer than one lease, and its row must never be taken over meanwhile.
 LEASE = 300.0
@@ -130,7 +132,21 @@ class Engine:
         self.reports: dict[str, FolderReport] = {}
         self._lock = threading.Lock()
         self._work = threading.Condition()
+        self._busy: dict[tuple[str, str], int] = {}
+        self._active = frozenset(self.executors)
+        self._conflicts: dict[str, int] = {}
         self._owners: set[str] = set()
+
+    def reconfigure(self, config: Config, remotes: Mapping[str, Remote]) -> None:
+        """Take a reloaded config: new executors for every folder. Running jobs finish with
+        the executor they started with; lingering workers pick up the new folder set."""
+        executors = {
+            f.name: Executor(f, remotes[f.remote], self.state, settle=config.daemon.settle, clock=self.clock)
+            for f in config.folders
+        }
+        with self._lock:
+            self.config, self.remotes, self.executors = config, remotes, executors
+            self._active = frozenset(executors)
 
     # -- looking and planning -------------------------------------------------
 
@@ -148,24 +164,39 @@ class Engine:
             fs.create_marker()
         return None
 
-    def plan_folder(self, folder: FolderConfig, report: FolderReport) -> Plan:
-        """Scan, list and plan one folder (no changes to it)."""
+    def plan_folder(
+        self,
+        folder: FolderConfig,
+        report: FolderReport,
+        names: Collection[str] | None = None,
+        remote: list[RemoteFile] | None = None,
+    ) -> Plan:
+        """Scan, list and plan one folder (no changes to it): every name, or just `names`.
+
+        `remote` is a chat listing the caller just fetched (the poller), else one is fetched.
+        """
         blocked = self.check_folder(folder)
         if blocked:
             return Plan(blocked=blocked)
         # The remote listing waits on the network while the journal is read and the disk
         # scanned: overlap them.
         with ThreadPoolExecutor(1, thread_name_prefix="syncd-list") as pool:
-            remote_future = pool.submit(self._remote_listing, folder)
+            remote_future = pool.submit(self._remote_listing, folder) if remote is None else None
             base = {name: to_base(row) for name, row in self.state.journal(folder.name).items()}
-            listing = scan_folder(folder.path, folder.ignore, base)
-            remote = remote_future.result()
+            listing = scan_folder(folder.path, folder.ignore, base, only=names)
+            if remote_future is not None:
+                remote = remote_future.result()
+        assert remote is not None
         for name, error in listing.errors.items():  # unreadable: not "deleted", just not now
             base.pop(name, None)
             report.results[name] = ActionResult(name, "upload", "failed", error)
         unreadable = set(listing.errors)
         remote = [f for f in remote if f.filename not in unreadable]
-        return plan(listing.files, remote, base, policy_of(folder), marker_present=True)
+        return plan(listing.files, remote, base, policy_of(folder), marker_present=True, only=names)
+
+    def remote_listing(self, folder: FolderConfig) -> list[RemoteFile]:
+        """The chat's files as this folder sees them (ignored names left out)."""
+        return self._remote_listing(folder)
 
     def _remote_listing(self, folder: FolderConfig) -> list[RemoteFile]:
         """The chat's files, less the names the folder ignores: those are never written locally,
@@ -173,7 +204,16 @@ class Engine:
         files = self.remotes[folder.remote].list_chat(folder.chat_id)
         return [f for f in files if not is_ignored(f.filename, folder.ignore)]
 
-    def pass_folder(self, folder: FolderConfig, *, dry_run: bool = False, urgent: bool = False) -> FolderReport:
+    def pass_folder(
+        self,
+        folder: FolderConfig,
+        *,
+        dry_run: bool = False,
+        urgent: bool = False,
+        names: Collection[str] | None = None,
+        remote: list[RemoteFile] | None = None,
+        revive_failed: bool = True,
+    ) -> FolderReport:
         """Plan a folder and (unless `dry_run`) queue its actions.
 
         `urgent` (a pass someone asked for) makes queued work due now, even work
@@ -183,7 +223,7 @@ class Engine:
         with self._lock:
             self.reports[folder.name] = report
         try:
-            result = self.plan_folder(folder, report)
+            result = self.plan_folder(folder, report, names, remote)
         except (TransientError, FatalError, ItemError, OSError) as exc:
             report.blocked = str(exc)
             self.state.set_last_pass(folder.name, _now_iso(self.clock()), str(exc))
@@ -202,7 +242,7 @@ class Engine:
             if not dry_run:
                 jobs.append((folder.name, action.name, action.kind.value, jobcodec.dumps(action)))
         if not dry_run:
-            self.queue.put_many(jobs, urgent=urgent)
+            self.queue.put_many(jobs, urgent=urgent, revive_failed=revive_failed)
             self.notify_work()
         return report
 
@@ -214,9 +254,10 @@ class Engine:
         self.work(names, workers, stop or threading.Event(), linger=False)
         self._settle_leftovers(names)
 
-    def work(self, folders: set[str], workers: int, stop: threading.Event, *, linger: bool) -> None:
+    def work(self, folders: set[str] | None, workers: int, stop: threading.Event, *, linger: bool) -> None:
         """Run `workers` threads over the queue of `folders` until `stop`, or (unless `linger`)
-        until no work is due within the horizon. Keeps the workers' leases alive meanwhile."""
+        until no work is due within the horizon. Keeps the workers' leases alive meanwhile.
+        `folders` None means the configured folders, as `reconfigure` changes them."""
         owners = [f"worker-{i}-{os.getpid()}-{id(self)}-{id(stop)}" for i in range(max(1, workers))]
         with self._lock:
             self._owners.update(owners)
@@ -246,8 +287,9 @@ class Engine:
         with self._work:
             self._work.notify_all()
 
-    def _worker(self, owner: str, folders: set[str], stop: threading.Event, linger: bool) -> None:
+    def _worker(self, owner: str, only: set[str] | None, stop: threading.Event, linger: bool) -> None:
         while not stop.is_set():
+            folders = self._active if only is None else only
             jobs = self.queue.claim(owner, limit=1, lease=self.lease, folders=folders)
             if jobs:
                 self._run(jobs[0])
@@ -268,9 +310,37 @@ class Engine:
         stop.set()
         self.notify_work()
 
+    def busy(self, folder: str, name: str) -> bool:
+        """True while a worker may be writing `name` in `folder` (the name itself, or a
+        conflicted copy while a conflict is resolved): the daemon's watcher waits for it."""
+        with self._lock:
+            if (folder, name) in self._busy:
+                return True
+            return self._conflicts.get(folder, 0) > 0 and CONFLICT_MARK in name
+
     def _run(self, job: Job) -> None:
         action = jobcodec.loads(job.payload)
+        key = (job.folder, action.name)
+        conflict = action.kind in (ActionKind.CONFLICT, ActionKind.COMPARE)
+        with self._lock:
+            self._busy[key] = self._busy.get(key, 0) + 1
+            if conflict:
+                self._conflicts[job.folder] = self._conflicts.get(job.folder, 0) + 1
+        started = time.monotonic()
+        try:
+            self._run_job(job, action)
+        finally:
+            with self._lock:
+                self._busy[key] -= 1
+                if not self._busy[key]:
+                    del self._busy[key]
+                if conflict:
+                    self._conflicts[job.folder] -= 1
+            log.debug("job finished", folder=job.folder, name=action.name, seconds=round(time.monotonic() - started, 3))
+
+    def _run_job(self, job: Job, action: Action) -> None:
         executor = self.executors[job.folder]
+        started = time.monotonic()
         try:
             # A row claimed before (claims > 1) may have been cut short by a crash after its
             # upload reached the remote: that counts as an earlier attempt (SPEC, "No duplicates").
@@ -311,7 +381,10 @@ class Engine:
             self._result(job.folder, action, "failed", message)
             return
         self.queue.done(job)
-        log.info("synced", folder=job.folder, name=action.name, action=action.kind.value, bytes=done.bytes)
+        log.info(
+            "transfer", folder=job.folder, name=action.name, action=action.kind.value, bytes=done.bytes,
+            seconds=round(time.monotonic() - started, 3), outcome="done",
+        )
         if done.unchanged and action.kind is ActionKind.COMPARE:
             with self._lock:
                 report = self.reports.get(job.folder)
@@ -346,7 +419,7 @@ class Engine:
             if report is not None:
                 report.results[action.name] = ActionResult(action.name, reported, status, error)
         if status == "failed":
-            log.warning("sync failed", folder=folder, name=action.name, error=error)
+            log.warning("transfer", folder=folder, name=action.name, action=reported, outcome="failed", error=error)
 
     def _settle_leftovers(self, folders: set[str]) -> None:
         """Work still queued after draining is reported with the reason it is waiting."""

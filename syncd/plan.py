@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from syncd.model import (
@@ -143,6 +143,7 @@ def plan(
     policy: FolderPolicy,
     *,
     marker_present: bool = True,
+    only: Collection[str] | None = None,
 ) -> Plan:
     """Decide what one pass over a folder should do.
 
@@ -150,7 +151,8 @@ def plan(
     list as the service returned it (any status, duplicates included), `base`
     maps names to journal rows. Actions come out sorted by name. Without the
     folder marker nothing is planned: a vanished folder is never "everything
-    was deleted".
+    was deleted". With `only`, just those names are decided (the daemon's
+    watcher and poller); `max_delete` still counts every tracked file.
     """
     if not marker_present:
         return Plan(blocked=MARKER_MISSING)
@@ -158,7 +160,8 @@ def plan(
     current, older = _current_remote(remote)
     actions: list[Action] = []
     unchanged = 0
-    for name in sorted(set(local) | set(current) | set(base)):
+    names = set(local) | set(current) | set(base) if only is None else set(only)
+    for name in sorted(names):
         action = _decide(name, local.get(name), current.get(name), base.get(name), older.get(name, ()), policy)
         if action is not None:
             actions.append(action)
@@ -178,6 +181,15 @@ def plan(
         )
         return Plan(kept, warning=warning, skipped_deletions=deletions, unchanged=unchanged)
     return Plan(tuple(actions), unchanged=unchanged)
+
+
+def remote_changes(remote: Sequence[RemoteFile], known: Mapping[str, int | None]) -> set[str]:
+    """Names whose current remote version is not the one the journal knows (`known`: name ->
+    journal remote id): new, replaced or gone. The poller plans just these."""
+    current, _ = _current_remote(remote)
+    changed = {name for name, file in current.items() if known.get(name) != file.id}
+    changed.update(name for name, file_id in known.items() if file_id is not None and name not in current)
+    return changed
 
 
 def _current_remote(

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,9 +61,13 @@ def stat_key(st: os.stat_result) -> tuple[int, int]:
 
 
 def scan_folder(
-    folder: Path, ignore: Iterable[str], known: Mapping[str, BaseEntry]
+    folder: Path, ignore: Iterable[str], known: Mapping[str, BaseEntry], *, only: Collection[str] | None = None
 ) -> LocalListing:
-    """List `folder`'s top-level regular files; hash those whose (size, mtime) changed."""
+    """List `folder`'s top-level regular files; hash those whose (size, mtime) changed.
+
+    With `only`, just those (NFC) names are looked at: the directory is still
+    read once, so a name stored in another normal form is found all the same.
+    """
     ignored = ignore_matcher(tuple(ignore))
     listing = LocalListing()
     with os.scandir(folder) as entries:
@@ -71,6 +75,8 @@ def scan_folder(
             if ignored(entry.name):
                 continue
             name = normalize(entry.name)
+            if only is not None and name not in only:
+                continue
             try:
                 if entry.is_symlink():
                     listing.skipped[name] = "symbolic link"

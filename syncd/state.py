@@ -324,6 +324,10 @@ class State:
         with self.transaction() as conn:
             conn.execute("DELETE FROM journal WHERE folder = ? AND name = ?", (folder, name))
 
+    def journal_remote_ids(self, folder: str) -> dict[str, int | None]:
+        """name -> the remote id the journal last synced, for every tracked file of `folder`."""
+        return dict(self.fetchall("SELECT name, remote_id FROM journal WHERE folder = ?", (folder,)))
+
     def journal_count(self, folder: str) -> int:
         """How many files of `folder` the journal tracks."""
         return int(self.fetchall("SELECT count(*) FROM journal WHERE folder = ?", (folder,))[0][0])

@@ -1,0 +1,307 @@
+"""`syncd run`: the background service.
+
+Start-up: the state is opened (leftover temp files cleaned, leased jobs put
+back), workers start, every folder is watched, a full pass queues whatever
+changed while we were away, and only then systemd hears READY=1.
+
+Then one loop on the main thread, woken by the watcher, by signals, or by
+its next timer:
+
+* settled names from the watcher are planned (just those names, against a
+  fresh listing); a name a worker is writing right now waits for it, so
+  syncd's own downloads, renames and trash moves never echo back;
+* every `poll_interval` the chats are listed and only names whose remote
+  version differs from the journal are planned;
+* every `rescan_interval` (jittered), on SIGUSR1, and for a folder whose
+  watcher failed (inotify limits, overflow) at every poll: a full pass;
+* SIGHUP reloads the config; a bad one is refused and the old one kept;
+* SIGTERM/SIGINT: stop taking work, let transfers finish within `GRACE`,
+  then abort the rest (their rows are redone on the next start).
+
+Signal handlers only set flags and wake the loop (huey's consumer does the same).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from syncd.app import App, open_app
+from syncd.config import Config, FolderConfig, load_config
+from syncd.errors import ConfigError, SyncdError
+from syncd.notify import Notifier, watchdog_interval
+from syncd.plan import remote_changes
+from syncd.queue import JobState
+from syncd.watch import Watcher
+
+log = structlog.get_logger("syncd.daemon")
+
+#: How long in-flight transfers may run on after SIGTERM before they are aborted.
+GRACE = 10.0
+#: How often the STATUS= line is refreshed while work is queued.
+STATUS_EVERY = 2.0
+#: A name a worker is busy with is looked at again this much later.
+BUSY_RETRY = 0.5
+
+
+@dataclass
+class _Flags:
+    stop: bool = False
+    reload: bool = False
+    full_pass: bool = False
+
+
+class Daemon:
+    """One `syncd run` process."""
+
+    def __init__(self, config_path: Path, config: Config, *, env: Mapping[str, str] = os.environ) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.notifier = Notifier.from_env(env)
+        self.watchdog_every = watchdog_interval(env)
+        self.flags = _Flags()
+        self.wake = threading.Event()
+        self._lock = threading.Lock()
+        self._settled: dict[str, set[str]] = {}
+        self._deferred: dict[str, set[str]] = {}
+        self._troubled: dict[str, str] = {}
+        self._rng = random.Random()
+
+    # -- signals and watcher callbacks (any thread): set a flag, wake the loop ------------------
+
+    def _signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self.flags.stop = True
+        elif signum == signal.SIGHUP:
+            self.flags.reload = True
+        elif signum == signal.SIGUSR1:
+            self.flags.full_pass = True
+        self.wake.set()
+
+    def _on_settled(self, folder: str, names: set[str]) -> None:
+        with self._lock:
+            self._settled.setdefault(folder, set()).update(names)
+        self.wake.set()
+
+    def _on_trouble(self, folder: str, reason: str) -> None:
+        with self._lock:
+            self._troubled[folder] = reason
+        self.wake.set()
+
+    # -- the whole life -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; the exit code."""
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(signum, self._signal)
+        with open_app(self.config) as app:
+            stop_workers = threading.Event()
+            workers = threading.Thread(
+                target=app.engine.work, args=(None, self.config.daemon.workers, stop_workers),
+                kwargs={"linger": True}, name="syncd-workers", daemon=True,
+            )
+            workers.start()
+            watcher = Watcher(self.config.daemon.settle, self._on_settled, self._on_trouble)
+            for folder in self.config.folders:
+                self._watch(app, watcher, folder)
+            watcher.start()
+            try:
+                for folder in self.config.folders:
+                    self._full_pass(app, folder)
+                self.notifier.ready()
+                log.info("watching", folders=[f.name for f in self.config.folders], pid=os.getpid())
+                self._loop(app, watcher)
+            finally:
+                self.notifier.stopping()
+                log.info("stopping")
+                watcher.stop()
+                self._stop_workers(app, workers, stop_workers)
+        log.info("stopped")
+        return 0
+
+    def _stop_workers(self, app: App, workers: threading.Thread, stop: threading.Event) -> None:
+        app.engine.stop_workers(stop)
+        workers.join(GRACE)
+        if workers.is_alive():
+            log.warning("aborting transfers in flight; they are redone at the next start", grace_s=GRACE)
+            if app.remote_set is not None:
+                app.remote_set.close()  # their sockets close under them: they fail and leave their rows
+            workers.join(2.0)
+
+    def _loop(self, app: App, watcher: Watcher) -> None:
+        now = time.monotonic()
+        next_poll = now + self.config.daemon.poll_interval
+        next_rescan = now + self._jittered(self.config.daemon.rescan_interval)
+        next_dog = now
+        next_status = now
+        last_status = ""
+        while not self.flags.stop:
+            if self.flags.reload:
+                self.flags.reload = False
+                self._reload(app, watcher)
+            if self.flags.full_pass:
+                self.flags.full_pass = False
+                log.info("full pass requested")
+                for folder in self.config.folders:
+                    self._full_pass(app, folder)
+            self._handle_troubles(app)
+            self._handle_settled(app)
+            now = time.monotonic()
+            if now >= next_poll:
+                self._poll(app)
+                next_poll = now + self.config.daemon.poll_interval
+            if now >= next_rescan:
+                for folder in self.config.folders:
+                    self._full_pass(app, folder)
+                next_rescan = now + self._jittered(self.config.daemon.rescan_interval)
+            if self.watchdog_every is not None and now >= next_dog:
+                self.notifier.watchdog()
+                next_dog = now + self.watchdog_every
+            busy = self._busy_work(app)
+            if now >= next_status:
+                text = self._status_text(app)
+                if text != last_status:
+                    self.notifier.status(text)
+                    last_status = text
+                next_status = now + STATUS_EVERY
+            deadlines = [next_poll, next_rescan]
+            if self.watchdog_every is not None:
+                deadlines.append(next_dog)
+            if busy or self._deferred:
+                deadlines.append(now + (BUSY_RETRY if self._deferred else STATUS_EVERY))
+            self.wake.wait(max(0.0, min(deadlines) - time.monotonic()))
+            self.wake.clear()
+
+    # -- passes ---------------------------------------------------------------------------------
+
+    def _full_pass(self, app: App, folder: FolderConfig) -> None:
+        report = app.engine.pass_folder(folder, revive_failed=False)
+        app.state.set_last_pass(folder.name, _now_iso(), report.blocked)
+        if report.blocked:
+            log.warning("folder paused", folder=folder.name, reason=report.blocked)
+
+    def _handle_settled(self, app: App) -> None:
+        with self._lock:
+            batches, self._settled = self._settled, {}
+            for name, deferred in self._deferred.items():
+                batches.setdefault(name, set()).update(deferred)
+            self._deferred = {}
+        for folder_name, names in batches.items():
+            folder = self._folder(folder_name)
+            if folder is None:
+                continue
+            busy = {n for n in names if app.engine.busy(folder_name, n)}
+            if busy:
+                with self._lock:
+                    self._deferred.setdefault(folder_name, set()).update(busy)
+            todo = names - busy
+            if todo:
+                log.debug("local changes", folder=folder_name, names=len(todo))
+                app.engine.pass_folder(folder, names=todo, revive_failed=False)
+
+    def _poll(self, app: App) -> None:
+        for folder in self.config.folders:
+            if folder.name in self._troubled_folders():
+                self._full_pass(app, folder)  # no watcher: rescans carry the local side
+                continue
+            try:
+                remote = app.engine.remote_listing(folder)
+            except SyncdError as exc:
+                log.warning("remote listing failed", folder=folder.name, error=str(exc))
+                app.state.set_last_pass(folder.name, _now_iso(), str(exc))
+                continue
+            changed = remote_changes(remote, app.state.journal_remote_ids(folder.name))
+            if changed:
+                log.debug("remote changes", folder=folder.name, names=len(changed))
+                app.engine.pass_folder(folder, names=changed, remote=remote, revive_failed=False)
+
+    def _handle_troubles(self, app: App) -> None:
+        with self._lock:
+            fresh = {f: r for f, r in self._troubled.items() if r}
+            for f in fresh:
+                self._troubled[f] = ""  # seen: keep the folder on rescans, report it once
+        for name, reason in fresh.items():
+            log.warning("watcher trouble: syncing this folder by rescans", folder=name, reason=reason)
+            folder = self._folder(name)
+            if folder is not None:
+                self._full_pass(app, folder)
+
+    def _troubled_folders(self) -> set[str]:
+        with self._lock:
+            return set(self._troubled)
+
+    # -- reload ---------------------------------------------------------------------------------
+
+    def _reload(self, app: App, watcher: Watcher) -> None:
+        try:
+            new = load_config(self.config_path)
+            if new.daemon.state_dir != self.config.daemon.state_dir:
+                raise ConfigError(f"{self.config_path}: daemon.state_dir: cannot change without a restart")
+            remotes = app.remote_set.build(new) if app.remote_set is not None else dict(app.remotes)
+        except (ConfigError, SyncdError) as exc:
+            log.error("config reload refused; keeping the running config", error=str(exc))
+            return
+        self.notifier.reloading()
+        old = {f.name: f for f in self.config.folders}
+        fresh = {f.name: f for f in new.folders}
+        removed = [n for n in old if n not in fresh or fresh[n] != old[n]]
+        added = [f for n, f in fresh.items() if n not in old or old[n] != f]
+        for name in removed:
+            watcher.remove(name)
+            with self._lock:
+                self._troubled.pop(name, None)
+        app.engine.reconfigure(new, remotes)
+        before, self.config = self.config.daemon, new
+        for folder in added:
+            self._watch(app, watcher, folder)
+            self._full_pass(app, folder)
+        for key in ("workers", "settle"):
+            if getattr(new.daemon, key) != getattr(before, key):
+                log.warning("setting applies after a restart", key=f"daemon.{key}")
+        log.info("config reloaded", added=[f.name for f in added], removed=removed)
+        self.notifier.ready()
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _watch(self, app: App, watcher: Watcher, folder: FolderConfig) -> None:
+        """Watch a folder, first creating it (and its marker) if it is new; a paused one is
+        left unwatched and looked at by rescans."""
+        try:
+            paused = app.engine.check_folder(folder)
+        except OSError as exc:
+            paused = f"cannot create {folder.path}: {exc.strerror}"
+        if paused:
+            self._on_trouble(folder.name, paused)
+            return
+        watcher.add(folder.name, folder.path, folder.ignore)
+
+    def _folder(self, name: str) -> FolderConfig | None:
+        return next((f for f in self.config.folders if f.name == name), None)
+
+    def _jittered(self, interval: float) -> float:
+        return interval * self._rng.uniform(0.9, 1.1)
+
+    def _busy_work(self, app: App) -> bool:
+        return app.queue.outstanding() > 0
+
+    def _status_text(self, app: App) -> str:
+        counts = app.queue.counts_by_folder()
+        total = {state: sum(c.get(state, 0) for c in counts.values()) for state in JobState}
+        return (
+            f"watching {len(self.config.folders)} folders; {total[JobState.PENDING]} pending, "
+            f"{total[JobState.RUNNING]} running, {total[JobState.FAILED]} failed"
+        )
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,365 @@
+"""File events -> "these names in this folder have settled".
+
+`Settler` is pure (no clock, threads or disk; stat is passed in, as in watchdog's dirsnapshot):
+it is told about events and asked which names have been quiet for `settle` seconds with an
+unchanged (size, mtime_ns). `Watcher` is the edge: one watchdog observer, a non-recursive watch
+per folder, and one thread that sleeps on a condition until the next deadline (forever when
+nothing waits: no polling) and hands each folder's settled names to `on_settled` in one batch.
+
+What watchdog 7's inotify emitter makes of a non-recursive watch:
+
+* a rename inside the folder is one FileMovedEvent (both names are touched);
+* a move in from an unwatched place (a download's `.syncd/tmp/X` -> `NAME`) has no partner and
+  arrives as FileCreatedEvent(NAME);
+* a move out arrives as FileDeletedEvent(source) about 0.5 s late: an unpaired IN_MOVED_FROM is
+  held that long for its partner, and the folder's later events queue behind it;
+* IN_Q_OVERFLOW never reaches handlers (watchdog logs a warning and drops pending move halves),
+  and IN_MOVE_SELF is not in its mask, so a folder moved away goes unnoticed. `_Reader` and
+  `_Emitter` below, the only code touching watchdog internals, report both as trouble. They are
+  Linux only; elsewhere the stock observer runs without those two reports.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from watchdog import events as ev
+from watchdog.observers.api import BaseObserver, EventQueue, ObservedWatch
+
+from syncd.names import normalize
+from syncd.scan import is_ignored
+
+log = structlog.get_logger("syncd.watch")
+
+Key = tuple[str, str]  # (folder name, file name as on disk)
+Stat = tuple[int, int] | None  # (size, mtime_ns), None when the file does not exist
+Alarm = Callable[[str | None, str], None]  # (watched path, None meaning every folder; reason)
+
+# No opens or read-only closes: syncd hashing or uploading a file must not look like a change.
+_EVENTS: list[type[ev.FileSystemEvent]] = [
+    ev.FileCreatedEvent, ev.FileModifiedEvent, ev.FileAttribEvent, ev.FileClosedEvent, ev.FileDeletedEvent,
+    ev.FileMovedEvent, ev.DirDeletedEvent, ev.DirMovedEvent,
+]
+_OVERFLOW = "the inotify event queue overflowed (fs.inotify.max_queued_events): file events were lost"
+
+
+class Settler:
+    """Which (folder, name) keys have been quiet for `settle` seconds with a stable stat.
+
+    Times must not go backwards (use a monotonic clock): keys are kept in order of last touch,
+    so the next deadline is the first key's and `due` stops at the first key still busy.
+    """
+
+    def __init__(self, settle: float) -> None:
+        self.settle = settle
+        self._waiting: OrderedDict[Key, tuple[float, Stat]] = OrderedDict()  # key -> (last touch, stat)
+
+    def touch(self, key: Key, now: float, stat: Stat) -> None:
+        """An event for `key` at `now`, with the stat seen then: (re)start its quiet period."""
+        self._waiting[key] = (now, stat)
+        self._waiting.move_to_end(key)
+
+    def due(self, now: float, stat: Callable[[Key], Stat]) -> list[Key]:
+        """Remove and return the keys quiet for `settle` whose stat is still the one recorded.
+
+        A key whose stat changed without an event is not due: its quiet period starts again.
+        """
+        ready: list[Key] = []
+        changed: list[tuple[Key, Stat]] = []
+        while self._waiting:
+            key, (since, seen) = next(iter(self._waiting.items()))
+            if now - since < self.settle:
+                break  # every later key was touched later still
+            self._waiting.popitem(last=False)
+            current = stat(key)
+            if current == seen:
+                ready.append(key)
+            else:
+                changed.append((key, current))
+        for key, current in changed:
+            self.touch(key, now, current)
+        return ready
+
+    def next_deadline(self) -> float | None:
+        """When the earliest waiting key becomes due; None when nothing waits."""
+        return next(iter(self._waiting.values()))[0] + self.settle if self._waiting else None
+
+    def pending(self) -> int:
+        """How many keys wait to settle."""
+        return len(self._waiting)
+
+    def forget(self, folder_name: str) -> None:
+        """Drop every waiting key of one folder."""
+        for key in [k for k in self._waiting if k[0] == folder_name]:
+            del self._waiting[key]
+
+
+@dataclass(frozen=True)
+class _Folder:
+    name: str
+    path: Path
+    ignore: tuple[str, ...]
+
+    def file_name(self, path: str) -> str | None:
+        """The name of `path` if it is directly in this folder and not ignored."""
+        name = os.path.basename(path)
+        inside = bool(path) and os.path.dirname(path) == str(self.path)
+        return name if inside and not is_ignored(name, self.ignore) else None
+
+
+class Watcher:
+    """Watches folders' top levels and reports the names that settled, batched per folder.
+
+    `on_settled(folder, names)` runs on the watcher's thread, with NFC names. `on_trouble(folder,
+    reason)` means the folder's events cannot be trusted any more (the watch failed or stopped,
+    events were lost): rescan it. It may run on any thread; keep it short. Exceptions from either
+    callback are logged. A Watcher is started at most once.
+    """
+
+    def __init__(
+        self,
+        settle: float,
+        on_settled: Callable[[str, set[str]], None],
+        on_trouble: Callable[[str, str], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settler = Settler(settle)
+        self._slack = min(settle / 10, 0.1)  # wait a little past a deadline, so a burst settles as one batch
+        self._on_settled, self._on_trouble, self._clock = on_settled, on_trouble, clock
+        self._cond = threading.Condition()  # guards everything below and the settler
+        self._folders: dict[str, _Folder] = {}  # invariant: every waiting key's folder is here
+        self._watches: dict[str, ObservedWatch] = {}
+        self._observer: BaseObserver | None = None
+        self._broken: OSError | None = None  # why no observer could be made
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def add(self, folder_name: str, path: Path, ignore: tuple[str, ...]) -> None:
+        """Watch `path`'s top level as `folder_name`. A failure goes to `on_trouble`, never raised."""
+        self.remove(folder_name)
+        folder = _Folder(folder_name, path, ignore)
+        with self._cond:
+            self._folders[folder_name] = folder
+        if self._thread is not None:
+            self._schedule(folder)
+
+    def remove(self, folder_name: str) -> None:
+        """Stop watching a folder and drop its waiting names."""
+        with self._cond:
+            watch = self._watches.pop(folder_name, None)
+        if watch is not None and self._observer is not None:
+            self._observer.unschedule(watch)  # synchronous: none of its events is handled after this
+        with self._cond:
+            self._folders.pop(folder_name, None)
+            self._settler.forget(folder_name)
+
+    def start(self) -> None:
+        """Start the observer and the settle thread, and watch the folders added so far."""
+        try:
+            self._observer = _make_observer(self._alarm)
+            self._observer.start()
+        except OSError as exc:  # no inotify instance: every folder is trouble
+            self._observer, self._broken = None, exc
+        self._thread = threading.Thread(target=self._run, name="syncd-watch", daemon=True)
+        self._thread.start()
+        with self._cond:
+            folders = list(self._folders.values())
+        for folder in folders:
+            self._schedule(folder)
+
+    def stop(self) -> None:
+        """Stop watching and join every thread this started; safe to repeat, not from `on_trouble`."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def pending(self) -> int:
+        """How many names wait to settle (0 and no callback running: idle)."""
+        with self._cond:
+            return self._settler.pending()
+
+    def folders(self) -> set[str]:
+        """The folders added and not removed, including any whose watch failed."""
+        with self._cond:
+            return set(self._folders)
+
+    def _schedule(self, folder: _Folder) -> None:
+        try:
+            if self._observer is None:
+                raise self._broken or OSError(errno.EBADF, "the watcher is stopped")
+            if not folder.path.is_dir():  # watchdog would watch a file's parent instead
+                raise NotADirectoryError(errno.ENOTDIR, "not an existing directory")
+            watch = self._observer.schedule(_Handler(self, folder), str(folder.path), event_filter=_EVENTS)
+        except OSError as exc:
+            self._trouble(folder.name, _watch_failure(folder.path, exc))
+            return
+        with self._cond:
+            self._watches[folder.name] = watch
+
+    def _on_event(self, folder: _Folder, event: ev.FileSystemEvent) -> None:
+        src, dest = os.fsdecode(event.src_path), os.fsdecode(event.dest_path)
+        if event.is_directory:
+            if src == str(folder.path):
+                self._trouble(folder.name, f"{folder.path} was deleted or moved away; its watch stopped", forget=True)
+            return
+        for name in filter(None, (folder.file_name(src), folder.file_name(dest))):
+            stat = _stat(folder.path / name)
+            with self._cond:
+                was_idle = self._settler.pending() == 0
+                self._settler.touch((folder.name, name), self._clock(), stat)
+                if was_idle:  # a touch brings the next deadline closer only when nothing waited
+                    self._cond.notify()
+
+    def _alarm(self, path: str | None, reason: str) -> None:
+        with self._cond:
+            hit = [f.name for f in self._folders.values() if path in (None, str(f.path))]
+        for name in hit:
+            self._trouble(name, reason)
+
+    def _trouble(self, folder_name: str, reason: str, *, forget: bool = False) -> None:
+        if forget:  # files that vanished with their folder were not each deleted
+            with self._cond:
+                self._settler.forget(folder_name)
+        try:
+            self._on_trouble(folder_name, reason)
+        except Exception:
+            log.exception("watch trouble callback failed", folder=folder_name, reason=reason)
+
+    def _run(self) -> None:
+        while (due := self._wait_for_due()) is not None:
+            batches: dict[str, set[str]] = {}
+            for folder_name, name in due:
+                batches.setdefault(folder_name, set()).add(normalize(name))
+            for folder_name, names in batches.items():
+                try:
+                    self._on_settled(folder_name, names)
+                except Exception:
+                    log.exception("settled callback failed", folder=folder_name, names=len(names))
+
+    def _wait_for_due(self) -> list[Key] | None:
+        """Block until some keys are due; None once stopping."""
+        with self._cond:
+            while not self._stopping:
+                deadline = self._settler.next_deadline()
+                wait = None if deadline is None else deadline + self._slack - self._clock()
+                if wait is None or wait > 0:
+                    self._cond.wait(wait)
+                elif due := self._settler.due(self._clock(), lambda k: _stat(self._folders[k[0]].path / k[1])):
+                    return due
+            return None
+
+
+class _Handler(ev.FileSystemEventHandler):
+    def __init__(self, watcher: Watcher, folder: _Folder) -> None:
+        self._watcher, self._folder = watcher, folder
+
+    def dispatch(self, event: ev.FileSystemEvent) -> None:
+        try:  # an exception here would end watchdog's dispatcher thread, and so every folder's events
+            self._watcher._on_event(self._folder, event)
+        except Exception:
+            log.exception("watch event handling failed", folder=self._folder.name, event=repr(event))
+
+
+def _stat(path: Path) -> Stat:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:  # gone (or unreadable: the daemon's own look will say so)
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _watch_failure(path: Path, exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EMFILE):
+        return (
+            f"cannot watch {path}: inotify limits reached ({exc.strerror}); raise fs.inotify.max_user_watches "
+            "(and fs.inotify.max_user_instances), e.g. `sysctl fs.inotify.max_user_watches=524288`"
+        )
+    return f"cannot watch {path}: {exc.strerror or exc}"
+
+
+if sys.platform == "linux":
+    from watchdog.observers.inotify import InotifyEmitter
+    from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, InotifyFD, Mask
+    from watchdog.observers.inotify_move_event_grouper import GroupedInotifyEvent, PathedInotifyEvent
+
+    class _Reader(InotifyFD):
+        """The observer's inotify reader; also reports queue overflows and its own death."""
+
+        def __init__(self, alarm: Alarm) -> None:
+            super().__init__()
+            self._alarm = alarm
+
+        def handle_event(self, event: InotifyEvent) -> None:
+            if event.is_queue_overflow:
+                self._alarm(None, _OVERFLOW)
+            super().handle_event(event)
+
+        def run(self) -> None:
+            try:
+                super().run()
+            except Exception as exc:
+                log.exception("inotify reader died")
+                self._alarm(None, f"the inotify reader thread died ({exc!r}): no more file events")
+
+    class _Emitter(InotifyEmitter):
+        """watchdog's inotify emitter, plus IN_MOVE_SELF and a report when its thread dies."""
+
+        def __init__(self, event_queue: EventQueue, watch: ObservedWatch, *, alarm: Alarm, **kwargs: Any) -> None:
+            super().__init__(event_queue, watch, **kwargs)
+            self._alarm = alarm
+
+        def get_event_mask_from_filter(self) -> Mask:
+            return Mask(super().get_event_mask_from_filter() | InotifyConstants.IN_MOVE_SELF)
+
+        def build_and_queue_event(self, event: GroupedInotifyEvent, *, full_events: bool = False) -> None:
+            if isinstance(event, PathedInotifyEvent) and event.ev.is_move_self:
+                self.queue_event(ev.DirMovedEvent(self.watch.path, ""))  # the watched folder moved away
+                self.stop()  # as watchdog does on IN_DELETE_SELF
+            else:
+                super().build_and_queue_event(event, full_events=full_events)
+
+        def run(self) -> None:
+            try:
+                super().run()
+            except Exception as exc:
+                log.exception("inotify emitter died", path=self.watch.path)
+                self._alarm(self.watch.path, f"the watch thread died ({exc!r}): no more file events")
+
+    class _Observer(BaseObserver):
+        """watchdog's InotifyObserver (one inotify instance per observer) with the classes above."""
+
+        def __init__(self, alarm: Alarm) -> None:
+            self._reader = _Reader(alarm)
+            self._reader.start()
+            super().__init__(_Emitter, inotify_fd=self._reader, alarm=alarm)
+
+        def on_thread_stop(self) -> None:
+            super().on_thread_stop()
+            self._reader.stop()
+            self._reader.join()
+
+    def _make_observer(alarm: Alarm) -> BaseObserver:
+        return _Observer(alarm)
+
+else:  # pragma: no cover
+    from watchdog.observers import Observer
+
+    def _make_observer(alarm: Alarm) -> BaseObserver:
+        return Observer()
