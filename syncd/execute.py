@@ -49,6 +49,18 @@ def to_base(row: JournalRow) -> BaseEntry:
     )
 
 
+def _same_base(row: JournalRow | None, base: BaseEntry | None) -> bool:
+    """True when the journal row now is the one a plan was made against."""
+    if row is None or base is None:
+        return row is None and base is None
+    return (
+        (row.local_size, row.local_mtime_ns, row.local_sha256, row.remote_id, row.remote_size, row.remote_hashcode,
+         row.dropped)
+        == (base.local_size, base.local_mtime_ns, base.local_sha256, base.remote_id, base.remote_size,
+            base.remote_hashcode, base.dropped)
+    )
+
+
 class NotSettled(TransientError):
     """The file changed too recently to upload; try again once it is quiet."""
 
@@ -97,7 +109,14 @@ class Executor:
     # -- dispatch -----------------------------------------------------------
 
     def run(self, action: Action, *, attempts: int = 0) -> Done:
-        """Carry out `action`; `attempts` > 0 means an earlier try may have half-happened."""
+        """Carry out `action`; `attempts` > 0 means an earlier try may have half-happened.
+
+        The journal row must still be the one the plan saw: a plan made while a worker
+        was syncing the same name (the daemon plans while workers run) is stale, and
+        acting on it could upload twice. Then LocalChanged asks for a fresh plan.
+        """
+        if not _same_base(self.state.journal_row(self.folder.name, action.name), action.base):
+            raise LocalChanged(action.name)
         kind = action.kind
         if kind is ActionKind.UPLOAD:
             assert action.local is not None

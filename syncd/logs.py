@@ -44,4 +44,5 @@ def configure(log_format: LogFormat = "auto", level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(LEVELS.get(level, logging.INFO))
     # One line per HTTP request drowns the one line per transfer that syncd logs itself.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -84,6 +84,8 @@ def write_config(
     settle: float = 0,
     workers: int = 2,
     user_id: str = "u",
+    daemon: Mapping[str, object] | None = None,
+    api_key_env: str | None = None,
 ) -> Path:
     """A config with one `bdd` remote `r` at `url` and `folders` (each needs name, path, chat_id)."""
     lines = [
@@ -92,12 +94,14 @@ def write_config(
         f"workers = {workers}",
         f"settle = {_toml(float(settle))}",
         'log_format = "json"',
+        *(f"{key} = {_toml(value)}" for key, value in (daemon or {}).items()),
         "",
         "[remotes.r]",
         'kind = "bdd"',
         f"url = {_toml(url)}",
         f"user_id = {_toml(user_id)}",
         "timeout = 10",
+        *([f"api_key_env = {_toml(api_key_env)}"] if api_key_env else []),
     ]
     for folder in folders:
         lines += ["", "[[folders]]", 'remote = "r"']
