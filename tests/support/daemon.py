@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,10 +50,8 @@ class DaemonProcess:
         for line in self.proc.stderr:
             with self._lock:
                 self.raw.append(line)
-                try:
+                with contextlib.suppress(ValueError):  # a stray non-JSON line: kept in `raw` only
                     self.events.append(json.loads(line))
-                except ValueError:
-                    pass
 
     def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
         """Logged events named `event` whose fields include `fields`."""
