@@ -381,7 +381,9 @@ class Engine:
             self._result(job.folder, action, "failed", message)
             return
         self.queue.done(job)
-        log.info(
+        # Journal-only actions (record, forget) move nothing: not a transfer worth a line.
+        emit = log.debug if action.kind in (ActionKind.RECORD, ActionKind.FORGET) else log.info
+        emit(
             "transfer", folder=job.folder, name=action.name, action=action.kind.value, bytes=done.bytes,
             seconds=round(time.monotonic() - started, 3), outcome="done",
         )
