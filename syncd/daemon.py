@@ -74,7 +74,8 @@ class Daemon:
         self._lock = threading.Lock()
         self._settled: dict[str, set[str]] = {}
         self._deferred: dict[str, set[str]] = {}
-        self._troubled: dict[str, str] = {}
+        self._trouble: dict[str, str] = {}  # watcher trouble reported, not yet handled
+        self._unwatched: set[str] = set()  # folders carried by rescans (main thread only)
         self._rng = random.Random()
 
     # -- signals and watcher callbacks (any thread): set a flag, wake the loop ------------------
@@ -95,7 +96,7 @@ class Daemon:
 
     def _on_trouble(self, folder: str, reason: str) -> None:
         with self._lock:
-            self._troubled[folder] = reason
+            self._trouble[folder] = reason
         self.wake.set()
 
     # -- the whole life -----------------------------------------------------------------------
@@ -167,7 +168,7 @@ class Daemon:
             if self.watchdog_every is not None and now >= next_dog:
                 self.notifier.watchdog()
                 next_dog = now + self.watchdog_every
-            busy = self._busy_work(app)
+            busy = app.queue.outstanding() > 0
             if now >= next_status:
                 text = self._status_text(app)
                 if text != last_status:
@@ -211,7 +212,7 @@ class Daemon:
 
     def _poll(self, app: App) -> None:
         for folder in self.config.folders:
-            if folder.name in self._troubled_folders():
+            if folder.name in self._unwatched:
                 self._full_pass(app, folder)  # no watcher: rescans carry the local side
                 continue
             try:
@@ -227,18 +228,13 @@ class Daemon:
 
     def _handle_troubles(self, app: App) -> None:
         with self._lock:
-            fresh = {f: r for f, r in self._troubled.items() if r}
-            for f in fresh:
-                self._troubled[f] = ""  # seen: keep the folder on rescans, report it once
+            fresh, self._trouble = self._trouble, {}
+        self._unwatched.update(fresh)
         for name, reason in fresh.items():
             log.warning("watcher trouble: syncing this folder by rescans", folder=name, reason=reason)
             folder = self._folder(name)
             if folder is not None:
                 self._full_pass(app, folder)
-
-    def _troubled_folders(self) -> set[str]:
-        with self._lock:
-            return set(self._troubled)
 
     # -- reload ---------------------------------------------------------------------------------
 
@@ -258,8 +254,9 @@ class Daemon:
         added = [f for n, f in fresh.items() if n not in old or old[n] != f]
         for name in removed:
             watcher.remove(name)
+            self._unwatched.discard(name)
             with self._lock:
-                self._troubled.pop(name, None)
+                self._trouble.pop(name, None)
         app.engine.reconfigure(new, remotes)
         before, self.config = self.config.daemon, new
         for folder in added:
@@ -290,9 +287,6 @@ class Daemon:
 
     def _jittered(self, interval: float) -> float:
         return interval * self._rng.uniform(0.9, 1.1)
-
-    def _busy_work(self, app: App) -> bool:
-        return app.queue.outstanding() > 0
 
     def _status_text(self, app: App) -> str:
         counts = app.queue.counts_by_folder()

@@ -181,7 +181,7 @@ class Engine:
         # The remote listing waits on the network while the journal is read and the disk
         # scanned: overlap them.
         with ThreadPoolExecutor(1, thread_name_prefix="syncd-list") as pool:
-            remote_future = pool.submit(self._remote_listing, folder) if remote is None else None
+            remote_future = pool.submit(self.remote_listing, folder) if remote is None else None
             base = {name: to_base(row) for name, row in self.state.journal(folder.name).items()}
             listing = scan_folder(folder.path, folder.ignore, base, only=names)
             if remote_future is not None:
@@ -195,10 +195,6 @@ class Engine:
         return plan(listing.files, remote, base, policy_of(folder), marker_present=True, only=names)
 
     def remote_listing(self, folder: FolderConfig) -> list[RemoteFile]:
-        """The chat's files as this folder sees them (ignored names left out)."""
-        return self._remote_listing(folder)
-
-    def _remote_listing(self, folder: FolderConfig) -> list[RemoteFile]:
         """The chat's files, less the names the folder ignores: those are never written locally,
         so a downloaded one would look deleted here on the next pass."""
         files = self.remotes[folder.remote].list_chat(folder.chat_id)
@@ -326,7 +322,6 @@ class Engine:
             self._busy[key] = self._busy.get(key, 0) + 1
             if conflict:
                 self._conflicts[job.folder] = self._conflicts.get(job.folder, 0) + 1
-        started = time.monotonic()
         try:
             self._run_job(job, action)
         finally:
@@ -336,7 +331,6 @@ class Engine:
                     del self._busy[key]
                 if conflict:
                     self._conflicts[job.folder] -= 1
-            log.debug("job finished", folder=job.folder, name=action.name, seconds=round(time.monotonic() - started, 3))
 
     def _run_job(self, job: Job, action: Action) -> None:
         executor = self.executors[job.folder]
@@ -406,7 +400,7 @@ class Engine:
         base = {n: to_base(r) for n, r in self.state.journal(folder.name).items() if n == action.name}
         listing = scan_folder(folder.path, folder.ignore, base)
         local = {n: f for n, f in listing.files.items() if n == action.name}
-        remote = [f for f in self._remote_listing(folder) if f.filename == action.name]
+        remote = [f for f in self.remote_listing(folder) if f.filename == action.name]
         fresh = plan(local, remote, base, policy_of(folder))
         return fresh.actions[0] if fresh.actions else None
 

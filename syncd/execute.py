@@ -53,12 +53,7 @@ def _same_base(row: JournalRow | None, base: BaseEntry | None) -> bool:
     """True when the journal row now is the one a plan was made against."""
     if row is None or base is None:
         return row is None and base is None
-    return (
-        (row.local_size, row.local_mtime_ns, row.local_sha256, row.remote_id, row.remote_size, row.remote_hashcode,
-         row.dropped)
-        == (base.local_size, base.local_mtime_ns, base.local_sha256, base.remote_id, base.remote_size,
-            base.remote_hashcode, base.dropped)
-    )
+    return to_base(row).sides == base.sides
 
 
 class NotSettled(TransientError):
@@ -189,7 +184,7 @@ class Executor:
         look for the copy that attempt created: same name, same content.
         """
         if attempts:
-            existing = self._find_copy(as_name, local)
+            existing = self.remote.find_copy(self.folder.chat_id, as_name, local.size, local.sha256)
             if existing is not None:
                 return existing
         path = self.fs.path(name)
@@ -206,12 +201,6 @@ class Executor:
             raise TransientError(f"{name}: changed during upload; will upload again")
         return RemoteFile(id=file_id, filename=as_name, size=local.size, hashcode=local.sha256,
                           upload_at=datetime.now(UTC), status=FileStatus.OK)
-
-    def _find_copy(self, as_name: str, local: LocalFile) -> RemoteFile | None:
-        for f in self.remote.list_chat(self.folder.chat_id):
-            if f.filename == as_name and f.status is FileStatus.OK and f.hashcode == local.sha256:
-                return f
-        return None
 
     def _upload_action(self, action: Action, attempts: int) -> Done:
         assert action.local is not None

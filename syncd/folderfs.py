@@ -14,6 +14,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from syncd.durable import fsync_dir
 from syncd.model import LocalFile
 from syncd.scan import MARKER, stat_key
 
@@ -136,10 +137,3 @@ def conflict_name(name: str, now: datetime) -> str:
     stem, ext = split_ext(name)
     return f"{stem} (conflicted copy {now.strftime('%Y-%m-%d %H%M%S')}){ext}"
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

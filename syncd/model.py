@@ -77,6 +77,19 @@ class LocalFile:
     sha256: str
 
 
+#: (local size, mtime_ns, sha256), (remote id, size, hashcode), dropped: what a journal row records.
+Sides = tuple[tuple[int | None, int | None, str | None], tuple[int | None, int | None, str | None], bool]
+
+
+def sides_synced(local: LocalFile | None, remote: RemoteFile | None, dropped: bool) -> Sides:
+    """The `BaseEntry.sides` of a row recording `local` and `remote` as in sync."""
+    return (
+        (local.size, local.mtime_ns, local.sha256) if local else (None, None, None),
+        (remote.id, remote.size, remote.hashcode) if remote else (None, None, None),
+        dropped,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class BaseEntry:
     """One journal row: the last synced state of both sides of a name.
@@ -113,6 +126,16 @@ class BaseEntry:
             remote_hashcode=remote.hashcode if remote else None,
             remote_upload_at=remote.upload_at if remote else None,
             dropped=dropped,
+        )
+
+    @property
+    def sides(self) -> Sides:
+        """What the row says was in sync: both sides and `dropped`. `remote_upload_at` is left
+        out: it is fixed by the remote id, and it does not survive every round trip exactly."""
+        return (
+            (self.local_size, self.local_mtime_ns, self.local_sha256),
+            (self.remote_id, self.remote_size, self.remote_hashcode),
+            self.dropped,
         )
 
     @property

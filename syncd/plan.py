@@ -55,6 +55,7 @@ from syncd.model import (
     Mode,
     Plan,
     Winner,
+    sides_synced,
 )
 from syncd.names import normalize, unsafe_reason
 from syncd.remote.base import FileStatus, RemoteFile
@@ -306,15 +307,9 @@ def _keep(name: str, local: LocalFile | None, remote: RemoteFile | None, base: B
     `remote_upload_at` is left out of the comparison: it is fixed by the
     remote id, and a journal round trip must not make RECORD repeat forever.
     """
-    if base is not None:
-        loc = (local.size, local.mtime_ns, local.sha256) if local else (None, None, None)
-        rem = (remote.id, remote.size, remote.hashcode) if remote else (None, None, None)
-        if (
-            (base.local_size, base.local_mtime_ns, base.local_sha256) == loc
-            and (base.remote_id, base.remote_size, base.remote_hashcode) == rem
-            and base.dropped == (base.dropped and local is not None)  # as `Action.recorded` keeps it
-        ):
-            return None
+    # `dropped` as `Action.recorded` keeps it.
+    if base is not None and base.sides == sides_synced(local, remote, base.dropped and local is not None):
+        return None
     return Action(ActionKind.RECORD, name, local, remote, base)
 
 

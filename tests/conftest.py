@@ -1,4 +1,4 @@
-"""Shared fixtures: a real reference file service on loopback."""
+"""Shared fixtures: a real reference file service on loopback, and the published SDK pointed at it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bdd_file import BDD_FILE_PROFILES, BddFileClient
 
 from syncd.server.app import build_app
 from syncd.server.runner import ServerThread
@@ -28,3 +29,12 @@ def file_server(server_data: Path) -> Iterator[ServerThread]:
 @pytest.fixture
 def server_url(file_server: ServerThread) -> str:
     return file_server.url
+
+
+@pytest.fixture
+def sdk(server_url: str) -> Iterator[BddFileClient]:
+    """The published SDK (the other client) pointed at the test server, as user `u`."""
+    profile = f"syncd-tests-{id(server_url)}"
+    BDD_FILE_PROFILES[profile] = server_url
+    yield BddFileClient(profile=profile, default_user_id="u", default_biz="chat")
+    del BDD_FILE_PROFILES[profile]

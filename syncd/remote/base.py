@@ -63,6 +63,11 @@ class Remote(Protocol):
         """Stream the file's bytes into `out`; return how many were written."""
         ...
 
+    def find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> RemoteFile | None:
+        """The newest `ok` file of the chat with exactly this name, size and sha256, if any:
+        the copy an upload that failed ambiguously may have made (SPEC, "No duplicates")."""
+        ...
+
     def delete(self, file_id: int) -> None:
         """Delete the file (a file already gone counts as deleted)."""
         ...

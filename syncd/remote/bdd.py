@@ -199,9 +199,10 @@ class BddRemote:
             nonlocal maybe_created
             if maybe_created and sha256 is not None:
                 # The last attempt may have created the file before failing: do not upload twice.
-                existing = self._find_copy(chat_id, filename, size, sha256)
+                once = dataclasses.replace(self._retry, attempts=1)  # inside a retry loop already
+                existing = self._find_copy(chat_id, filename, size, sha256, once)
                 if existing is not None:
-                    return existing
+                    return existing.id
             self._limiter.acquire()
             try:
                 with path.open("rb") as file, converting(call):
@@ -218,11 +219,16 @@ class BddRemote:
 
         return self._retry.run(attempt, what=call.describe())
 
-    def _find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> int | None:
-        """The newest `ok` file of the chat with exactly this name and content, if any."""
+    def find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> RemoteFile | None:
+        """The newest `ok` file of the chat with exactly this name, size and sha256, if any."""
+        return self._find_copy(chat_id, filename, size, sha256, self._retry)
+
+    def _find_copy(
+        self, chat_id: str, filename: str, size: int, sha256: str, policy: RetryPolicy
+    ) -> RemoteFile | None:
         matches = [
             item
-            for item in self._list_chat(chat_id, dataclasses.replace(self._retry, attempts=1))
+            for item in self._list_chat(chat_id, policy)
             if item.filename == filename
             and item.size == size
             and item.hashcode.lower() == sha256.lower()
@@ -230,7 +236,7 @@ class BddRemote:
         ]
         if not matches:
             return None
-        return max(matches, key=lambda item: (item.upload_at, item.id)).id
+        return max(matches, key=lambda item: (item.upload_at, item.id))
 
     def _upload_multipart(
         self,

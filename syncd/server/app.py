@@ -28,11 +28,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from syncd.durable import fsync_dir
 from syncd.server import params as p
 from syncd.server.formstream import FileSink, parse_form
 from syncd.server.problems import ApiError, envelope, error_envelope
 from syncd.server.signing import load_or_create_key, sign, verify
-from syncd.server.store import Store, fsync_dir
+from syncd.server.store import Store
 
 log = structlog.get_logger("syncd.server")
 

@@ -17,7 +17,6 @@ dir). Every query is scoped by user id, so another user's id is "not found".
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -66,13 +65,6 @@ class StoredFile:
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Store:

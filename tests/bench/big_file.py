@@ -12,14 +12,11 @@ import argparse
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import httpx
+from benchkit import serve, workdir, write_results
 
 CLIENT = r"""
 import hashlib, json, resource, sys, time
@@ -69,33 +66,12 @@ def run(size: int, workdir: Path) -> dict[str, object]:
             f.write(block[:n])
             f.write(os.urandom(16)[: max(0, min(16, size - written - n))])  # no two blocks alike
             written += n + max(0, min(16, size - written - n))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "syncd", "serve", "--data", str(workdir / "data"), "--port", str(port)],
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        started = time.monotonic()
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() - started > 30:
-                    raise
-                time.sleep(0.02)
-        startup = time.monotonic() - started
-        out = subprocess.run([sys.executable, "-c", CLIENT, url, str(src), str(dst)],
+    with serve(workdir / "data") as server:
+        out = subprocess.run([sys.executable, "-c", CLIENT, server.url, str(src), str(dst)],
                              capture_output=True, text=True, check=True)
         figures = json.loads(out.stdout)
-        figures["server_peak_rss"] = peak_rss(server.pid)
-        figures["server_startup_s"] = startup
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        figures["server_peak_rss"] = peak_rss(server.proc.pid)
+        figures["server_startup_s"] = server.startup_s
     figures["size"] = size
     figures["identical"] = sha256_file(src) == sha256_file(dst)
     figures["upload_MBps"] = size / figures["upload_s"] / 1e6
@@ -108,11 +84,11 @@ def main() -> None:
     parser.add_argument("--size", default="1G")
     parser.add_argument("--out", default="bench-results-big-file.json")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=os.environ.get("SYNCD_BENCH_DIR")) as tmp:
-        figures = run(parse_size(args.size), Path(tmp))
+    with workdir(None) as work:
+        figures = run(parse_size(args.size), work)
     for key, value in figures.items():
         print(f"{key:>18}: {value / 1e6:.1f} MB" if key.endswith("rss") else f"{key:>18}: {value}")
-    Path(args.out).write_text(json.dumps(figures, indent=2))
+    write_results(figures, args.out)
 
 
 if __name__ == "__main__":

@@ -28,20 +28,19 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 import psutil
+from benchkit import free_port, make_files, serve_argv, wait_healthy, workdir, write_config, write_results
 
 USER = "u"
 PAGE = 1000
@@ -126,29 +125,13 @@ def running() -> Iterator[Procs]:
         procs.stop_all()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(procs: Procs, work: Path) -> str:
     """`syncd serve` on a free loopback port; its URL once `/health` answers."""
     port = free_port()
-    argv = [sys.executable, "-m", "syncd", "serve", "--data", str(work / "data"), "--port", str(port)]
-    server = procs.start("serve", [*argv, "--log-format", "json"], work / "serve.log")
+    server = procs.start("serve", [*serve_argv(work / "data", port), "--log-format", "json"], work / "serve.log")
     url = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
-    while True:
-        try:
-            httpx.get(f"{url}/health", timeout=1).raise_for_status()
-            return url
-        except httpx.HTTPError:
-            if server.poll() is not None:
-                raise RuntimeError(f"syncd serve exited {server.returncode}: {tail(work / 'serve.log')}") from None
-            if time.monotonic() - started > 30:
-                raise
-            time.sleep(0.02)
+    wait_healthy(url, server, why=lambda: tail(work / "serve.log"))
+    return url
 
 
 def start_daemon(procs: Procs, config: Path, log: Path, name: str) -> subprocess.Popen[bytes]:
@@ -168,33 +151,6 @@ def check_alive(proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 # -- config and files ----------------------------------------------------------------------
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
-
-
-def write_config(
-    path: Path, url: str, state_dir: Path, folder: Mapping[str, object], daemon: Mapping[str, object]
-) -> Path:
-    """One `bdd` remote `r` at `url`, one folder; `daemon` adds keys to `[daemon]`."""
-    lines = ["[daemon]", f"state_dir = {_toml(state_dir)}", 'log_format = "json"']
-    lines += [f"{key} = {_toml(value)}" for key, value in daemon.items()]
-    lines += ["", "[remotes.r]", 'kind = "bdd"', f"url = {_toml(url)}", f"user_id = {_toml(USER)}", "timeout = 60"]
-    lines += ["", "[[folders]]", 'remote = "r"']
-    lines += [f"{key} = {_toml(value)}" for key, value in folder.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def make_files(folder: Path, count: int, size: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        (folder / f"idle{i:06d}.bin").write_bytes(os.urandom(size))
 
 
 def drop(folder: Path, name: str, size: int = DROP_SIZE) -> float:
@@ -336,11 +292,8 @@ def bench_latency(procs: Procs, url: str, work: Path, samples: int, settle: floa
     state = work / "state-drop"
     chat = "bench-daemon-drop"
     config = write_config(
-        work / "drop.toml",
-        url,
-        state,
-        {"name": "drop", "path": folder, "chat_id": chat, "mode": "upload", "after_upload": "keep"},
-        {"workers": WORKERS, "settle": float(settle), "poll_interval": 30},
+        work / "drop.toml", state_dir=state, url=url, workers=WORKERS, settle=settle, daemon={"poll_interval": 30},
+        folders=[{"name": "drop", "path": folder, "chat_id": chat, "mode": "upload", "after_upload": "keep"}],
     )
     log = work / "daemon-drop.log"
     started = time.monotonic()
@@ -414,14 +367,11 @@ class IdleResult:
 
 def bench_idle(procs: Procs, url: str, work: Path, files: int, seconds: float) -> IdleResult:
     folder = work / "idle"
-    make_files(folder, files, IDLE_FILE_SIZE)
+    make_files(folder, files, IDLE_FILE_SIZE, prefix="idle")
     chat = "bench-daemon-idle"
     config = write_config(
-        work / "idle.toml",
-        url,
-        work / "state-idle",
-        {"name": "idle", "path": folder, "chat_id": chat, "mode": "two-way"},
-        {"workers": WORKERS},
+        work / "idle.toml", state_dir=work / "state-idle", url=url, workers=WORKERS, settle=1.0,
+        folders=[{"name": "idle", "path": folder, "chat_id": chat, "mode": "two-way"}],
     )
     t0 = time.monotonic()
     out = subprocess.run(
@@ -568,16 +518,10 @@ def main() -> None:
     parser.add_argument("--out", default="bench-results-daemon.json")
     parser.add_argument("--keep", help="work in this directory and keep it (logs, state) for inspection afterwards")
     args = parser.parse_args()
-    if args.keep:
-        work = Path(args.keep)
-        work.mkdir(parents=True, exist_ok=False)
+    with workdir(args.keep) as work:
         figures = run(args.samples, args.idle_files, args.idle_seconds, args.settle, work)
-    else:
-        with tempfile.TemporaryDirectory(dir=os.environ.get("SYNCD_BENCH_DIR")) as tmp:
-            figures = run(args.samples, args.idle_files, args.idle_seconds, args.settle, Path(tmp))
     print_table(figures)
-    Path(args.out).write_text(json.dumps(figures, indent=2))
-
+    write_results(figures, args.out)
 
 if __name__ == "__main__":
     main()

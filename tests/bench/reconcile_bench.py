@@ -18,21 +18,19 @@ The SDK and the bare loops run in this process, so they pay no interpreter start
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from benchkit import make_files, serve, workdir, write_config, write_results
 
 WORKERS = 4
 FILE_SIZE = 4 * 1024
@@ -75,41 +73,7 @@ print(json.dumps({"in_process_s": time.monotonic() - t0, "remote": remote, "loca
 # -- the server ----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def serve(data: Path) -> Iterator[str]:
-    """`syncd serve` in a subprocess on a free loopback port; yields its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "syncd", "serve", "--data", str(data), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        started = time.monotonic()
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if server.poll() is not None or time.monotonic() - started > 30:
-                    raise
-                time.sleep(0.02)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 # -- helpers -------------------------------------------------------------------------------
-
-
-def make_files(folder: Path, count: int, size: int = FILE_SIZE) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        (folder / f"f{i:06d}.bin").write_bytes(os.urandom(size))
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -139,26 +103,11 @@ def remote_names(url: str, chat_id: str) -> set[str]:
     return {str(item["filename"]) for item in list_remote(url, chat_id) if item.get("status", "ok") == "ok"}
 
 
-def write_config(path: Path, url: str, state_dir: Path, folder: Path, chat_id: str, workers: int = WORKERS) -> Path:
-    path.write_text(
-        f"""[daemon]
-state_dir = "{state_dir}"
-workers = {workers}
-settle = 0
-
-[remotes.r]
-kind = "bdd"
-url = "{url}"
-user_id = "{USER}"
-
-[[folders]]
-name = "f"
-path = "{folder}"
-remote = "r"
-chat_id = "{chat_id}"
-"""
+def folder_config(path: Path, url: str, state_dir: Path, folder: Path, chat_id: str) -> Path:
+    """One two-way folder `f` on `chat_id`, `WORKERS` workers, no settle wait."""
+    return write_config(
+        path, state_dir=state_dir, url=url, workers=WORKERS, folders=[{"name": "f", "path": folder, "chat_id": chat_id}]
     )
-    return path
 
 
 def reconcile(config: Path) -> tuple[float, dict[str, object]]:
@@ -210,7 +159,7 @@ def sdk_client(url: str):  # type: ignore[no-untyped-def]
 
 def upload_syncd(url: str, src: Path, chat_id: str, scratch: Counter) -> float:
     state = scratch.dir("state")
-    config = write_config(state.parent / f"{state.name}.toml", url, state, src, chat_id)
+    config = folder_config(state.parent / f"{state.name}.toml", url, state, src, chat_id)
     elapsed, summary = reconcile(config)
     if not summary.get("ok"):
         raise RuntimeError(f"syncd reconcile not ok: {summary}")
@@ -322,7 +271,7 @@ def interpreter_costs() -> dict[str, float]:
 def bench_transfer(url: str, work: Path, files: int, repeat: int) -> dict[str, object]:
     scratch = Counter(work, "t")
     src = work / "src"
-    make_files(src, files)
+    make_files(src, files, FILE_SIZE)
     want = digests(src)
     up: dict[str, list[float]] = {"syncd": [], "sdk": [], "bare": []}
     down: dict[str, list[float]] = {"syncd": [], "sdk": [], "bare": []}
@@ -360,7 +309,7 @@ def bench_noop(url: str, work: Path, files: int, repeat: int) -> dict[str, objec
     make_files(folder, files, 64)
     chat = scratch.chat("noop")
     state = scratch.dir("state")
-    config = write_config(work / "noop.toml", url, state, folder, chat)
+    config = folder_config(work / "noop.toml", url, state, folder, chat)
     first, summary = reconcile(config)
     if not summary.get("ok"):
         raise RuntimeError(f"first sync not ok: {summary}")
@@ -389,7 +338,8 @@ def bench_noop(url: str, work: Path, files: int, repeat: int) -> dict[str, objec
 
 
 def run(files: int, noop_files: int, repeat: int, workdir: Path) -> dict[str, object]:
-    with serve(workdir / "data") as url:
+    with serve(workdir / "data") as server:
+        url = server.url
         transfer = bench_transfer(url, workdir / "transfer", files, repeat)
         noop = bench_noop(url, workdir / "noop", noop_files, repeat)
     med = statistics.median
@@ -465,16 +415,10 @@ def main() -> None:
     parser.add_argument("--out", default="bench-results-reconcile.json")
     parser.add_argument("--keep", help="work in this directory and keep it (for profiling afterwards)")
     args = parser.parse_args()
-    if args.keep:
-        work = Path(args.keep)
-        work.mkdir(parents=True, exist_ok=False)
+    with workdir(args.keep) as work:
         figures = run(args.files, args.noop_files, args.repeat, work)
-    else:
-        with tempfile.TemporaryDirectory(dir=os.environ.get("SYNCD_BENCH_DIR")) as tmp:
-            figures = run(args.files, args.noop_files, args.repeat, Path(tmp))
     print_table(figures)
-    Path(args.out).write_text(json.dumps(figures, indent=2))
-
+    write_results(figures, args.out)
 
 if __name__ == "__main__":
     main()

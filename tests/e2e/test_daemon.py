@@ -4,7 +4,6 @@ SDK as the other client: watching, polling, drop-in folders, signals, sd_notify 
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import socket
@@ -14,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bdd_file import BDD_FILE_PROFILES, BddFileClient
+from bdd_file import BddFileClient
 
 from syncd.server.app import build_app
 from syncd.server.runner import ServerThread
+from tests.support.chat import chat_files, leftovers
+from tests.support.chat import local_files as local
+from tests.support.chat import put as upload
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.syncd_cli import write_config
 
@@ -28,36 +30,12 @@ SETTLE = 0.3
 FAST = {"poll_interval": 1, "rescan_interval": 3600}
 
 
-@pytest.fixture
-def sdk(server_url: str) -> Iterator[BddFileClient]:
-    profile = f"syncd-daemon-{id(server_url)}"
-    BDD_FILE_PROFILES[profile] = server_url
-    yield BddFileClient(profile=profile, default_user_id="u", default_biz="chat")
-    del BDD_FILE_PROFILES[profile]
-
-
 def remote(sdk: BddFileClient, chat: str = CHAT) -> dict[str, bytes]:
-    """Name -> bytes of the chat's ok files; fails on duplicates."""
-    out: dict[str, bytes] = {}
-    for info in sdk.list_chat_files(chat_id=chat):
-        assert info.filename not in out, f"duplicate remote file {info.filename}"
-        buf = io.BytesIO()
-        sdk.download(file_id=info.id, stream=buf)
-        out[info.filename] = buf.getvalue()
-    return out
+    return chat_files(sdk, chat)
 
 
 def remote_names(sdk: BddFileClient, chat: str = CHAT) -> list[str]:
     return sorted(info.filename for info in sdk.list_chat_files(chat_id=chat))
-
-
-def local(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-
-
-def partials(folder: Path) -> list[str]:
-    tmp = folder / ".syncd" / "tmp"
-    return sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
 
 
 class Setup:
@@ -98,7 +76,7 @@ def setup(tmp_path: Path, server_url: str) -> Iterator[Setup]:
 
 
 def put(sdk: BddFileClient, name: str, data: bytes, chat: str = CHAT) -> int:
-    return sdk.upload(stream=io.BytesIO(data), filename=name, size=len(data), biz_params={"chat_id": chat})
+    return upload(sdk, chat, name, data)
 
 
 # -- two-way ---------------------------------------------------------------------------------------
@@ -130,7 +108,7 @@ def test_local_and_remote_changes_flow_both_ways(setup: Setup, sdk: BddFileClien
     assert d.transfers("theirs.txt", "upload") == []
     assert len(d.transfers("new.txt", "upload")) == 2
     assert d.stop() == 0
-    assert partials(folder) == []
+    assert leftovers(folder) == []
 
 
 def test_two_folders_on_one_chat_mirror_each_other(setup: Setup, sdk: BddFileClient) -> None:
@@ -273,7 +251,7 @@ def test_sigterm_mid_transfer_exits_cleanly_and_a_restart_finishes(setup: Setup,
     started = time.monotonic()
     assert d.stop(timeout=20) == 0
     assert time.monotonic() - started < 15  # GRACE (10 s) plus a margin
-    assert partials(folder) == []
+    assert leftovers(folder) == []
     assert local(folder) == files  # nothing local was touched
 
     d2 = setup.start()
@@ -305,7 +283,7 @@ def test_sigkill_then_restart_finishes_without_duplicates(setup: Setup, sdk: Bdd
     wait_for(lambda: len(local(folder)) == 80 and len(remote_names(sdk)) == 80, timeout=60, what="convergence")
     assert remote(sdk) == local(folder)
     assert d2.stop() == 0
-    assert partials(folder) == []
+    assert leftovers(folder) == []
 
 
 def test_sighup_adds_and_removes_folders_and_refuses_a_bad_config(setup: Setup, sdk: BddFileClient) -> None:

@@ -20,11 +20,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bdd_file import BDD_FILE_PROFILES, BddFileClient
+from bdd_file import BddFileClient
 
 from tests.support.syncd_cli import Result, reconcile, write_config
 
@@ -44,14 +43,6 @@ def sha256(data: bytes) -> str:
 def conflicted_copy(name: str) -> re.Pattern[str]:
     stem, ext = os.path.splitext(name)
     return re.compile(re.escape(stem) + r" \(conflicted copy \d{4}-\d{2}-\d{2} \d{6}\)" + re.escape(ext))
-
-
-@pytest.fixture
-def sdk(server_url: str) -> Iterator[BddFileClient]:
-    profile = f"syncd-crash-{id(server_url)}"
-    BDD_FILE_PROFILES[profile] = server_url
-    yield BddFileClient(profile=profile, default_user_id="u", default_biz="chat")
-    del BDD_FILE_PROFILES[profile]
 
 
 class CrashBox:

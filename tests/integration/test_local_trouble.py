@@ -8,7 +8,6 @@ is driven directly, still with the real client, server and state database).
 from __future__ import annotations
 
 import ctypes
-import io
 import json
 import os
 import resource
@@ -16,12 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bdd_file import BDD_FILE_PROFILES, BddFileClient
+from bdd_file import BddFileClient
 
 from syncd.config import FolderConfig
 from syncd.execute import Executor
@@ -31,6 +29,9 @@ from syncd.queue import JobState, Queue
 from syncd.remote.bdd import BddRemote
 from syncd.scan import scan_folder
 from syncd.state import open_state
+from tests.support import chat
+from tests.support.chat import chat_files, leftovers
+from tests.support.chat import local_files as local
 from tests.support.syncd_cli import COMMAND_TIMEOUT, Result, reconcile, write_config
 
 pytestmark = pytest.mark.timeout(120)
@@ -40,38 +41,12 @@ FOLDER = "f"
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def sdk(server_url: str) -> Iterator[BddFileClient]:
-    profile = f"syncd-trouble-{id(server_url)}"
-    BDD_FILE_PROFILES[profile] = server_url
-    yield BddFileClient(profile=profile, default_user_id="u", default_biz="chat")
-    del BDD_FILE_PROFILES[profile]
-
-
 def put(sdk: BddFileClient, name: str, data: bytes) -> int:
-    return sdk.upload(stream=io.BytesIO(data), filename=name, size=len(data), biz_params={"chat_id": CHAT})
+    return chat.put(sdk, CHAT, name, data)
 
 
 def remote(sdk: BddFileClient) -> dict[str, bytes]:
-    """Name -> bytes of the chat's files; fails on duplicates."""
-    out: dict[str, bytes] = {}
-    for info in sdk.list_chat_files(chat_id=CHAT):
-        assert info.filename not in out, f"duplicate remote file {info.filename}"
-        buf = io.BytesIO()
-        sdk.download(file_id=info.id, stream=buf)
-        out[info.filename] = buf.getvalue()
-    return out
-
-
-def local(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".syncd" and p.is_file()}
-
-
-def leftovers(folder: Path) -> list[str]:
-    """Temp files and partial downloads anywhere in the folder."""
-    tmp = folder / ".syncd" / "tmp"
-    found = [str(p) for p in tmp.iterdir()] if tmp.is_dir() else []
-    return found + [str(p) for p in folder.rglob("*.part")]
+    return chat_files(sdk, CHAT)
 
 
 def run_reconcile(config: Path, **popen: Any) -> Result:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bdd_file import BDD_FILE_PROFILES, BddFileClient
+from bdd_file import BddFileClient
 from bdd_file.models import FileInfo
 
 from tests.support.faultproxy import FaultProxy, Reset, error_after_forward, unavailable
@@ -138,15 +138,6 @@ class Sync:
     def delete_remote(self, name: str) -> None:
         for file_id in self.remote_ids()[name]:
             self.sdk.delete(file_id=file_id)
-
-
-@pytest.fixture
-def sdk(server_url: str) -> Iterator[BddFileClient]:
-    """The published SDK pointed at the test server, as user `u`."""
-    profile = f"syncd-reconcile-{id(server_url)}"
-    BDD_FILE_PROFILES[profile] = server_url
-    yield BddFileClient(profile=profile, default_user_id="u", default_biz="chat")
-    del BDD_FILE_PROFILES[profile]
 
 
 @pytest.fixture
