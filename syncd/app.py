@@ -95,10 +95,14 @@ def open_app(
     *,
     remotes: Mapping[str, Remote] | None = None,
     clock: Callable[[], float] = time.time,
+    rebuild_journal: bool = False,
 ) -> Iterator[App]:
-    """Everything a writing command needs, torn down in reverse order."""
+    """Everything a writing command needs, torn down in reverse order.
+
+    `rebuild_journal`: set the state database aside first (kept, renamed) and start from an
+    empty journal, which the next pass rebuilds as a first sync (nothing is deleted)."""
     with ExitStack() as stack:
-        state = open_state(config.daemon.state_dir)
+        state = open_state(config.daemon.state_dir, set_aside=rebuild_journal)
         stack.callback(state.close)
         queue = Queue(state, clock=clock)
         queue.resume()  # leases of a process that died go back to pending

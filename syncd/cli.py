@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -19,15 +20,19 @@ import structlog
 from syncd import __version__
 from syncd.app import open_app
 from syncd.config import Config, FolderConfig, find_config_path, load_config
-from syncd.errors import ConfigError, StateLocked
+from syncd.errors import ConfigError, StateDamaged, StateLocked
 from syncd.logs import configure as configure_logs
 from syncd.output import Progress, print_report, print_status, probe_remotes, read_status
 from syncd.queue import Queue
-from syncd.state import open_state
+from syncd.state import StateVersionError, damaged, is_damage, open_state
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
 log = structlog.get_logger("syncd")
+
+
+class UsageError(Exception):
+    """Options that cannot be used together: exit 2."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--folder", action="append", metavar="NAME", help="only this folder (repeatable)")
     rec.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     rec.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rec.add_argument("--rebuild-journal", action="store_true",
+                     help="set the state database aside (kept, renamed) and rebuild the journal from this pass; "
+                          "differing files become conflicts, nothing is deleted")
     status = sub.add_parser("status", parents=[common], help="per folder: files, jobs, last pass, last error")
     status.add_argument("--json", action="store_true")
     retry = sub.add_parser("retry", parents=[common], help="put failed jobs back in the queue")
@@ -107,9 +115,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     config = _config(args)
+    if args.rebuild_journal and args.dry_run:
+        raise UsageError("--rebuild-journal changes the state database; it cannot be combined with --dry-run")
     configure_logs(config.daemon.log_format, "warning" if not args.json else "error")
     folders = _folders(config, args.folder)
-    with open_app(config) as app:
+    with open_app(config, rebuild_journal=args.rebuild_journal) as app:
+        if app.state.set_aside_as is not None:
+            print(f"syncd: the old state database is kept as {app.state.set_aside_as}; "
+                  "this pass rebuilds the journal", file=sys.stderr)
         reports = [app.engine.pass_folder(f, dry_run=args.dry_run, urgent=True) for f in folders]
         if not args.dry_run:
             progress = Progress(app, [f.name for f in folders], enabled=sys.stdout.isatty() and not args.json)
@@ -172,8 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as exc:
+    except (ConfigError, UsageError, StateDamaged, StateVersionError) as exc:
         print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:  # damage found mid-run, past the check at open
+        if not is_damage(exc):
+            raise
+        print(f"syncd: {damaged(None, exc)}", file=sys.stderr)
         return EXIT_USAGE
     except StateLocked as exc:
         print(f"syncd: {exc}", file=sys.stderr)

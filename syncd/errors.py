@@ -5,6 +5,8 @@ the rest of syncd decides what to do from the class alone::
     SyncdError
     ├── ConfigError        bad config: exit 2, message names file and key
     ├── StateLocked        another process holds the state dir: exit 3
+    ├── StateDamaged       the state database is unreadable: exit 2, offers
+    │                      `reconcile --rebuild-journal`
     └── RemoteError        something the remote said or failed to say
         ├── TransientError retry: connection errors, timeouts, 408, 429, 5xx,
         │                  malformed answers (HTML, bad JSON, missing fields)
@@ -29,6 +31,10 @@ class ConfigError(SyncdError):
 
 class StateLocked(SyncdError):
     """Another syncd process holds this state directory."""
+
+
+class StateDamaged(SyncdError):
+    """The state database cannot be read (damaged, or not a database); the message says how to rebuild it."""
 
 
 class RemoteError(SyncdError):
