@@ -462,6 +462,10 @@ def _set_aside(db_path: Path) -> Path | None:
         return None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = db_path.with_name(f"{db_path.name}.set-aside-{stamp}")
+    n = 1
+    while any(target.with_name(target.name + suffix).exists() for suffix in ("", "-wal", "-shm")):
+        n += 1
+        target = db_path.with_name(f"{db_path.name}.set-aside-{stamp}-{n}")
     for suffix in ("-wal", "-shm", ""):  # the main file last: a crash midway leaves it in place
         source = db_path.with_name(db_path.name + suffix)
         if source.exists():

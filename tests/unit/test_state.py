@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import syncd.state as state_mod
-from syncd.errors import StateLocked
+from syncd.errors import StateDamaged, StateLocked
 from syncd.state import (
     SCHEMA_VERSION,
     FolderStatus,
@@ -193,6 +193,40 @@ def test_a_newer_schema_is_refused(state_dir: Path) -> None:
     with pytest.raises(StateVersionError, match=r"newer than this syncd"):
         open_state(state_dir)
     assert lock_holder(state_dir) is None  # the refused open let the lock go
+
+
+def filled(state_dir: Path, rows: int = 2000) -> Path:
+    with open_state(state_dir) as state:
+        state.put_journal_many("f", [JournalRow(f"n{i:05d}", i, i, "s" * 64, i, i, "h" * 64) for i in range(rows)])
+    return state_dir / "syncd.db"
+
+
+@pytest.mark.parametrize("where", ["header", "middle"])
+def test_a_damaged_database_is_refused_naming_the_way_out(state_dir: Path, where: str) -> None:
+    db = filled(state_dir)
+    with open(db, "r+b") as f:
+        f.seek(0 if where == "header" else 8192)
+        f.write(b"\xa5" * 8192)
+    with pytest.raises(StateDamaged, match=r"daemon\.state_dir: the state database .*syncd\.db is damaged") as caught:
+        open_state(state_dir)
+    assert "--rebuild-journal" in str(caught.value)
+    assert lock_holder(state_dir) is None
+
+
+def test_set_aside_keeps_the_old_database_and_starts_empty(state_dir: Path) -> None:
+    db = filled(state_dir, rows=3)
+    old = db.read_bytes()
+    with open_state(state_dir, set_aside=True) as state:
+        assert state.journal("f") == {}
+        assert state.set_aside_as is not None and state.set_aside_as.read_bytes() == old
+        assert state.set_aside_as.name.startswith("syncd.db.set-aside-")
+    with open_state(state_dir, set_aside=True) as state:  # twice in one second: both kept
+        second = state.set_aside_as
+    assert second is not None and second.exists()
+    kept = sorted(p.name for p in state_dir.glob("syncd.db.set-aside-*") if not p.name.endswith(("-wal", "-shm")))
+    assert len(kept) == 2
+    with open_state(state_dir / "fresh", set_aside=True) as state:
+        assert state.set_aside_as is None
 
 
 # -- the writer lock ---------------------------------------------------------------
