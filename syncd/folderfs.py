@@ -8,13 +8,13 @@ only after fsync and checks; replaced or deleted content goes to
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from syncd.durable import fsync_dir
+from syncd.durable import DirSync
 from syncd.model import LocalFile
 from syncd.scan import MARKER, stat_key
 
@@ -31,6 +31,8 @@ class FolderFS:
         self.marker = root / MARKER
         self.tmp = self.marker / "tmp"
         self.trash = self.marker / "trash"
+        self._dir_sync = DirSync(root)
+        self._temp_names = itertools.count()
 
     def marker_present(self) -> bool:
         return self.marker.is_dir()
@@ -69,9 +71,15 @@ class FolderFS:
         return now == (expected.size, expected.mtime_ns)
 
     def new_temp(self) -> tuple[int, Path]:
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.tmp, suffix=".part")
-        return fd, Path(name)
+        """A new, empty, private file in `.syncd/tmp/` (made if missing), opened for writing."""
+        while True:
+            path = self.tmp / f"{os.getpid()}-{next(self._temp_names)}.part"
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+            except FileNotFoundError:
+                self.tmp.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:
+                continue  # left by an earlier process with our pid
 
     def _trash_slot(self, name: str, now: datetime) -> Path:
         slot = self.trash / now.strftime("%Y-%m-%dT%H%M%S.%f")
@@ -102,7 +110,7 @@ class FolderFS:
             except OSError:
                 shutil.copy2(target, keep)
         os.replace(temp, target)
-        fsync_dir(self.root)
+        self._dir_sync.sync()
         return os.stat(target)
 
     def rename_aside(self, name: str, new_name: str, expected: LocalFile) -> None:
