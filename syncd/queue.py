@@ -209,23 +209,24 @@ class Queue:
         """
         now = self.clock()
         only = ""
-        params: list[Any] = [owner, now + lease, now, now, now]
         if folders is not None:
             only = f" AND folder IN ({', '.join('?' * len(folders))})"
-            params.extend(folders)
-        params.append(limit)
+        # Each branch walks its own index in order and stops at `limit` rows; one OR over both
+        # would gather and sort every due row at each claim (quadratic over a long queue).
+        due = (
+            f"SELECT * FROM (SELECT id, next_try FROM jobs WHERE state = 'pending' AND next_try <= ?{only} "
+            "ORDER BY next_try, id LIMIT ?) UNION ALL "
+            f"SELECT * FROM (SELECT id, next_try FROM jobs WHERE state = 'running' AND lease_until <= ?{only} "
+            "ORDER BY next_try, id LIMIT ?)"
+        )
+        branch = [now, *(folders or ()), limit]
+        params: list[Any] = [owner, now + lease, now, *branch, *branch, limit]
         with self.state.transaction() as conn:
             rows = conn.execute(
                 f"""
                 UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, claims = claims + 1,
                     dirty = 0, updated = ?
-                WHERE id IN (
-                    SELECT id FROM jobs
-                    WHERE ((state = 'pending' AND next_try <= ?)
-                           OR (state = 'running' AND lease_until <= ?)){only}
-                    ORDER BY next_try, id
-                    LIMIT ?
-                )
+                WHERE id IN (SELECT id FROM ({due}) ORDER BY next_try, id LIMIT ?)
                 RETURNING {_COLUMNS}
                 """,
                 params,
