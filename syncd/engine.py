@@ -338,7 +338,8 @@ class Engine:
         try:
             # A row claimed before (claims > 1) may have been cut short by a crash after its
             # upload reached the remote: that counts as an earlier attempt (SPEC, "No duplicates").
-            done = executor.run(action, attempts=max(job.attempts, job.claims - 1))
+            with executor.deferred_journal() as journal:
+                done = executor.run(action, attempts=max(job.attempts, job.claims - 1))
         except LocalChanged:
             replan = self._replan(job, action)
             if replan is None:
@@ -374,7 +375,7 @@ class Engine:
             self.queue.fail(job, message)
             self._result(job.folder, action, "failed", message)
             return
-        self.queue.done(job)
+        self.queue.done(job, also=journal.apply)
         # Journal-only actions (record, forget) move nothing: not a transfer worth a line.
         emit = log.debug if action.kind in (ActionKind.RECORD, ActionKind.FORGET) else log.info
         emit(

@@ -10,9 +10,12 @@ name and never replaces local content that changed since the plan.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +29,7 @@ from syncd.model import Action, ActionKind, BaseEntry, LocalFile
 from syncd.plan import is_sha256
 from syncd.remote.base import FileStatus, Remote, RemoteFile
 from syncd.scan import sha256_of
-from syncd.state import JournalRow, State
+from syncd.state import JournalRow, State, write_journal
 
 log = structlog.get_logger("syncd.execute")
 def to_row(entry: BaseEntry) -> JournalRow:
@@ -68,6 +71,26 @@ class Done:
     unchanged: bool = False  # a COMPARE that found equal content
 
 
+class JournalWrites:
+    """Journal writes held back from one action, in order, to commit with the worker's `done`."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._writes: list[tuple[str, JournalRow | None]] = []
+
+    def add(self, name: str, row: JournalRow | None) -> None:
+        self._writes.append((name, row))
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        """Inside the caller's transaction."""
+        for name, row in self._writes:
+            write_journal(conn, self.folder, name, row)
+        self._writes.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self._writes)
+
+
 class Executor:
     """Runs actions for one folder against one remote."""
 
@@ -82,6 +105,7 @@ class Executor:
     ) -> None:
         self.folder = folder
         self.fs = FolderFS(folder.path)
+        self._deferred = threading.local()
         self.remote = remote
         self.state = state
         self.settle = settle
@@ -94,12 +118,38 @@ class Executor:
 
     def record(self, name: str, local: LocalFile | None, remote: RemoteFile | None, *, dropped: bool = False) -> None:
         if local is None and remote is None:
-            self.state.delete_journal(self.folder.name, name)
+            self._write(name, None)
             return
         entry = BaseEntry.synced(name, local, remote)
         if dropped:
             entry = replace(entry, dropped=True)
-        self.state.put_journal(self.folder.name, to_row(entry))
+        self._write(name, to_row(entry))
+
+    def _write(self, name: str, row: JournalRow | None) -> None:
+        writes: JournalWrites | None = getattr(self._deferred, "writes", None)
+        if writes is not None:
+            writes.add(name, row)
+        else:
+            with self.state.transaction() as conn:
+                write_journal(conn, self.folder.name, name, row)
+
+    @contextlib.contextmanager
+    def deferred_journal(self) -> Iterator[JournalWrites]:
+        """Hold this thread's journal writes back, for the caller to commit in its own transaction
+        (the worker's `done`, saving one per action). If the body raises, what it recorded is
+        committed at once, on its own: an action that half-happened keeps what did happen."""
+        writes = JournalWrites(self.folder.name)
+        self._deferred.writes = writes
+        try:
+            yield writes
+        except BaseException:
+            self._deferred.writes = None
+            if writes:
+                with self.state.transaction() as conn:
+                    writes.apply(conn)
+            raise
+        finally:
+            self._deferred.writes = None
 
     # -- dispatch -----------------------------------------------------------
 
@@ -137,7 +187,7 @@ class Executor:
             return self._compare(action, attempts)
         if kind is ActionKind.RECORD:
             self._drop_superseded(action)
-            self.state.put_journal(self.folder.name, to_row(action.recorded()))
+            self._write(action.name, to_row(action.recorded()))
             return Done(unchanged=True)
         if kind is ActionKind.FORGET:
             self.record(action.name, None, None)

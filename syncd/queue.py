@@ -263,13 +263,17 @@ class Queue:
             )
         return cursor.rowcount
 
-    def done(self, job: Job) -> bool:
+    def done(self, job: Job, *, also: Callable[[sqlite3.Connection], object] | None = None) -> bool:
         """Finish `job`: delete its row, or, if new work arrived meanwhile, make it pending.
 
-        False (and nothing changed) when `job`'s lease is no longer the row's.
+        `also` runs first in the same transaction, whatever the lease (the job's journal
+        writes: what it did is recorded together with its being done).
+        False (and the row unchanged) when `job`'s lease is no longer the row's.
         """
         now = self.clock()
         with self.state.transaction() as conn:
+            if also is not None:
+                also(conn)
             dirty = self._held_dirty(conn, job)
             if dirty is None:
                 return False

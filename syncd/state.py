@@ -198,6 +198,15 @@ def _journal_params(folder: str, row: JournalRow, updated_at: str) -> tuple[Any,
     )
 
 
+def write_journal(conn: sqlite3.Connection, folder: str, name: str, row: JournalRow | None) -> None:
+    """Inside a caller's transaction: set the journal row of `name` (`row.name` is `name`), or
+    forget it (None)."""
+    if row is None:
+        conn.execute("DELETE FROM journal WHERE folder = ? AND name = ?", (folder, name))
+    else:
+        conn.execute(_PUT_JOURNAL_SQL, _journal_params(folder, row, _now_iso()))
+
+
 def _journal_row(values: tuple[Any, ...]) -> JournalRow:
     (name, lsize, lmtime, lsha, rid, rsize, rhash, rup, dropped) = values
     return JournalRow(name, lsize, lmtime, lsha, rid, rsize, rhash, rup, bool(dropped))
@@ -312,7 +321,7 @@ class State:
     def put_journal(self, folder: str, row: JournalRow) -> None:
         """Insert or replace the journal row of `row.name`."""
         with self.transaction() as conn:
-            conn.execute(_PUT_JOURNAL_SQL, _journal_params(folder, row, _now_iso()))
+            write_journal(conn, folder, row.name, row)
 
     def put_journal_many(self, folder: str, rows: Iterable[JournalRow]) -> None:
         """Insert or replace many journal rows in one transaction."""
@@ -323,7 +332,7 @@ class State:
     def delete_journal(self, folder: str, name: str) -> None:
         """Forget one file of `folder` (no error when it is not tracked)."""
         with self.transaction() as conn:
-            conn.execute("DELETE FROM journal WHERE folder = ? AND name = ?", (folder, name))
+            write_journal(conn, folder, name, None)
 
     def journal_remote_ids(self, folder: str) -> dict[str, int | None]:
         """name -> the remote id the journal last synced, for every tracked file of `folder`."""
