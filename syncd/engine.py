@@ -22,7 +22,7 @@ from syncd import jobcodec
 from syncd.config import Config, FolderConfig
 from syncd.errors import FatalError, ItemError, TransientError
 from syncd.execute import Executor, NotSettled, to_base
-from syncd.folderfs import FolderFS, LocalChanged
+from syncd.folderfs import FolderFS, FolderUnavailable, LocalChanged
 from syncd.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan
 from syncd.plan import plan
 from syncd.queue import Job, JobState, Queue
@@ -136,6 +136,7 @@ class Engine:
         self._active = frozenset(self.executors)
         self._conflicts: dict[str, int] = {}
         self._owners: set[str] = set()
+        self._paused_remotes: set[str] = set()  # refused us (401/403): no work claimed for them
 
     def reconfigure(self, config: Config, remotes: Mapping[str, Remote]) -> None:
         """Take a reloaded config: new executors for every folder. Running jobs finish with
@@ -222,8 +223,11 @@ class Engine:
             result = self.plan_folder(folder, report, names, remote)
         except (TransientError, FatalError, ItemError, OSError) as exc:
             report.blocked = str(exc)
+            if isinstance(exc, FatalError):
+                self.pause_remote(folder.remote, str(exc))
             self.state.set_last_pass(folder.name, _now_iso(self.clock()), str(exc))
             return report
+        self.pause_remote(folder.remote, None)  # it answered: whatever refused us before is over
         report.blocked, report.warning, report.unchanged = result.blocked, result.warning, result.unchanged
         self.state.set_folder_paused(folder.name, result.blocked)
         if result.warning:
@@ -241,6 +245,30 @@ class Engine:
             self.queue.put_many(jobs, urgent=urgent, revive_failed=revive_failed)
             self.notify_work()
         return report
+
+    def pause_remote(self, remote: str, reason: str | None) -> None:
+        """Pause a remote that refused us (`reason`, shown in status; its folders' work waits,
+        unclaimed), or lift the pause (None) once it answers again."""
+        with self._lock:
+            was = remote in self._paused_remotes
+            if reason is None:
+                self._paused_remotes.discard(remote)
+            else:
+                self._paused_remotes.add(remote)
+        if reason is not None or was or self.state.remote_paused(remote) is not None:
+            self.state.set_remote_paused(remote, reason)
+        if reason is None and was:  # work refused meanwhile waits out no backoff
+            for name, executor in list(self.executors.items()):
+                if executor.folder.remote == remote:
+                    self.queue.wake(name)
+            self.notify_work()
+
+    def _claimable(self, folders: Collection[str]) -> list[str]:
+        with self._lock:
+            if not self._paused_remotes:
+                return list(folders)
+            executors = self.executors
+            return [f for f in folders if f in executors and executors[f].folder.remote not in self._paused_remotes]
 
     # -- working --------------------------------------------------------------
 
@@ -285,7 +313,7 @@ class Engine:
 
     def _worker(self, owner: str, only: set[str] | None, stop: threading.Event, linger: bool) -> None:
         while not stop.is_set():
-            folders = self._active if only is None else only
+            folders = self._claimable(self._active if only is None else only)
             jobs = self.queue.claim(owner, limit=1, lease=self.lease, folders=folders)
             if jobs:
                 self._run(jobs[0])
@@ -341,39 +369,23 @@ class Engine:
             with executor.deferred_journal() as journal:
                 done = executor.run(action, attempts=max(job.attempts, job.claims - 1))
         except LocalChanged:
-            replan = self._replan(job, action)
-            if replan is None:
+            if job.claims > MAX_REPLANS:
+                self._result(job.folder, action, "failed", f"{action.name}: kept changing while being synced")
                 self.queue.done(job)
+                return
+            try:
+                replan = self._replan(job, action, executor)
+            except Exception as exc:  # noqa: BLE001 - handled below like the action's own failure
+                self._failed(job, action, executor, exc)
+                return
+            if replan is None:
+                self._forget_result(job.folder, action.name)  # nothing left to do for the name
             else:
                 self.queue.put(job.folder, replan.name, replan.kind.value, jobcodec.dumps(replan))
-                self.queue.done(job)
+            self.queue.done(job)
             return
-        except NotSettled as exc:
-            self.queue.fail(job, str(exc), retry_after=exc.retry_after)
-            return
-        except FatalError as exc:
-            self.state.set_remote_paused(executor.folder.remote, str(exc))
-            self.queue.fail(job, str(exc))
-            self._result(job.folder, action, "failed", str(exc))
-            return
-        except ItemError as exc:
-            self.queue.fail(job, str(exc), permanent=True)
-            self._result(job.folder, action, "failed", str(exc))
-            return
-        except TransientError as exc:
-            self.queue.fail(job, str(exc), retry_after=exc.retry_after)
-            self._result(job.folder, action, "failed", str(exc))
-            return
-        except OSError as exc:
-            message = f"{action.name}: {exc.strerror or exc}"
-            self.queue.fail(job, message)
-            self._result(job.folder, action, "failed", message)
-            return
-        except Exception as exc:  # a bug: keep the row (retried later) and the worker alive
-            log.exception("internal error", folder=job.folder, name=action.name)
-            message = f"{action.name}: internal error: {type(exc).__name__}: {exc}"
-            self.queue.fail(job, message)
-            self._result(job.folder, action, "failed", message)
+        except Exception as exc:  # noqa: BLE001
+            self._failed(job, action, executor, exc)
             return
         self.queue.done(job, also=journal.apply)
         # Journal-only actions (record, forget) move nothing: not a transfer worth a line.
@@ -391,12 +403,42 @@ class Engine:
             return
         self._result(job.folder, action, "done", None)
 
-    def _replan(self, job: Job, action: Action) -> Action | None:
-        """The folder changed under an action: plan that one name again."""
-        if job.claims > MAX_REPLANS:
-            raise_error = f"{action.name}: kept changing while being synced"
-            self._result(job.folder, action, "failed", raise_error)
-            return None
+    def _failed(self, job: Job, action: Action, executor: Executor, exc: Exception) -> None:
+        """Record a failed attempt as its kind of failure asks (SPEC, "Retries")."""
+        message = str(exc)
+        if isinstance(exc, NotSettled):
+            self.queue.fail(job, message, retry_after=exc.retry_after)
+            return
+        if isinstance(exc, FolderUnavailable):
+            # The disk went away mid-run: pause the folder (the next pass checks again), keep the job.
+            self.state.set_folder_paused(job.folder, message)
+            self.queue.fail(job, message)
+        elif isinstance(exc, FatalError):
+            self.pause_remote(executor.folder.remote, message)
+            self.queue.fail(job, message)
+        elif isinstance(exc, ItemError):
+            self.queue.fail(job, message, permanent=True)
+        elif isinstance(exc, TransientError):
+            self.queue.fail(job, message, retry_after=exc.retry_after)
+        elif isinstance(exc, OSError):
+            message = f"{action.name}: {exc.strerror or exc}"
+            self.queue.fail(job, message)
+        else:  # a bug: keep the row (retried later) and the worker alive
+            log.error("internal error", folder=job.folder, name=action.name, exc_info=exc)
+            message = f"{action.name}: internal error: {type(exc).__name__}: {exc}"
+            self.queue.fail(job, message)
+        self._result(job.folder, action, "failed", message)
+
+    def _forget_result(self, folder: str, name: str) -> None:
+        with self._lock:
+            report = self.reports.get(folder)
+            if report is not None:
+                report.results.pop(name, None)
+
+    def _replan(self, job: Job, action: Action, executor: Executor) -> Action | None:
+        """The folder changed under an action: plan that one name again (never from an empty
+        mount point: a file that vanished with its disk is not a deletion)."""
+        executor.fs.require_marker()
         folder = self.config.folder(job.folder)
         base = {n: to_base(r) for n, r in self.state.journal(folder.name).items() if n == action.name}
         listing = scan_folder(folder.path, folder.ignore, base)
@@ -424,17 +466,20 @@ class Engine:
             report = self.reports.get(folder)
             if report is None:
                 continue
+            remote = self.executors[folder].folder.remote if folder in self.executors else None
+            paused = self.state.remote_paused(remote) if remote is not None else None
+            waiting = f"remote paused: {paused}" if paused else "not done yet"
             for job in self.queue.jobs(folder):
                 action = jobcodec.loads(job.payload)
                 result = report.results.get(job.name)
                 if result is not None and result.status in ("planned", "failed"):
-                    error = job.last_error or "not done yet"
+                    error = job.last_error or waiting
                     if job.state is JobState.PENDING:
                         error += " (will retry)"
                     report.results[job.name] = ActionResult(job.name, result.action, "failed", error)
                 elif result is None and action.report_action:
                     report.results[job.name] = ActionResult(
-                        job.name, action.report_action, "failed", job.last_error or "not done yet"
+                        job.name, action.report_action, "failed", job.last_error or waiting
                     )
             self.state.set_last_pass(
                 folder, _now_iso(self.clock()),

@@ -160,6 +160,7 @@ class Executor:
         was syncing the same name (the daemon plans while workers run) is stale, and
         acting on it could upload twice. Then LocalChanged asks for a fresh plan.
         """
+        self.fs.require_marker()
         if not _same_base(self.state.journal_row(self.folder.name, action.name), action.base):
             raise LocalChanged(action.name)
         kind = action.kind

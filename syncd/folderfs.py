@@ -23,6 +23,11 @@ class LocalChanged(Exception):
     """The local file is not what the plan saw: it must be planned again."""
 
 
+class FolderUnavailable(Exception):
+    """The folder's marker is gone (its disk unmounted, the folder moved away): nothing may be
+    written into it or concluded from it until it is back."""
+
+
 class FolderFS:
     """File operations inside one synced folder."""
 
@@ -36,6 +41,11 @@ class FolderFS:
 
     def marker_present(self) -> bool:
         return self.marker.is_dir()
+
+    def require_marker(self) -> None:
+        """Refuse to go on once the marker is gone: an empty mount point is not the folder."""
+        if not self.marker.is_dir():
+            raise FolderUnavailable(f"folder marker {self.marker} is missing (unmounted disk or wrong path?): paused")
 
     def create_marker(self) -> None:
         """Make the folder and its `.syncd/` (first sync of a new folder)."""
@@ -77,17 +87,20 @@ class FolderFS:
             try:
                 return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
             except FileNotFoundError:
-                self.tmp.mkdir(parents=True, exist_ok=True)
+                self.require_marker()  # never recreate the marker inside an empty mount point
+                self.tmp.mkdir(exist_ok=True)
             except FileExistsError:
                 continue  # left by an earlier process with our pid
 
     def _trash_slot(self, name: str, now: datetime) -> Path:
         slot = self.trash / now.strftime("%Y-%m-%dT%H%M%S.%f")
-        slot.mkdir(parents=True, exist_ok=True)
+        self.trash.mkdir(exist_ok=True)  # inside the marker, never in its place
+        slot.mkdir(exist_ok=True)
         return slot / name
 
     def to_trash(self, name: str, expected: LocalFile, now: datetime) -> Path:
         """Move the file to the trash if it is still as planned."""
+        self.require_marker()
         if not self.matches(name, expected):
             raise LocalChanged(name)
         target = self._trash_slot(name, now)
@@ -100,6 +113,7 @@ class FolderFS:
         The old content is hard-linked into the trash first, so at every moment
         `name` holds either the old or the new bytes, never nothing.
         """
+        self.require_marker()
         if not self.matches(name, expected):
             raise LocalChanged(name)
         target = self.path(name)
@@ -115,6 +129,7 @@ class FolderFS:
 
     def rename_aside(self, name: str, new_name: str, expected: LocalFile) -> None:
         """Rename a local file (a conflicted copy), refusing to overwrite anything."""
+        self.require_marker()
         if not self.matches(name, expected):
             raise LocalChanged(name)
         os.link(self.path(name), self.path(new_name))  # fails if new_name exists
@@ -122,6 +137,7 @@ class FolderFS:
 
     def move_into(self, name: str, subdir: str) -> Path:
         """Move a drop-in file into `subdir` (after_upload = move:DIR), never overwriting."""
+        self.require_marker()
         dest_dir = self.root / subdir
         dest_dir.mkdir(parents=True, exist_ok=True)
         stem, ext = split_ext(name)

@@ -372,6 +372,16 @@ class Queue:
             )
             return cursor.rowcount
 
+    def wake(self, folder: str) -> int:
+        """Pending rows of `folder` due now, whatever their backoff said (attempts kept); how many."""
+        now = self.clock()
+        with self.state.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET next_try = ?, updated = ? WHERE state = 'pending' AND folder = ? AND next_try > ?",
+                (now, now, folder, now),
+            )
+            return cursor.rowcount
+
     def remove_folder(self, folder: str) -> int:
         """Drop every row of `folder` (it left the config); return how many."""
         with self.state.transaction() as conn:

@@ -44,6 +44,7 @@ from syncd.remote.bdd_wire import (
     expect_str,
     parse_multipart_status,
     parse_page,
+    representable,
 )
 from syncd.remote.fileslice import FileSlice
 from syncd.remote.ratelimit import RateLimiter
@@ -131,6 +132,7 @@ class BddRemote:
         # Keyed by id: a file that shifts across a page boundary while we walk is listed once.
         files: dict[int, RemoteFile] = {}
         offset, pages, max_pages = 0, 0, 1
+        fullest = self._page_size  # the most items a page may hold: our limit, then the service's own
         while True:
             params: dict[str, str | int] = {"chat_id": chat_id, "offset": offset, "limit": self._page_size}
             page = self._json(call, "GET", parse_page, params=params, policy=policy)
@@ -142,9 +144,14 @@ class BddRemote:
             for item in fresh:
                 files[item.id] = item
             offset += len(page.items)
-            # An empty page, or one with nothing new (offset ignored), ends the walk too.
-            if not fresh or offset >= page.total:
-                return list(files.values())
+            # The walk ends at `total` with a page that is not full, or at a page with nothing new
+            # (an empty one, or offset ignored). A `total` is not trusted further: one the walk went
+            # past is a lie, and a full page may have more after it even when `total` says not (a
+            # service may also cap its pages below our limit). A short total would make the files
+            # not yet listed look deleted.
+            if not fresh or (offset == page.total and len(page.items) < fullest):
+                return [item for item in files.values() if representable(item, call)]
+            fullest = len(page.items) if pages == 1 else max(fullest, len(page.items))
             if pages >= max_pages:
                 raise malformed(call, f"listing did not end after {pages} pages")
 

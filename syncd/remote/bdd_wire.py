@@ -4,6 +4,11 @@ Pure functions over an already-read `httpx.Response` (or its decoded data):
 anything that is not the envelope `{"code": 0, "data": ..., "message": ...}`
 with the types the SDK's pydantic models declare is a malformed answer, which
 is transient (a proxy's HTML page, a half-deployed service).
+
+One exception: a listed file whose name is not valid Unicode (JSON can carry a
+lone surrogate, `"\\ud800"`) is left out of the listing with a warning. No
+filesystem, journal or report can hold such a name, so it can never be synced;
+rejecting the whole page instead would stop the folder for good.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+import structlog
 
 from syncd.errors import ItemError
 from syncd.remote.base import FileStatus, RemoteFile
 from syncd.remote.bdd_errors import Call, check_status, malformed
 
+log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class MultipartStatus:
@@ -86,6 +93,18 @@ def parse_page(data: object, call: Call) -> Page:
         raise malformed(call, "page lacks 'total' or 'items'")
     assert isinstance(total, int)
     return Page(total=total, items=tuple(parse_file_info(item, call) for item in items))
+
+
+def representable(file: RemoteFile, call: Call) -> bool:
+    """False (and a warning) for a file whose name is not valid Unicode: the listing leaves it out."""
+    try:
+        file.filename.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = file.filename.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        log.warning("remote.unusable_name", call=call.describe(), file_id=file.id, name=shown,
+                    reason="name is not valid Unicode; skipped")
+        return False
+    return True
 
 
 def parse_file_info(item: object, call: Call) -> RemoteFile:

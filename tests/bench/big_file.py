@@ -1,22 +1,56 @@
-"""One big file up and down through `syncd serve`: byte-identical, and peak memory of both sides.
+"""One big file up and down through `syncd serve`: byte-identical, peak memory, and syncd against curl.
 
-Run:  .venv/bin/python tests/bench/big_file.py --size 1G   (prints and writes JSON)
+Run:  .venv/bin/python tests/bench/big_file.py --size 1G              (round trip through syncd's client)
+      .venv/bin/python tests/bench/big_file.py --size 1G --vs-curl    (`syncd reconcile` against curl)
+      add --url URL to either to use a running `syncd serve` instead of starting one.
 
-The server runs as `syncd serve` in a subprocess; the client (syncd's BddRemote)
-runs in another, so each process's peak RSS (VmHWM) is its own.
+Round trip (`run`): the server runs as `syncd serve` in a subprocess; the client (syncd's
+BddRemote) runs in another, so each process's peak RSS (VmHWM) is its own.
+
+Against curl (`versus_curl`), each timed as subprocess wall time, median over --repeat:
+- syncd as users run it: `syncd reconcile` on a two-way folder holding only the big file (upload),
+  then with a fresh state dir on an empty folder (download); its peak RSS is its VmHWM, sampled;
+- curl: `curl -F` of the file to `/uploadSimpleFile` with the `params` JSON (filename, biz,
+  biz_params, size; no hashcode, the server computes it), then `curl -o` from `/downloadFile`.
+Every copy is checked by sha256: the server's hashcode of each upload, and each downloaded file.
+Without curl on PATH its figures are reported as unavailable.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from benchkit import serve, workdir, write_results
+from benchkit import (
+    USER,
+    WORKERS,
+    Measured,
+    Row,
+    list_chat,
+    make_big_file,
+    parse_size,
+    peak_rss,
+    print_rows,
+    reconcile,
+    run_measured,
+    serve,
+    server_url,
+    sha256_file,
+    workdir,
+    write_config,
+    write_results,
+)
+
+MB = 1_000_000
+TARGETS = {"syncd_over_curl_min": 0.70, "syncd_peak_rss_max": 100 * MB}
 
 CLIENT = r"""
 import hashlib, json, resource, sys, time
@@ -36,42 +70,28 @@ print(json.dumps({"upload_s": t1 - t0, "download_s": t2 - t1, "client_peak_rss":
 """
 
 
-def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM")
+# -- round trip through syncd's client -----------------------------------------------------
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
+def round_trip(url: str, src: Path, dst: Path) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-c", CLIENT, url, str(src), str(dst)],
+                         capture_output=True, text=True, check=True)
+    figures: dict[str, Any] = json.loads(out.stdout)
+    return figures
 
 
-def parse_size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    return int(text[:-1]) * units[text[-1].upper()] if text[-1].upper() in units else int(text)
-
-
-def run(size: int, workdir: Path) -> dict[str, object]:
+def run(size: int, workdir: Path, url: str | None = None) -> dict[str, object]:
+    """The round trip, against `url` (a running `syncd serve`) or a server of its own; the
+    server's peak RSS only in the latter case."""
     src, dst = workdir / "big.bin", workdir / "back.bin"
-    with open(src, "wb") as f:
-        block = os.urandom(4 * 1024 * 1024)
-        written = 0
-        while written < size:
-            n = min(len(block), size - written)
-            f.write(block[:n])
-            f.write(os.urandom(16)[: max(0, min(16, size - written - n))])  # no two blocks alike
-            written += n + max(0, min(16, size - written - n))
-    with serve(workdir / "data") as server:
-        out = subprocess.run([sys.executable, "-c", CLIENT, server.url, str(src), str(dst)],
-                             capture_output=True, text=True, check=True)
-        figures = json.loads(out.stdout)
-        figures["server_peak_rss"] = peak_rss(server.proc.pid)
-        figures["server_startup_s"] = server.startup_s
+    make_big_file(src, size)
+    if url is None:
+        with serve(workdir / "data") as server:
+            figures = round_trip(server.url, src, dst)
+            figures["server_peak_rss"] = peak_rss(server.proc.pid)
+            figures["server_startup_s"] = server.startup_s
+    else:
+        figures = round_trip(url, src, dst)
     figures["size"] = size
     figures["identical"] = sha256_file(src) == sha256_file(dst)
     figures["upload_MBps"] = size / figures["upload_s"] / 1e6
@@ -79,15 +99,191 @@ def run(size: int, workdir: Path) -> dict[str, object]:
     return figures
 
 
+# -- syncd reconcile against curl ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One transfer of the big file by one contender in one direction."""
+
+    seconds: float
+    peak_rss: int
+    identical: bool
+
+
+def remote_sha256(url: str, chat_id: str, name: str) -> str | None:
+    """The hashcode the server computed for `name` in the chat (None if it is not listed ok)."""
+    for item in list_chat(url, chat_id):
+        if item["filename"] == name and item["status"] == "ok":
+            return str(item["hashcode"])
+    return None
+
+
+def digest_and_remove(path: Path) -> str:
+    """sha256 of a downloaded copy, which is then deleted to spare the disk."""
+    digest = sha256_file(path)
+    path.unlink()
+    return digest
+
+
+def syncd_pass(url: str, folder: Path, chat_id: str, expect: str) -> Measured:
+    """`syncd reconcile` of `folder` (two-way, fresh state dir) on `chat_id`; it must have done
+    exactly one `expect` (uploaded / downloaded)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = write_config(
+        folder.parent / f"{folder.name}.toml", state_dir=folder.parent / f"state-{folder.name}", url=url,
+        workers=WORKERS, folders=[{"name": "big", "path": folder, "chat_id": chat_id}],
+    )
+    done, summary = reconcile(config)
+    report = summary["folders"][0]
+    if not summary.get("ok") or report[expect] != 1:
+        raise RuntimeError(f"syncd reconcile did not do one {expect}: {summary}")
+    return done
+
+
+def syncd_round_trip(url: str, src: Path, want: str, work: Path) -> tuple[Leg, Leg]:
+    chat = f"bench-big-syncd-{work.name}"
+    (work / "up").mkdir(parents=True)
+    os.link(src, work / "up" / src.name)  # the folder holds only the big file
+    up = syncd_pass(url, work / "up", chat, "uploaded")
+    down = syncd_pass(url, work / "down", chat, "downloaded")
+    return (
+        Leg(up.seconds, up.peak_rss, remote_sha256(url, chat, src.name) == want),
+        Leg(down.seconds, down.peak_rss, digest_and_remove(work / "down" / src.name) == want),
+    )
+
+
+def curl_checked(argv: list[str]) -> Measured:
+    done = run_measured(argv)
+    if done.returncode != 0:
+        raise RuntimeError(f"curl exited {done.returncode}: {done.stderr[-2000:]}")
+    return done
+
+
+def curl_round_trip(curl: str, url: str, src: Path, want: str, work: Path) -> tuple[Leg, Leg]:
+    chat = f"bench-big-curl-{work.name}"
+    params = {"filename": src.name, "biz": "chat", "biz_params": {"chat_id": chat}, "size": src.stat().st_size}
+    header = ["-sS", "--fail-with-body", "-H", f"X-User-Id: {USER}"]
+    up = curl_checked([
+        curl, *header, "--form-string", f"params={json.dumps(params)}",
+        "-F", f"file=@{src};type=application/octet-stream", f"{url}/uploadSimpleFile",
+    ])
+    answer = json.loads(up.stdout)
+    if answer.get("code") != 0:
+        raise RuntimeError(f"curl upload refused: {answer}")
+    dst = work / "curl-down.bin"
+    down = curl_checked([curl, *header, "-o", str(dst), f"{url}/downloadFile?file_id={answer['data']}"])
+    return (
+        Leg(up.seconds, up.peak_rss, remote_sha256(url, chat, src.name) == want),
+        Leg(down.seconds, down.peak_rss, digest_and_remove(dst) == want),
+    )
+
+
+def curl_version(curl: str | None) -> str | None:
+    if curl is None:
+        return None
+    out = subprocess.run([curl, "--version"], capture_output=True, text=True, check=False)
+    return " ".join(out.stdout.split()[:2]) or None
+
+
+def versus_curl(size: int, workdir: Path, url: str | None = None, repeat: int = 1) -> dict[str, Any]:
+    """syncd reconcile against curl, one `size`-byte file up and down, `repeat` times."""
+    src = workdir / "src" / "big.bin"
+    make_big_file(src, size)
+    want = sha256_file(src)
+    curl = shutil.which("curl")
+    legs: dict[str, list[tuple[Leg, Leg]]] = {"syncd": [], "curl": []}
+    with server_url(url, workdir / "data") as base:
+        for i in range(repeat):
+            work = workdir / f"run-{i}"
+            legs["syncd"].append(syncd_round_trip(base, src, want, work))
+            if curl is not None:
+                legs["curl"].append(curl_round_trip(curl, base, src, want, work))
+    return summarise(size, repeat, curl_version(curl), legs)
+
+
+def summarise(size: int, repeat: int, curl: str | None, legs: dict[str, list[tuple[Leg, Leg]]]) -> dict[str, Any]:
+    """Medians, MB/s, ratios and targets; curl's figures None when it did not run."""
+    seconds: dict[str, dict[str, list[float]]] = {"upload": {}, "download": {}}
+    medians: dict[str, float | None] = {}
+    mbps: dict[str, float | None] = {}
+    identical: dict[str, bool | None] = {}
+    for name, runs in legs.items():
+        for index, direction in enumerate(("upload", "download")):
+            mine = [pair[index] for pair in runs]
+            key = f"{direction}_{name}"
+            seconds[direction][name] = [leg.seconds for leg in mine]
+            medians[f"{key}_s"] = statistics.median(seconds[direction][name]) if mine else None
+            mbps[key] = size / medians[f"{key}_s"] / MB if mine else None  # type: ignore[operator]
+            identical[key] = all(leg.identical for leg in mine) if mine else None
+    ratios = {
+        f"{d}_syncd_over_curl": None if mbps[f"{d}_curl"] is None else mbps[f"{d}_syncd"] / mbps[f"{d}_curl"]  # type: ignore[operator]
+        for d in ("upload", "download")
+    }
+    syncd_rss = max(leg.peak_rss for pair in legs["syncd"] for leg in pair)
+    met = {
+        **{f"{key}_min": None if r is None else r >= TARGETS["syncd_over_curl_min"] for key, r in ratios.items()},
+        "syncd_peak_rss": syncd_rss <= TARGETS["syncd_peak_rss_max"],
+        "identical": all(v is not False for v in identical.values()),
+    }
+    return {
+        "size": size,
+        "repeat": repeat,
+        "curl": curl,
+        "seconds": seconds,
+        "medians": medians,
+        "MBps": mbps,
+        "ratios": ratios,
+        "identical": identical,
+        "syncd_peak_rss": syncd_rss,
+        "curl_peak_rss": max((leg.peak_rss for pair in legs["curl"] for leg in pair), default=None),
+        "targets": TARGETS,
+        "targets_met": met,
+    }
+
+
+def size_label(size: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+def target_rows(figures: dict[str, Any]) -> list[Row]:
+    """The figure's targets, one row each."""
+    label, ratios, met = size_label(figures["size"]), figures["ratios"], figures["targets_met"]
+    rows = [
+        Row(f"{label} {d}: syncd MB/s / curl MB/s", "curl unavailable" if ratios[f"{d}_syncd_over_curl"] is None
+            else f"{ratios[f'{d}_syncd_over_curl']:.2f}x", f">= {TARGETS['syncd_over_curl_min']:.2f}x",
+            met[f"{d}_syncd_over_curl_min"])
+        for d in ("upload", "download")
+    ]
+    rows.append(Row(f"{label}: syncd reconcile peak RSS", f"{figures['syncd_peak_rss'] / MB:.1f} MB",
+                    f"<= {TARGETS['syncd_peak_rss_max'] / MB:.0f} MB", met["syncd_peak_rss"]))
+    rows.append(Row(f"{label}: every copy identical (sha256)", "yes" if met["identical"] else "NO", "yes",
+                    met["identical"]))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", default="1G")
+    parser.add_argument("--vs-curl", action="store_true", help="`syncd reconcile` against curl instead")
+    parser.add_argument("--repeat", type=int, default=1, help="with --vs-curl: runs to take the median of")
+    parser.add_argument("--url", help="measure against this running `syncd serve` instead of starting one")
     parser.add_argument("--out", default="bench-results-big-file.json")
     args = parser.parse_args()
     with workdir(None) as work:
-        figures = run(parse_size(args.size), work)
-    for key, value in figures.items():
-        print(f"{key:>18}: {value / 1e6:.1f} MB" if key.endswith("rss") else f"{key:>18}: {value}")
+        if args.vs_curl:
+            figures = versus_curl(parse_size(args.size), work, args.url, args.repeat)
+        else:
+            figures = run(parse_size(args.size), work, args.url)
+    if args.vs_curl:
+        print(json.dumps({k: figures[k] for k in ("medians", "MBps", "identical")}, indent=2))
+        print_rows(target_rows(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:>18}: {value / 1e6:.1f} MB" if key.endswith("rss") else f"{key:>18}: {value}")
     write_results(figures, args.out)
 
 

@@ -2,6 +2,10 @@
 
 Run:
     .venv/bin/python tests/bench/daemon_bench.py [--samples 30] [--idle-files 10000] [--idle-seconds 60] [--settle 1.0]
+        [--url URL]
+
+Without --url it starts its own `syncd serve` (and summarises its log); `run(..., url=URL)`
+measures against one already running (tests/bench/run_all.py does that).
 
 Two figures:
 
@@ -40,11 +44,23 @@ from typing import IO, Any
 
 import httpx
 import psutil
-from benchkit import free_port, make_files, serve_argv, wait_healthy, workdir, write_config, write_results
+from benchkit import (
+    PAGE,
+    USER,
+    WORKERS,
+    Row,
+    free_port,
+    make_files,
+    print_rows,
+    reconcile,
+    serve_argv,
+    syncd_env,
+    wait_healthy,
+    workdir,
+    write_config,
+    write_results,
+)
 
-USER = "u"
-PAGE = 1000
-WORKERS = 4
 DROP_SIZE = 4 * 1024
 IDLE_FILE_SIZE = 64
 #: How often the chat listing is polled while a dropped file is awaited.
@@ -85,10 +101,9 @@ class Procs:
         self._logs: list[IO[bytes]] = []
 
     def start(self, name: str, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if k != "SYNCD_CONFIG"}
         out = log.open("wb")
         self._logs.append(out)
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out, env=env)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out, env=syncd_env())
         self.procs.append(proc)
         self._names[proc.pid] = name
         return proc
@@ -373,17 +388,10 @@ def bench_idle(procs: Procs, url: str, work: Path, files: int, seconds: float) -
         work / "idle.toml", state_dir=work / "state-idle", url=url, workers=WORKERS, settle=1.0,
         folders=[{"name": "idle", "path": folder, "chat_id": chat, "mode": "two-way"}],
     )
-    t0 = time.monotonic()
-    out = subprocess.run(
-        [sys.executable, "-m", "syncd", "reconcile", "-c", str(config), "--json"],
-        capture_output=True,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "SYNCD_CONFIG"},
-        check=False,
-    )
-    reconcile_s = time.monotonic() - t0
-    if out.returncode != 0 or not json.loads(out.stdout.strip().splitlines()[-1]).get("ok"):
-        raise RuntimeError(f"syncd reconcile exited {out.returncode}: {out.stdout[-1000:]} {out.stderr[-2000:]}")
+    done, summary = reconcile(config)
+    if not summary.get("ok"):
+        raise RuntimeError(f"syncd reconcile not ok: {done.stdout[-1000:]}")
+    reconcile_s = done.seconds
     synced = remote_count(url, chat)
 
     log = work / "daemon-idle.log"
@@ -439,13 +447,16 @@ def bench_idle(procs: Procs, url: str, work: Path, files: int, seconds: float) -
 # -- the whole run -------------------------------------------------------------------------
 
 
-def run(samples: int, idle_files: int, idle_seconds: float, settle: float, workdir: Path) -> dict[str, Any]:
+def run(
+    samples: int, idle_files: int, idle_seconds: float, settle: float, workdir: Path, url: str | None = None
+) -> dict[str, Any]:
+    """Both figures, against `url` (a running `syncd serve`) or a server of their own."""
     with running() as procs:
-        url = start_server(procs, workdir)
-        latency = bench_latency(procs, url, workdir / "latency", samples, settle)
-        idle = bench_idle(procs, url, workdir / "idle", idle_files, idle_seconds)
+        server = url or start_server(procs, workdir)
+        latency = bench_latency(procs, server, workdir / "latency", samples, settle)
+        idle = bench_idle(procs, server, workdir / "idle", idle_files, idle_seconds)
         procs.stop_all()
-        server_log = read_log(workdir / "serve.log")
+        server_log = LogSummary() if url else read_log(workdir / "serve.log")
         exit_codes = dict(procs.exit_codes)
     p50_max = settle + TARGETS["latency_p50_over_settle_max_s"]
     p95_max = settle + TARGETS["latency_p95_over_settle_max_s"]
@@ -471,25 +482,10 @@ def _fmt(value: float | None, unit: str = " s", digits: int = 3) -> str:
 
 
 def print_table(figures: dict[str, Any]) -> None:
-    lat, idle, tgt, met = figures["latency"], figures["idle"], figures["targets"], figures["targets_met"]
-
-    def verdict(key: str) -> str:
-        return "MET" if met[key] else "MISSED"
-
-    rows = [
-        ("drop-in latency p50", _fmt(lat["p50_s"]), f"<= {tgt['latency_p50_max_s']:.1f} s", verdict("latency_p50")),
-        ("drop-in latency p95", _fmt(lat["p95_s"]), f"<= {tgt['latency_p95_max_s']:.1f} s", verdict("latency_p95")),
-        ("drop-in latency max", _fmt(lat["max_s"]), "-", "-"),
-        ("drop-in samples arrived", f"{lat['arrived']}/{lat['samples']}", f"{lat['samples']}/{lat['samples']}",
-         "MET" if lat["arrived"] == lat["samples"] else "MISSED"),
-        (f"idle CPU ({idle['files']} files, {idle['wall_s']:.0f} s)", f"{idle['cpu_percent']:.3f} %",
-         f"<= {tgt['idle_cpu_percent_max']} %", verdict("idle_cpu")),
-        ("idle RSS", f"{idle['rss_mib']:.1f} MiB", "-", "-"),
-    ]
+    lat, idle = figures["latency"], figures["idle"]
     print(f"\nsyncd run, settle = {lat['settle']} s, {figures['cpus']} CPUs, workers = {WORKERS}")
-    print(f"{'measure':<34}{'value':>14}  {'target':<12}{'':>2}result")
-    for measure, value, target, result in rows:
-        print(f"{measure:<34}{value:>14}  {target:<12}  {result}")
+    print_rows(target_rows(figures))
+    print(f"drop-in latency max {_fmt(lat['max_s'])}; idle RSS {idle['rss_mib']:.1f} MiB")
     print(
         f"daemon start to first upload {lat['startup_s']:.2f} s (probe {lat['probe_s']:.2f} s); "
         f"idle: reconcile of {idle['files']} files {idle['reconcile_s']:.1f} s ({idle['synced']} listed), "
@@ -509,6 +505,22 @@ def print_table(figures: dict[str, Any]) -> None:
             print(f"    {line}")
 
 
+def target_rows(figures: dict[str, Any]) -> list[Row]:
+    """The two figures' targets, one row each."""
+    lat, idle, tgt, met = figures["latency"], figures["idle"], figures["targets"], figures["targets_met"]
+    arrived = lat["arrived"] == lat["samples"]
+    return [
+        Row(f"drop-in latency p50 (settle {lat['settle']} s)", _fmt(lat["p50_s"]),
+            f"<= {tgt['latency_p50_max_s']:.1f} s", met["latency_p50"]),
+        Row(f"drop-in latency p95 (settle {lat['settle']} s)", _fmt(lat["p95_s"]),
+            f"<= {tgt['latency_p95_max_s']:.1f} s", met["latency_p95"]),
+        Row("drop-in samples arrived", f"{lat['arrived']}/{lat['samples']}", f"{lat['samples']}/{lat['samples']}",
+            arrived),
+        Row(f"idle CPU ({idle['files']} files, {idle['wall_s']:.0f} s)", f"{idle['cpu_percent']:.3f} %",
+            f"<= {tgt['idle_cpu_percent_max']} %", met["idle_cpu"]),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--samples", type=int, default=30)
@@ -517,9 +529,10 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=1.0)
     parser.add_argument("--out", default="bench-results-daemon.json")
     parser.add_argument("--keep", help="work in this directory and keep it (logs, state) for inspection afterwards")
+    parser.add_argument("--url", help="measure against this running `syncd serve` instead of starting one")
     args = parser.parse_args()
     with workdir(args.keep) as work:
-        figures = run(args.samples, args.idle_files, args.idle_seconds, args.settle, work)
+        figures = run(args.samples, args.idle_files, args.idle_seconds, args.settle, work, url=args.url)
     print_table(figures)
     write_results(figures, args.out)
 

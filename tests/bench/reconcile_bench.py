@@ -1,6 +1,9 @@
 """`syncd reconcile` against the published SDK and a bare httpx loop, all through one `syncd serve`.
 
-Run:  .venv/bin/python tests/bench/reconcile_bench.py [--files 2000] [--noop-files 10000] [--repeat 3]
+Run:  .venv/bin/python tests/bench/reconcile_bench.py [--files 2000] [--noop-files 10000] [--repeat 3] [--url URL]
+
+Without --url it starts its own `syncd serve`; `run(..., url=URL)` measures against one already running
+(tests/bench/run_all.py does that).
 
 Three figures, medians over --repeat:
 
@@ -28,14 +31,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, cast
 
+import benchkit
 import httpx
-from benchkit import make_files, serve, workdir, write_config, write_results
+from benchkit import USER, WORKERS, Row, list_chat, make_files, server_url, workdir, write_config, write_results
 
-WORKERS = 4
 FILE_SIZE = 4 * 1024
-USER = "u"
-PAGE = 1000
 
 TARGETS = {
     "noop_max_s": 2.0,
@@ -70,9 +72,6 @@ print(json.dumps({"in_process_s": time.monotonic() - t0, "remote": remote, "loca
 """
 
 
-# -- the server ----------------------------------------------------------------------------
-
-
 # -- helpers -------------------------------------------------------------------------------
 
 
@@ -85,22 +84,8 @@ def digests(folder: Path) -> dict[str, str]:
     }
 
 
-def list_remote(url: str, chat_id: str) -> list[dict[str, object]]:
-    items: list[dict[str, object]] = []
-    with httpx.Client(base_url=url, headers={"X-User-Id": USER}, timeout=60) as client:
-        offset = 0
-        while True:
-            r = client.get("/listChatFiles", params={"chat_id": chat_id, "offset": offset, "limit": PAGE})
-            r.raise_for_status()
-            data = r.json()["data"]
-            items.extend(data["items"])
-            offset += len(data["items"])
-            if not data["items"] or offset >= data["total"]:
-                return items
-
-
 def remote_names(url: str, chat_id: str) -> set[str]:
-    return {str(item["filename"]) for item in list_remote(url, chat_id) if item.get("status", "ok") == "ok"}
+    return {str(item["filename"]) for item in list_chat(url, chat_id) if item.get("status", "ok") == "ok"}
 
 
 def folder_config(path: Path, url: str, state_dir: Path, folder: Path, chat_id: str) -> Path:
@@ -112,16 +97,8 @@ def folder_config(path: Path, url: str, state_dir: Path, folder: Path, chat_id: 
 
 def reconcile(config: Path) -> tuple[float, dict[str, object]]:
     """Wall time of `syncd reconcile -c config --json` in a fresh interpreter, and its summary."""
-    t0 = time.monotonic()
-    out = subprocess.run(
-        [sys.executable, "-m", "syncd", "reconcile", "-c", str(config), "--json"],
-        capture_output=True,
-        text=True,
-    )
-    elapsed = time.monotonic() - t0
-    if out.returncode != 0:
-        raise RuntimeError(f"syncd reconcile exited {out.returncode}: {out.stderr[-2000:]}")
-    return elapsed, json.loads(out.stdout.strip().splitlines()[-1])
+    done, summary = benchkit.reconcile(config)
+    return done.seconds, summary
 
 
 def timed(func: Callable[[], object]) -> float:
@@ -222,18 +199,10 @@ def download_bare(url: str, chat_id: str, dst: Path, workers: int = WORKERS) -> 
     """The floor: one listing walk, then `workers` threads streaming each file to disk."""
     t0 = time.monotonic()
     limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+    items = list_chat(url, chat_id)
     with httpx.Client(base_url=url, headers={"X-User-Id": USER}, limits=limits, timeout=60) as client:
-        items, offset = [], 0
-        while True:
-            r = client.get("/listChatFiles", params={"chat_id": chat_id, "offset": offset, "limit": PAGE})
-            r.raise_for_status()
-            data = r.json()["data"]
-            items.extend(data["items"])
-            offset += len(data["items"])
-            if not data["items"] or offset >= data["total"]:
-                break
 
-        def one(item: dict[str, object]) -> None:
+        def one(item: dict[str, Any]) -> None:
             with client.stream("GET", "/downloadFile", params={"file_id": item["id"]}) as r:
                 r.raise_for_status()
                 with open(dst / str(item["filename"]), "wb") as f:
@@ -337,13 +306,14 @@ def bench_noop(url: str, work: Path, files: int, repeat: int) -> dict[str, objec
     }
 
 
-def run(files: int, noop_files: int, repeat: int, workdir: Path) -> dict[str, object]:
-    with serve(workdir / "data") as server:
-        url = server.url
+def run(files: int, noop_files: int, repeat: int, workdir: Path, url: str | None = None) -> dict[str, object]:
+    """All three figures, against `url` (a running `syncd serve`) or a server of their own."""
+    with server_url(url, workdir / "data") as url:
         transfer = bench_transfer(url, workdir / "transfer", files, repeat)
         noop = bench_noop(url, workdir / "noop", noop_files, repeat)
     med = statistics.median
-    up, down = transfer["upload"], transfer["download"]
+    up = cast(dict[str, list[float]], transfer["upload"])
+    down = cast(dict[str, list[float]], transfer["download"])
     figures: dict[str, object] = {
         "files": files,
         "file_size": FILE_SIZE,
@@ -358,7 +328,7 @@ def run(files: int, noop_files: int, repeat: int, workdir: Path) -> dict[str, ob
     }
     medians: dict[str, float] = {}
     for phase, runs in (("upload", up), ("download", down)):
-        for name, times in runs.items():  # type: ignore[union-attr]
+        for name, times in runs.items():
             medians[f"{phase}_{name}_s"] = med(times)
     medians["noop_syncd_s"] = med(noop["syncd"])  # type: ignore[arg-type]
     medians["noop_baseline_subprocess_s"] = med(noop["baseline_subprocess"])  # type: ignore[arg-type]
@@ -407,6 +377,30 @@ def print_table(figures: dict[str, object]) -> None:
     print("targets: " + ", ".join(f"{k} {'MET' if v else 'MISSED'}" for k, v in met.items()))
 
 
+def target_rows(figures: dict[str, Any]) -> list[Row]:
+    """The three figures' targets, one row each."""
+    m, r, met = figures["medians"], figures["ratios"], figures["targets_met"]
+    n, k = figures["files"], figures["noop_files"]
+    rows: list[Row] = []
+    for phase in ("upload", "download"):
+        what = f"{phase} {n} x 4 KiB"
+        rows += [
+            Row(f"{what}: SDK time / syncd time", f"{r[f'{phase}_sdk_over_syncd']:.2f}x",
+                f">= {TARGETS['sdk_speedup_min']:.1f}x", met[f"{phase}_2x_faster_than_sdk"]),
+            Row(f"{what}: syncd time / bare time", f"{r[f'{phase}_syncd_over_bare']:.2f}x",
+                f"<= {TARGETS['bare_ratio_max']:.1f}x", met[f"{phase}_within_1.3x_bare"]),
+        ]
+    arrived = all(figures["arrived"].values())
+    return [
+        *rows,
+        Row(f"{n} files arrived intact, every way", "yes" if arrived else "NO", "yes", arrived),
+        Row(f"no-op over {k} files: syncd / baseline", f"{r['noop_syncd_over_baseline']:.2f}x",
+            f"<= {TARGETS['noop_vs_baseline_max']:.1f}x", met["noop_within_1.5x_baseline"]),
+        Row(f"no-op over {k} files: syncd time", f"{m['noop_syncd_s']:.2f} s", f"< {TARGETS['noop_max_s']:.1f} s",
+            met["noop_under_2s"]),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=2000)
@@ -414,9 +408,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", default="bench-results-reconcile.json")
     parser.add_argument("--keep", help="work in this directory and keep it (for profiling afterwards)")
+    parser.add_argument("--url", help="measure against this running `syncd serve` instead of starting one")
     args = parser.parse_args()
     with workdir(args.keep) as work:
-        figures = run(args.files, args.noop_files, args.repeat, work)
+        figures = run(args.files, args.noop_files, args.repeat, work, url=args.url)
     print_table(figures)
     write_results(figures, args.out)
 

@@ -23,7 +23,7 @@ from bdd_file import BddFileClient
 
 from syncd.config import FolderConfig
 from syncd.execute import Executor
-from syncd.folderfs import LocalChanged
+from syncd.folderfs import FolderFS, LocalChanged
 from syncd.model import Action, ActionKind
 from syncd.queue import JobState, Queue
 from syncd.remote.bdd import BddRemote
@@ -163,7 +163,7 @@ def test_an_unreadable_file_fails_alone_and_is_uploaded_once_readable(
 
 def test_a_file_deleted_after_the_plan_is_not_uploaded(tmp_path: Path, server_url: str, sdk: BddFileClient) -> None:
     folder = tmp_path / "f"
-    folder.mkdir()
+    FolderFS(folder).create_marker()  # a folder a first pass has set up
     (folder / "gone.txt").write_bytes(b"here a moment ago")
     [local_file] = scan_folder(folder, (), {}).files.values()
     action = Action(ActionKind.UPLOAD, "gone.txt", local=local_file)

@@ -2,9 +2,13 @@
 
 The reference server refuses unsafe names on upload, so it can never list one;
 a real service (or an attacker in front of one) might. `HostileServer(files)`
-answers `GET /listChatFiles` with `files` (any chat id, one page) and
-`GET /downloadFile?file_id=` with their bytes, on a free loopback port, and
-records which ids were downloaded. Everything else is a 404 envelope.
+answers `GET /listChatFiles` with `files` (any chat id, paged by `offset` and
+`limit`) and `GET /downloadFile?file_id=` with their bytes, on a free loopback
+port, and records which ids were downloaded. Everything else is a 404 envelope.
+
+Options make it a worse service still: `page_size` caps every page below the
+`limit` asked for (as some services do), and `total` is the count it claims
+(default: the truth), so a listing can lie about how many files there are.
 """
 
 from __future__ import annotations
@@ -22,8 +26,18 @@ from urllib.parse import parse_qs, urlsplit
 class HostileServer:
     """Lists `files` (name, bytes) as chat files with ids 1, 2, ... in order."""
 
-    def __init__(self, files: Sequence[tuple[str, bytes]], *, user_id: str = "u") -> None:
+    def __init__(
+        self,
+        files: Sequence[tuple[str, bytes]],
+        *,
+        user_id: str = "u",
+        page_size: int | None = None,
+        total: int | None = None,
+    ) -> None:
         uploaded = datetime.now(UTC).isoformat()
+        self.files = list(files)
+        self.page_size = page_size
+        self.total = total
         self.contents = {i: data for i, (_, data) in enumerate(files, start=1)}
         self.items = [
             {
@@ -56,6 +70,12 @@ class HostileServer:
     def note_download(self, file_id: int) -> None:
         with self._lock:
             self._downloaded.append(file_id)
+
+    def page(self, offset: int, limit: int) -> dict[str, object]:
+        """The `data` of one listing page: at most `limit` (and `page_size`) items from `offset`."""
+        size = limit if self.page_size is None else min(limit, self.page_size)
+        total = len(self.items) if self.total is None else self.total
+        return {"total": total, "items": self.items[offset : offset + size]}
 
     def __enter__(self) -> HostileServer:
         self._thread.start()
@@ -91,8 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(split.query).items()}
         if split.path == "/listChatFiles":
-            items = owner.items if int(query.get("offset", "0") or 0) == 0 else []
-            self._json({"code": 0, "data": {"total": len(owner.items), "items": items}, "message": None})
+            page = owner.page(int(query.get("offset", "0") or 0), int(query.get("limit", "100") or 100))
+            self._json({"code": 0, "data": page, "message": None})
         elif split.path == "/downloadFile" and int(query.get("file_id", "0")) in owner.contents:
             file_id = int(query["file_id"])
             owner.note_download(file_id)

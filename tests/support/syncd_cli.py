@@ -86,8 +86,10 @@ def write_config(
     user_id: str = "u",
     daemon: Mapping[str, object] | None = None,
     api_key_env: str | None = None,
+    timeout: float = 10,
 ) -> Path:
-    """A config with one `bdd` remote `r` at `url` and `folders` (each needs name, path, chat_id)."""
+    """A config with one `bdd` remote `r` at `url` and `folders` (each needs name, path, chat_id);
+    `timeout` is the remote's, in seconds."""
     lines = [
         "[daemon]",
         f"state_dir = {_toml(state_dir)}",
@@ -100,7 +102,7 @@ def write_config(
         'kind = "bdd"',
         f"url = {_toml(url)}",
         f"user_id = {_toml(user_id)}",
-        "timeout = 10",
+        f"timeout = {_toml(timeout)}",
         *([f"api_key_env = {_toml(api_key_env)}"] if api_key_env else []),
     ]
     for folder in folders:
