@@ -31,6 +31,7 @@ from starlette.routing import Route
 from syncd.durable import fsync_dir
 from syncd.server import params as p
 from syncd.server.formstream import FileSink, parse_form
+from syncd.server.parthash import PartHashes
 from syncd.server.problems import ApiError, envelope, error_envelope
 from syncd.server.signing import load_or_create_key, sign, verify
 from syncd.server.store import Store
@@ -49,6 +50,7 @@ class Service:
         self.key = load_or_create_key(data_dir / "signing.key")
         self.api_key = api_key
         self.max_upload_size = max_upload_size
+        self.part_hashes = PartHashes()
 
     def check_api_key(self, request: Request) -> None:
         if self.api_key is None:
@@ -192,7 +194,8 @@ async def upload_part(service: Service, request: Request) -> Response:
         if "params" in fields:  # the usual order: write the part in place as it arrives
             target = _open_part(service, user, fields["params"])
             writer = _OffsetWriter(service.store.part_path(target[0]), target[2])
-            return FileSink(writer, limit=target[3])  # type: ignore[arg-type]
+            hasher = service.part_hashes.hasher_for(target[0], target[1])
+            return FileSink(writer, limit=target[3], sha256=hasher)  # type: ignore[arg-type]
         return FileSink(spool, limit=service.max_upload_size)
 
     try:
@@ -207,11 +210,14 @@ async def upload_part(service: Service, request: Request) -> Response:
                 writer.write(chunk)
         file_id, part_number, _, expected = target
         if form.file.size != expected:
+            service.part_hashes.part_done(file_id, part_number, None, chained=False)
             raise ApiError(400, f"part {part_number} has {form.file.size} bytes, expected {expected}")
     finally:
         spool.close()
         if writer is not None:
             writer.close()
+    chained = form.file.out is not spool
+    service.part_hashes.part_done(file_id, part_number, form.file.sha256, chained=chained)
     service.store.record_part(file_id, part_number, expected)
     return envelope(part_number)
 
@@ -225,6 +231,12 @@ def _hash_file(path: Path) -> tuple[int, str]:
             size += len(chunk)
         os.fsync(f.fileno())
     return size, digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> int:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+        return os.fstat(f.fileno()).st_size
 
 
 @endpoint()
@@ -242,7 +254,11 @@ async def complete_multipart(service: Service, request: Request) -> Response:
         shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
         raise ApiError(400, f"cannot complete file {file_id}: missing parts {shown}")
     service.store.set_status(file_id, "merging")
-    size, sha256 = await run_in_threadpool(_hash_file, service.store.part_path(file_id))
+    running = service.part_hashes.take(file_id, count)
+    if running is not None:  # hashed on the way in: make it durable, no need to read it back
+        size, sha256 = await run_in_threadpool(_fsync_file, service.store.part_path(file_id)), running
+    else:
+        size, sha256 = await run_in_threadpool(_hash_file, service.store.part_path(file_id))
     if size != f.size or (f.hashcode and f.hashcode.lower() != sha256):
         service.store.set_status(file_id, "uploading")
         what = f"size {size} != {f.size}" if size != f.size else "hashcode does not match the content"
@@ -261,6 +277,7 @@ async def abort_multipart(service: Service, request: Request) -> Response:
     f = service.store.get(user, file_id)
     if f.status == "ok":
         raise ApiError(400, f"file {file_id} is complete; delete it instead")
+    service.part_hashes.forget(file_id)
     service.store.delete(user, file_id)
     return envelope(file_id)
 

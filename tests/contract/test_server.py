@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -133,3 +134,31 @@ def test_part_fields_in_either_order(file_server: ServerThread, order: str) -> N
     assert client.post("/uploadFilePart", files=fields).json()["data"] == 1
     assert client.post("/completeMultipartUpload", json={"file_id": file_id}).json()["code"] == 0
     assert client.get("/downloadFile", params={"file_id": file_id}).content == b"abcd"
+
+
+def send_part(client: httpx.Client, file_id: int, number: int, data: bytes) -> httpx.Response:
+    params = ("params", (None, json.dumps({"file_id": file_id, "part_number": number})))
+    part = ("part", (f"part_{number}", data, "application/octet-stream"))
+    return client.post("/uploadFilePart", files=[params, part])
+
+
+@pytest.mark.parametrize("sequence", [(1, 2, 3), (1, 2, 2, 3), (3, 1, 2), (1, 3, 2)])
+def test_multipart_content_is_checked_against_its_hashcode_whatever_the_part_order(
+    file_server: ServerThread, sequence: tuple[int, ...]
+) -> None:
+    """In order, the service hashes parts as they come; otherwise it reads the file back. Either way
+    a right hashcode completes and a wrong one is refused, and the stored bytes are the parts'."""
+    client = httpx.Client(base_url=file_server.url, headers={"X-User-Id": "u"})
+    parts = [b"first-", b"second", b"third"]
+    whole = b"".join(parts)
+    for hashcode, accepted in ((hashlib.sha256(whole).hexdigest(), True), ("0" * 64, False)):
+        init = {**PARAMS, "size": len(whole), "part_size": 6, "hashcode": hashcode}
+        file_id = client.post("/initMultipartUploadFile", json=init).json()["data"]
+        for number in sequence:
+            assert send_part(client, file_id, number, parts[number - 1]).json()["data"] == number
+        done = client.post("/completeMultipartUpload", json={"file_id": file_id}).json()
+        assert (done["code"] == 0) is accepted, done
+        if accepted:
+            assert client.get("/downloadFile", params={"file_id": file_id}).content == whole
+        else:
+            assert "hashcode does not match" in done["message"]
