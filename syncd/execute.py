@@ -11,6 +11,7 @@ name and never replaces local content that changed since the plan.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
 import threading
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import structlog
 
@@ -69,6 +71,46 @@ class Done:
 
     bytes: int = 0
     unchanged: bool = False  # a COMPARE that found equal content
+
+
+class HashingWriter:
+    """A download's temp file, hashed as it is written, so it need not be read back.
+
+    The client writes front to back and starts a retry over at 0 (seek, truncate): that resets
+    the hash. Any other seek leaves the hash unknown (`sha256()` None: read the file back)."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self._digest = hashlib.sha256()
+        self._known = True
+
+    def write(self, data: bytes) -> int:
+        written = self._file.write(data)
+        if self._known:
+            self._digest.update(memoryview(data)[:written])
+        return written
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position = self._file.seek(offset, whence)
+        if position == 0:
+            self._digest, self._known = hashlib.sha256(), True
+        else:
+            self._known = False
+        return position
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        if size is not None and size != self._file.tell():
+            self._known = False
+        return self._file.truncate(size)
+
+    def seekable(self) -> bool:
+        return True
+
+    def sha256(self) -> str | None:
+        return self._digest.hexdigest() if self._known else None
 
 
 class JournalWrites:
@@ -288,14 +330,15 @@ class Executor:
         fd, temp = self.fs.new_temp()
         try:
             with os.fdopen(fd, "w+b") as out:
-                written = self.remote.download(remote.id, out)  # retries rewind `out` themselves
+                hashing = HashingWriter(out)
+                written = self.remote.download(remote.id, cast(BinaryIO, hashing))  # retries rewind it
                 out.flush()
                 os.fsync(out.fileno())
             if written != remote.size:
                 raise TransientError(
                     f"{remote.filename}: download of file {remote.id} gave {written} bytes, expected {remote.size}"
                 )
-            sha = sha256_of(temp)  # hashed once the bytes are final (a retry may have rewound)
+            sha = hashing.sha256() or sha256_of(temp)
             if is_sha256(remote.hashcode) and sha != remote.hashcode.lower():
                 raise TransientError(f"{remote.filename}: downloaded bytes do not match the remote sha256")
             return temp, sha

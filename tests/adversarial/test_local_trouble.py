@@ -40,7 +40,6 @@ server (partial), and a folder whose content is not the remote's after convergen
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import json
 import os
@@ -61,6 +60,7 @@ from syncd.queue import Queue
 from syncd.state import open_state
 from tests.adversarial.audit import MARKER, Counts, Ledger, audit, local_files, remote_files
 from tests.adversarial.conftest import Audited
+from tests.support import privileges
 from tests.support.daemon import wait_for
 from tests.support.faultproxy import FaultProxy, Seen
 from tests.support.syncd_cli import FolderResult, Result, write_config
@@ -437,38 +437,10 @@ def test_disk_full(scale: Scale, tmp_path: Path, server_url: str, server_data: P
 
 # == 2. permission denied =========================================================================
 
-PR_CAPBSET_DROP = 24
-CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
-
-
-def drop_dac_capabilities() -> None:
-    """In the child before exec: give up root's power to read and write regardless of modes."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
-        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
 @pytest.fixture
 def modes_bite(tmp_path: Path) -> PopenArgs:
     """Popen arguments under which file modes really stop the command; skip when impossible."""
-    if os.geteuid() != 0:
-        return {}
-    probe = tmp_path / "probe"
-    probe.write_bytes(b"x")
-    probe.chmod(0o000)
-    try:
-        opened = subprocess.run(
-            [sys.executable, "-c", f"open({str(probe)!r}, 'rb')"],
-            capture_output=True, check=False, preexec_fn=drop_dac_capabilities, timeout=60,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"root, where modes do not block reads, and capabilities cannot be dropped: {exc}")
-    finally:
-        probe.unlink()
-    if opened.returncode == 0:
-        pytest.skip("root, where modes do not block reads, and dropping capabilities did not help")
-    return {"preexec_fn": drop_dac_capabilities}
+    return privileges.modes_bite(tmp_path)
 
 
 @contextlib.contextmanager

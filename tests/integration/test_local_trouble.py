@@ -7,7 +7,6 @@ is driven directly, still with the real client, server and state database).
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import resource
@@ -32,6 +31,7 @@ from syncd.state import open_state
 from tests.support import chat
 from tests.support.chat import chat_files, leftovers
 from tests.support.chat import local_files as local
+from tests.support.privileges import modes_bite
 from tests.support.syncd_cli import COMMAND_TIMEOUT, Result, reconcile, write_config
 
 pytestmark = pytest.mark.timeout(120)
@@ -70,43 +70,10 @@ def config_for(base: Path, folder: Path, url: str) -> Path:
 # -- an unreadable file ----------------------------------------------------------------------------
 
 
-PR_CAPBSET_DROP = 24
-CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
-
-
-def drop_dac_capabilities() -> None:
-    """In the child before exec: give up root's power to read files regardless of their mode."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
-        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
 @pytest.fixture
 def unprivileged(tmp_path: Path) -> dict[str, Any]:
-    """Popen arguments under which a mode 000 file really cannot be read.
-
-    As root, permission bits do not stop reads; the command then runs without
-    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (dropped from the bounding set,
-    so exec does not grant them back). Skipped when that is not possible.
-    """
-    if os.geteuid() != 0:
-        return {}
-    probe_file = tmp_path / "probe"
-    probe_file.write_bytes(b"x")
-    probe_file.chmod(0o000)
-    try:
-        probe = subprocess.run(
-            [sys.executable, "-c", f"open({str(probe_file)!r}, 'rb')"],
-            capture_output=True, check=False, preexec_fn=drop_dac_capabilities,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"running as root, where chmod 000 does not block reads, and cannot drop capabilities: {exc}")
-    finally:
-        probe_file.unlink()
-    if probe.returncode == 0:
-        pytest.skip("running as root, where chmod 000 does not block reads, and dropping capabilities did not help")
-    return {"preexec_fn": drop_dac_capabilities}
+    """Popen arguments under which file modes really stop the command; skip when impossible."""
+    return modes_bite(tmp_path)
 
 
 def test_an_unreadable_file_fails_alone_and_is_uploaded_once_readable(
