@@ -63,6 +63,7 @@ from tests.adversarial.conftest import Audited
 from tests.support import privileges
 from tests.support.daemon import wait_for
 from tests.support.faultproxy import FaultProxy, Seen
+from tests.support.mounts import bind, can_mount, mount_tmpfs, remount, unmount, unmount_all
 from tests.support.syncd_cli import FolderResult, Result, write_config
 
 pytestmark = pytest.mark.timeout(900)
@@ -277,49 +278,6 @@ def assert_failed_with(report: FolderResult, names: Iterable[str], *reasons: str
         assert action["status"] == "failed" and all(r in action["error"] for r in reasons), action
 
 
-# -- mounts --------------------------------------------------------------------------------------
-
-
-def _mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=60)
-
-
-def unmount(path: Path, *, lazy: bool = False) -> None:
-    subprocess.run(["umount", *(["-l"] if lazy else []), str(path)], check=True, capture_output=True, timeout=60)
-
-
-def unmount_all(path: Path) -> None:
-    """Take every mount off `path` (busy ones lazily): the cleanup that must always run."""
-    while os.path.ismount(path):
-        try:
-            unmount(path)
-        except subprocess.CalledProcessError:
-            unmount(path, lazy=True)
-
-
-def mount_tmpfs(path: Path, size: int) -> None:
-    _mount("-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path))
-
-
-_CAN_MOUNT: list[bool] = []
-
-
-def can_mount(scratch: Path) -> bool:
-    """Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN, mount(8) present)."""
-    if not _CAN_MOUNT:
-        probe = scratch / "mount-probe"
-        probe.mkdir()
-        try:
-            mount_tmpfs(probe, MiB)
-        except (OSError, subprocess.SubprocessError):
-            _CAN_MOUNT.append(False)
-        else:
-            unmount_all(probe)
-            _CAN_MOUNT.append(True)
-        probe.rmdir()
-    return _CAN_MOUNT[0]
-
-
 # == 1. disk full ================================================================================
 
 
@@ -350,7 +308,7 @@ class TmpfsDisk:
 
     def grow(self, by: int, running: Reconcile | None = None) -> None:
         self.size += by
-        _mount("-o", f"remount,size={self.size}", str(self.path))
+        remount(self.path, f"size={self.size}")
 
 
 class RlimitDisk:
@@ -663,7 +621,7 @@ class BoundTmpfs:
         return remove_strays(self.folder, keep_place=True)  # the mount point itself belongs there
 
     def plug(self) -> None:
-        _mount("--bind", str(self.disk), str(self.folder))
+        bind(self.disk, self.folder)
 
     def close(self) -> None:
         unmount_all(self.folder)
