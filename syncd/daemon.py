@@ -38,7 +38,7 @@ import structlog
 
 from syncd.app import App, open_app
 from syncd.config import Config, FolderConfig, load_config
-from syncd.errors import ConfigError, FatalError, SyncdError
+from syncd.errors import ConfigError, SyncdError
 from syncd.notify import Notifier, watchdog_interval
 from syncd.plan import remote_changes
 from syncd.queue import JobState
@@ -219,11 +219,8 @@ class Daemon:
                 remote = app.engine.remote_listing(folder)
             except SyncdError as exc:
                 log.warning("remote listing failed", folder=folder.name, error=str(exc))
-                if isinstance(exc, FatalError):
-                    app.engine.pause_remote(folder.remote, str(exc))
                 app.state.set_last_pass(folder.name, _now_iso(), str(exc))
                 continue
-            app.engine.pause_remote(folder.remote, None)  # it answered
             changed = remote_changes(remote, app.state.journal_remote_ids(folder.name))
             if changed:
                 log.debug("remote changes", folder=folder.name, names=len(changed))

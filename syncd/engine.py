@@ -197,8 +197,16 @@ class Engine:
 
     def remote_listing(self, folder: FolderConfig) -> list[RemoteFile]:
         """The chat's files, less the names the folder ignores: those are never written locally,
-        so a downloaded one would look deleted here on the next pass."""
-        files = self.remotes[folder.remote].list_chat(folder.chat_id)
+        so a downloaded one would look deleted here on the next pass.
+
+        The one place the remote's pause is decided from a listing: refused (401/403), it is
+        paused; answered, whatever refused us before is over."""
+        try:
+            files = self.remotes[folder.remote].list_chat(folder.chat_id)
+        except FatalError as exc:
+            self.pause_remote(folder.remote, str(exc))
+            raise
+        self.pause_remote(folder.remote, None)
         return [f for f in files if not is_ignored(f.filename, folder.ignore)]
 
     def pass_folder(
@@ -223,11 +231,8 @@ class Engine:
             result = self.plan_folder(folder, report, names, remote)
         except (TransientError, FatalError, ItemError, OSError) as exc:
             report.blocked = str(exc)
-            if isinstance(exc, FatalError):
-                self.pause_remote(folder.remote, str(exc))
             self.state.set_last_pass(folder.name, _now_iso(self.clock()), str(exc))
             return report
-        self.pause_remote(folder.remote, None)  # it answered: whatever refused us before is over
         report.blocked, report.warning, report.unchanged = result.blocked, result.warning, result.unchanged
         self.state.set_folder_paused(folder.name, result.blocked)
         if result.warning:

@@ -171,9 +171,10 @@ class Executor:
         writes: JournalWrites | None = getattr(self._deferred, "writes", None)
         if writes is not None:
             writes.add(name, row)
+        elif row is None:
+            self.state.delete_journal(self.folder.name, name)
         else:
-            with self.state.transaction() as conn:
-                write_journal(conn, self.folder.name, name, row)
+            self.state.put_journal(self.folder.name, row)
 
     @contextlib.contextmanager
     def deferred_journal(self) -> Iterator[JournalWrites]:

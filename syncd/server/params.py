@@ -118,15 +118,7 @@ def int_field(body: dict[str, Any], name: str, *, minimum: int | None = None) ->
 
 def upload_params(raw: str | None) -> UploadParams:
     """The `params` form field of a simple upload."""
-    if raw is None:
-        raise ApiError(400, "missing form field 'params'")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "form field 'params' is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "form field 'params' must be a JSON object")
-    return upload_params_from(body)
+    return upload_params_from(_params_field(raw))
 
 
 def upload_params_from(body: dict[str, Any]) -> UploadParams:
@@ -161,6 +153,12 @@ def check_received(upload: UploadParams, size: int, sha256: str) -> None:
 
 def part_params(raw: str | None) -> tuple[int, int]:
     """(file_id, part_number) from an uploadFilePart `params` field."""
+    body = _params_field(raw)
+    return int_field(body, "file_id"), int_field(body, "part_number", minimum=1)
+
+
+def _params_field(raw: str | None) -> dict[str, Any]:
+    """The JSON object a multipart form carries in its `params` text field."""
     if raw is None:
         raise ApiError(400, "missing form field 'params'")
     try:
@@ -169,4 +167,4 @@ def part_params(raw: str | None) -> tuple[int, int]:
         raise ApiError(400, "form field 'params' is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "form field 'params' must be a JSON object")
-    return int_field(body, "file_id"), int_field(body, "part_number", minimum=1)
+    return body

@@ -20,10 +20,7 @@ lost, duplicated, partial or out of place.
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,7 +28,7 @@ from bdd_file import BddFileClient
 
 from tests.adversarial.audit import Ledger, audit, local_files, remote_files
 from tests.adversarial.conftest import Audited
-from tests.support.syncd_cli import COMMAND_TIMEOUT, Result, reconcile, run_syncd, write_config
+from tests.support.syncd_cli import Result, reconcile, run_syncd, write_config
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -123,15 +120,6 @@ def assert_refused(result: Result, what: str) -> None:
         assert needed in result.stderr, f"{what}: {needed!r} not in {result.stderr!r}"
 
 
-def run_daemon_until_exit(config: Path) -> Result:
-    proc = subprocess.run(
-        [sys.executable, "-m", "syncd", "run", "-c", str(config)],
-        capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
-        env={k: v for k, v in os.environ.items() if k != "SYNCD_CONFIG"},
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr, None)
-
-
 def damaged_state_is_refused_then_rebuilt(
     tmp_path: Path, server_url: str, server_data: Path, sdk: BddFileClient, audited: Audited, how: str, files: int
 ) -> None:
@@ -145,7 +133,7 @@ def damaged_state_is_refused_then_rebuilt(
 
     assert_refused(reconcile(scene.config), "reconcile")
     assert_refused(run_syncd("status", "-c", scene.config), "status")
-    assert_refused(run_daemon_until_exit(scene.config), "run")
+    assert_refused(run_syncd("run", "-c", scene.config), "run")
     assert scene.snapshot() == before, "a refused command changed a side"
     assert db.read_bytes() == damaged_bytes, "the damaged database was modified"
 

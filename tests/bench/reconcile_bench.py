@@ -246,27 +246,27 @@ def bench_transfer(url: str, work: Path, files: int, repeat: int) -> dict[str, o
     down: dict[str, list[float]] = {"syncd": [], "sdk": [], "bare": []}
     arrived: dict[str, bool] = {}
     source_chat = ""
+    uploads: dict[str, Callable[[str], float]] = {
+        "syncd": lambda chat: upload_syncd(url, src, chat, scratch),
+        "sdk": lambda chat: upload_sdk(url, src, chat),
+        "bare": lambda chat: upload_bare(url, src, chat),
+    }
+    downloads: dict[str, Callable[[str, Path], float]] = {
+        "syncd": lambda chat, dst: download_syncd(url, chat, dst, scratch),
+        "sdk": lambda chat, dst: download_sdk(url, chat, dst),
+        "bare": lambda chat, dst: download_bare(url, chat, dst),
+    }
     for _ in range(repeat):
         for name in ("syncd", "sdk", "bare"):
             chat = scratch.chat(f"up-{name}")
-            if name == "syncd":
-                up[name].append(upload_syncd(url, src, chat, scratch))
-            elif name == "sdk":
-                up[name].append(upload_sdk(url, src, chat))
-            else:
-                up[name].append(upload_bare(url, src, chat))
+            up[name].append(uploads[name](chat))
             ok = remote_names(url, chat) == set(want)
             arrived[f"upload_{name}"] = arrived.get(f"upload_{name}", True) and ok
             source_chat = source_chat or chat
     for _ in range(repeat):
         for name in ("syncd", "sdk", "bare"):
             dst = scratch.dir(f"down-{name}")
-            if name == "syncd":
-                down[name].append(download_syncd(url, source_chat, dst, scratch))
-            elif name == "sdk":
-                down[name].append(download_sdk(url, source_chat, dst))
-            else:
-                down[name].append(download_bare(url, source_chat, dst))
+            down[name].append(downloads[name](source_chat, dst))
             ok = digests(dst) == want
             arrived[f"download_{name}"] = arrived.get(f"download_{name}", True) and ok
     return {"upload": up, "download": down, "arrived": arrived}

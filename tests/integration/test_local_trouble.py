@@ -7,12 +7,9 @@ is driven directly, still with the real client, server and state database).
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +29,7 @@ from tests.support import chat
 from tests.support.chat import chat_files, leftovers
 from tests.support.chat import local_files as local
 from tests.support.privileges import modes_bite
-from tests.support.syncd_cli import COMMAND_TIMEOUT, Result, reconcile, write_config
+from tests.support.syncd_cli import reconcile, write_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,17 +44,6 @@ def put(sdk: BddFileClient, name: str, data: bytes) -> int:
 
 def remote(sdk: BddFileClient) -> dict[str, bytes]:
     return chat_files(sdk, CHAT)
-
-
-def run_reconcile(config: Path, **popen: Any) -> Result:
-    """`syncd reconcile --json` with extra Popen arguments (user, preexec_fn, ...)."""
-    env = {k: v for k, v in os.environ.items() if k != "SYNCD_CONFIG"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "syncd", "reconcile", "--json", "-c", str(config)],
-        capture_output=True, text=True, timeout=COMMAND_TIMEOUT, env=env, check=False, **popen,
-    )
-    doc = json.loads(proc.stdout) if proc.stdout.lstrip().startswith("{") else None
-    return Result(proc.returncode, proc.stdout, proc.stderr, doc)
 
 
 def config_for(base: Path, folder: Path, url: str) -> Path:
@@ -94,7 +80,7 @@ def test_an_unreadable_file_fails_alone_and_is_uploaded_once_readable(
     secret.chmod(0o000)
     locked.chmod(0o000)
     try:
-        first = run_reconcile(config, **popen)
+        first = reconcile(config, **popen)
     finally:
         secret.chmod(0o644)
         locked.chmod(0o644)
@@ -114,14 +100,14 @@ def test_an_unreadable_file_fails_alone_and_is_uploaded_once_readable(
     assert leftovers(folder) == []
 
     # Readable again: the next pass uploads it (and resolves the other as a conflict, nothing lost).
-    second = run_reconcile(config, **popen)
+    second = reconcile(config, **popen)
     assert second.code == 0, second.stdout + second.stderr
     assert second.folder(FOLDER).pairs == {("secret.txt", "upload"), ("locked.txt", "conflict")}
     now_local = local(folder)
     assert now_local["secret.txt"] == b"top secret" and now_local["locked.txt"] == b"remote version"
     assert sorted(now_local.values()) == sorted([b"readable", b"top secret", b"remote version", b"local, unreadable"])
     assert remote(sdk) == now_local
-    third = run_reconcile(config, **popen)
+    third = reconcile(config, **popen)
     assert third.code == 0 and third.folder(FOLDER)["actions"] == []
 
 
@@ -168,7 +154,7 @@ def test_a_full_disk_fails_the_download_cleanly_and_it_is_retried_later(
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    full = run_reconcile(config, preexec_fn=small_disk)
+    full = reconcile(config, preexec_fn=small_disk)
 
     assert full.code != 0, full.stdout
     assert full.doc is not None and full.doc["ok"] is False, full.stderr

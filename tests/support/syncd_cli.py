@@ -112,8 +112,10 @@ def write_config(
     return path
 
 
-def run_syncd(*args: str | Path, env: Mapping[str, str] | None = None) -> Result:
-    """Run `python -m syncd ARGS` to completion; parse stdout as JSON when it is JSON."""
+def run_syncd(*args: str | Path, env: Mapping[str, str] | None = None, **popen: Any) -> Result:
+    """Run `python -m syncd ARGS` to completion; parse stdout as JSON when it is JSON.
+
+    `popen`: extra subprocess arguments (a `preexec_fn` that limits the child, ...)."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("SYNCD_CONFIG", None)
     proc = subprocess.run(
@@ -123,6 +125,7 @@ def run_syncd(*args: str | Path, env: Mapping[str, str] | None = None) -> Result
         timeout=COMMAND_TIMEOUT,
         env=full_env,
         check=False,
+        **popen,
     )
     doc: dict[str, Any] | None = None
     if proc.stdout.lstrip().startswith("{"):
@@ -130,6 +133,6 @@ def run_syncd(*args: str | Path, env: Mapping[str, str] | None = None) -> Result
     return Result(proc.returncode, proc.stdout, proc.stderr, doc)
 
 
-def reconcile(config: Path, *args: str) -> Result:
-    """`syncd reconcile --json -c CONFIG ARGS`."""
-    return run_syncd("reconcile", "--json", "-c", config, *args)
+def reconcile(config: Path, *args: str, **popen: Any) -> Result:
+    """`syncd reconcile --json -c CONFIG ARGS` (`popen`: as for `run_syncd`)."""
+    return run_syncd("reconcile", "--json", "-c", config, *args, **popen)

@@ -98,17 +98,6 @@ def tell(child: subprocess.Popen[str]) -> None:
     child.stdin.flush()
 
 
-@pytest.fixture
-def state_dir(tmp_path: Path) -> Path:
-    return tmp_path / "state"
-
-
-@pytest.fixture
-def state(state_dir: Path) -> Iterator[State]:
-    with open_state(state_dir) as opened:
-        yield opened
-
-
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
