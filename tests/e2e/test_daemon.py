@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bdd_file import BddFileClient
+from bdd_file import BddFileClient, BddFileError
 
 from syncd.server.app import build_app
 from syncd.server.runner import ServerThread
@@ -26,11 +26,20 @@ from tests.support.syncd_cli import write_config
 pytestmark = pytest.mark.timeout(120)
 
 CHAT = "daemon-chat"
+LOOKS = 5  # listings tried while the daemon keeps replacing files under us
 SETTLE = 0.3
 FAST = {"poll_interval": 1, "rescan_interval": 3600}
 
 
 def remote(sdk: BddFileClient, chat: str = CHAT) -> dict[str, bytes]:
+    """The chat's files and bytes. The daemon may replace a file between our listing and our
+    download of it (the old version is deleted, 404): then we look again."""
+    for _ in range(LOOKS):
+        try:
+            return chat_files(sdk, chat)
+        except BddFileError as exc:
+            if " 404 " not in str(exc):
+                raise
     return chat_files(sdk, chat)
 
 
