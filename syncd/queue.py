@@ -73,6 +73,7 @@ class Job:
     last_error: str | None
     created: float
     updated: float
+    resume: str | None = None  # what a half-done transfer of this work needs to resume (JSON)
 
 
 # Column list = Job's fields, in order: the two cannot drift apart.

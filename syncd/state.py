@@ -123,6 +123,19 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_lease ON jobs (state, lease_until)",
         "CREATE INDEX jobs_folder_state ON jobs (folder, state)",
     ),
+    (
+        # Each side's own spelling of the name (the key `name` is NFC); NULL: spelled as `name`.
+        "ALTER TABLE journal ADD COLUMN local_name TEXT",
+        "ALTER TABLE journal ADD COLUMN remote_name TEXT",
+        # The remote floor: versions of the name at or below it (by upload_at, then id) are
+        # history; versions above it that are not the recorded one are concurrent writes.
+        # NULL: the floor is the recorded remote version itself.
+        "ALTER TABLE journal ADD COLUMN remote_floor_at TEXT",
+        "ALTER TABLE journal ADD COLUMN remote_floor_id INTEGER",
+        # What a half-done transfer needs to resume (JSON, per remote kind), kept across retries
+        # and restarts of the same work.
+        "ALTER TABLE jobs ADD COLUMN resume TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -145,6 +158,10 @@ class JournalRow:
     remote_hashcode: str | None = None
     remote_upload_at: str | None = None
     dropped: bool = False
+    local_name: str | None = None
+    remote_name: str | None = None
+    remote_floor_at: str | None = None
+    remote_floor_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +176,12 @@ class FolderStatus:
 
 _JOURNAL_COLUMNS = (
     "name, local_size, local_mtime_ns, local_sha256, remote_id, remote_size, "
-    "remote_hashcode, remote_upload_at, dropped"
+    "remote_hashcode, remote_upload_at, dropped, local_name, remote_name, remote_floor_at, remote_floor_id"
 )
 
 _PUT_JOURNAL_SQL = f"""
     INSERT INTO journal (folder, {_JOURNAL_COLUMNS}, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (folder, name) DO UPDATE SET
         local_size = excluded.local_size,
         local_mtime_ns = excluded.local_mtime_ns,
@@ -174,6 +191,10 @@ _PUT_JOURNAL_SQL = f"""
         remote_hashcode = excluded.remote_hashcode,
         remote_upload_at = excluded.remote_upload_at,
         dropped = excluded.dropped,
+        local_name = excluded.local_name,
+        remote_name = excluded.remote_name,
+        remote_floor_at = excluded.remote_floor_at,
+        remote_floor_id = excluded.remote_floor_id,
         updated_at = excluded.updated_at
 """
 
@@ -194,6 +215,10 @@ def _journal_params(folder: str, row: JournalRow, updated_at: str) -> tuple[Any,
         row.remote_hashcode,
         row.remote_upload_at,
         int(row.dropped),
+        row.local_name,
+        row.remote_name,
+        row.remote_floor_at,
+        row.remote_floor_id,
         updated_at,
     )
 
@@ -208,8 +233,8 @@ def write_journal(conn: sqlite3.Connection, folder: str, name: str, row: Journal
 
 
 def _journal_row(values: tuple[Any, ...]) -> JournalRow:
-    (name, lsize, lmtime, lsha, rid, rsize, rhash, rup, dropped) = values
-    return JournalRow(name, lsize, lmtime, lsha, rid, rsize, rhash, rup, bool(dropped))
+    (name, lsize, lmtime, lsha, rid, rsize, rhash, rup, dropped, lname, rname, fat, fid) = values
+    return JournalRow(name, lsize, lmtime, lsha, rid, rsize, rhash, rup, bool(dropped), lname, rname, fat, fid)
 
 
 class State:
