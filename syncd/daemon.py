@@ -38,7 +38,9 @@ import structlog
 
 from syncd.app import App, open_app
 from syncd.config import Config, FolderConfig, load_config
+from syncd.engine import policy_of
 from syncd.errors import ConfigError, SyncdError
+from syncd.execute import to_base
 from syncd.notify import Notifier, watchdog_interval
 from syncd.plan import remote_changes
 from syncd.queue import JobState
@@ -221,7 +223,8 @@ class Daemon:
                 log.warning("remote listing failed", folder=folder.name, error=str(exc))
                 app.state.set_last_pass(folder.name, _now_iso(), str(exc))
                 continue
-            changed = remote_changes(remote, app.state.journal_remote_ids(folder.name))
+            base = {name: to_base(row) for name, row in app.state.journal(folder.name).items()}
+            changed = remote_changes(remote, base, policy_of(folder))
             if changed:
                 log.debug("remote changes", folder=folder.name, names=len(changed))
                 app.engine.pass_folder(folder, names=changed, remote=remote, revive_failed=False)

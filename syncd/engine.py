@@ -24,6 +24,7 @@ from syncd.errors import FatalError, ItemError, TransientError
 from syncd.execute import Executor, NotSettled, to_base
 from syncd.folderfs import FolderFS, FolderUnavailable, LocalChanged
 from syncd.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan
+from syncd.names import normalize
 from syncd.plan import plan
 from syncd.queue import Job, JobState, Queue
 from syncd.remote.base import Remote, RemoteFile
@@ -101,6 +102,7 @@ def policy_of(folder: FolderConfig) -> FolderPolicy:
     return FolderPolicy(
         mode=Mode(folder.mode), delete=folder.delete, max_delete=folder.max_delete,
         conflict=ConflictPolicy(folder.conflict),
+        additive=folder.mode == "upload" and folder.after_upload.action != "keep",
     )
 
 
@@ -191,8 +193,11 @@ class Engine:
         for name, error in listing.errors.items():  # unreadable: not "deleted", just not now
             base.pop(name, None)
             report.results[name] = ActionResult(name, "upload", "failed", error)
+        for spelling, reason in listing.shadowed.items():  # SPEC, "Names": kept, reported, not synced
+            report.results[spelling] = ActionResult(spelling, "upload", "failed", reason)
         unreadable = set(listing.errors)
-        remote = [f for f in remote if f.filename not in unreadable]
+        if unreadable:
+            remote = [f for f in remote if normalize(f.filename) not in unreadable]
         return plan(listing.files, remote, base, policy_of(folder), marker_present=True, only=names)
 
     def remote_listing(self, folder: FolderConfig) -> list[RemoteFile]:
@@ -235,6 +240,8 @@ class Engine:
             return report
         report.blocked, report.warning, report.unchanged = result.blocked, result.warning, result.unchanged
         self.state.set_folder_paused(folder.name, result.blocked)
+        if result.confirmed and not dry_run:
+            self.state.confirm_floors(folder.name, result.confirmed)
         if result.warning:
             log.warning("max_delete", folder=folder.name, message=result.warning)
         jobs = []
@@ -448,7 +455,7 @@ class Engine:
         base = {n: to_base(r) for n, r in self.state.journal(folder.name).items() if n == action.name}
         listing = scan_folder(folder.path, folder.ignore, base)
         local = {n: f for n, f in listing.files.items() if n == action.name}
-        remote = [f for f in self.remote_listing(folder) if f.filename == action.name]
+        remote = [f for f in self.remote_listing(folder) if normalize(f.filename) == action.name]
         fresh = plan(local, remote, base, policy_of(folder))
         return fresh.actions[0] if fresh.actions else None
 

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -27,30 +28,41 @@ import structlog
 from syncd.config import FolderConfig
 from syncd.errors import ItemError, TransientError
 from syncd.folderfs import FolderFS, LocalChanged, conflict_name
-from syncd.model import Action, ActionKind, BaseEntry, LocalFile
+from syncd.model import FLOOR_NONE, Action, ActionKind, BaseEntry, Floor, LocalFile
+from syncd.names import normalize
 from syncd.plan import is_sha256
 from syncd.remote.base import FileStatus, Remote, RemoteFile
 from syncd.scan import sha256_of
 from syncd.state import JournalRow, State, write_journal
 
 log = structlog.get_logger("syncd.execute")
+
+
 def to_row(entry: BaseEntry) -> JournalRow:
+    floor = entry.remote_floor
     return JournalRow(
         name=entry.name, local_size=entry.local_size, local_mtime_ns=entry.local_mtime_ns,
         local_sha256=entry.local_sha256, remote_id=entry.remote_id, remote_size=entry.remote_size,
         remote_hashcode=entry.remote_hashcode,
         remote_upload_at=entry.remote_upload_at.isoformat() if entry.remote_upload_at else None,
-        dropped=entry.dropped,
+        dropped=entry.dropped, local_name=entry.local_name, remote_name=entry.remote_name,
+        remote_floor_at=floor.upload_at.isoformat() if floor else None,
+        remote_floor_id=floor.id if floor else None,
     )
 
 
 def to_base(row: JournalRow) -> BaseEntry:
+    floor = (
+        Floor(datetime.fromisoformat(row.remote_floor_at), row.remote_floor_id)
+        if row.remote_floor_at is not None and row.remote_floor_id is not None
+        else None
+    )
     return BaseEntry(
         name=row.name, local_size=row.local_size, local_mtime_ns=row.local_mtime_ns,
         local_sha256=row.local_sha256, remote_id=row.remote_id, remote_size=row.remote_size,
         remote_hashcode=row.remote_hashcode,
         remote_upload_at=datetime.fromisoformat(row.remote_upload_at) if row.remote_upload_at else None,
-        dropped=row.dropped,
+        dropped=row.dropped, local_name=row.local_name, remote_name=row.remote_name, remote_floor=floor,
     )
 
 
@@ -158,14 +170,21 @@ class Executor:
 
     # -- journal ------------------------------------------------------------
 
-    def record(self, name: str, local: LocalFile | None, remote: RemoteFile | None, *, dropped: bool = False) -> None:
+    def record(
+        self,
+        name: str,
+        local: LocalFile | None,
+        remote: RemoteFile | None,
+        *,
+        dropped: bool = False,
+        floor: Floor | None = None,
+    ) -> None:
+        """Journal `name` as in sync: `local` (its spelling kept) and `remote`; `floor` after an
+        upload (the version it replaced, or FLOOR_NONE when it replaced nothing)."""
         if local is None and remote is None:
             self._write(name, None)
             return
-        entry = BaseEntry.synced(name, local, remote)
-        if dropped:
-            entry = replace(entry, dropped=True)
-        self._write(name, to_row(entry))
+        self._write(name, to_row(BaseEntry.synced(name, local, remote, dropped=dropped, floor=floor)))
 
     def _write(self, name: str, row: JournalRow | None) -> None:
         writes: JournalWrites | None = getattr(self._deferred, "writes", None)
@@ -206,20 +225,29 @@ class Executor:
         self.fs.require_marker()
         if not _same_base(self.state.journal_row(self.folder.name, action.name), action.base):
             raise LocalChanged(action.name)
+        done = self._run(action, attempts)
+        for file_id in action.duplicates:  # their content stays in a kept version
+            self.remote.delete(file_id)
+        if action.duplicates:
+            log.info("duplicates removed", folder=self.folder.name, name=action.name, ids=list(action.duplicates))
+        return done
+
+    def _run(self, action: Action, attempts: int) -> Done:
         kind = action.kind
         if kind is ActionKind.UPLOAD:
             assert action.local is not None
             return self._upload_action(action, attempts)
         if kind is ActionKind.DOWNLOAD:
             assert action.remote is not None
-            return Done(self._download_into(action.name, action.remote, action.local))
+            spelling = action.local.on_disk if action.local else action.remote.filename
+            return Done(self._download_into(action.name, spelling, action.remote, action.local))
         if kind is ActionKind.DELETE_LOCAL:
             assert action.local is not None
-            self.fs.to_trash(action.name, action.local, self.now())
+            self.fs.to_trash(action.local.on_disk, action.local, self.now())
             self.record(action.name, None, None)
             return Done()
         if kind is ActionKind.DELETE_REMOTE:
-            if not self.fs.matches(action.name, None):
+            if self._local_exists(action):
                 raise LocalChanged(action.name)
             for file_id in (*((action.remote.id,) if action.remote else ()), *action.older_ids):
                 self.remote.delete(file_id)
@@ -229,6 +257,8 @@ class Executor:
             return self._conflict(action, attempts)
         if kind is ActionKind.COMPARE:
             return self._compare(action, attempts)
+        if kind is ActionKind.RACE:
+            return self._race(action, attempts)
         if kind is ActionKind.RECORD:
             self._drop_superseded(action)
             self._write(action.name, to_row(action.recorded()))
@@ -237,6 +267,13 @@ class Executor:
             self.record(action.name, None, None)
             return Done(unchanged=True)
         raise ItemError(action.reason or f"{action.name}: refused")
+
+    def _local_exists(self, action: Action) -> bool:
+        """A file for the name exists now, in the spelling the journal knows, NFC or NFD."""
+        spellings = {action.name, unicodedata.normalize("NFD", action.name)}
+        if action.base is not None and action.base.local_name:
+            spellings.add(action.base.local_name)
+        return any(self.fs.current(spelling) is not None for spelling in spellings)
 
     def _drop_superseded(self, action: Action) -> None:
         """Finish an update sequence cut short: our new version is up, the old one still is.
@@ -254,7 +291,8 @@ class Executor:
     # -- uploads ------------------------------------------------------------
 
     def _current_local(self, name: str, expected: LocalFile) -> LocalFile:
-        """The file as it is now, re-hashed only if it changed since the plan; must have settled."""
+        """The file (`name`: its on-disk spelling) as it is now, re-hashed only if it changed since
+        the plan; must have settled."""
         path = self.fs.path(name)
         try:
             st = os.stat(path, follow_symlinks=False)
@@ -269,10 +307,11 @@ class Executor:
                              retry_after=self.settle - age)
         if (st.st_size, st.st_mtime_ns) == (expected.size, expected.mtime_ns):
             return expected
-        return LocalFile(name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256_of(path))
+        return replace(expected, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256_of(path))
 
     def _upload_file(self, name: str, as_name: str, local: LocalFile, attempts: int) -> RemoteFile:
-        """Upload the local file `name` as `as_name`; returns the remote file it became.
+        """Upload the local file `name` (its on-disk spelling) as `as_name`; returns the remote
+        file it became.
 
         After an attempt that may have half-happened (`attempts` > 0), first
         look for the copy that attempt created: same name, same content.
@@ -298,30 +337,35 @@ class Executor:
 
     def _upload_action(self, action: Action, attempts: int) -> Done:
         assert action.local is not None
-        local = self._current_local(action.name, action.local)
-        remote = self._upload_file(action.name, action.name, local, attempts)
+        spelling = action.local.on_disk
+        local = self._current_local(spelling, action.local)
+        # A new version keeps the remote's spelling of the name; a new file takes the local one.
+        as_name = action.remote.filename if action.remote is not None else spelling
+        remote = self._upload_file(spelling, as_name, local, attempts)
         if action.supersedes is not None and action.supersedes != remote.id:
             self.remote.delete(action.supersedes)
-        self._after_upload(action.name, local, remote)
+        floor = Floor.of(action.remote) if action.remote is not None else FLOOR_NONE
+        self._after_upload(action.name, local, remote, floor)
         return Done(local.size)
 
-    def _after_upload(self, name: str, local: LocalFile, remote: RemoteFile) -> None:
+    def _after_upload(self, name: str, local: LocalFile, remote: RemoteFile, floor: Floor) -> None:
         """Upload mode's `after_upload`: keep, delete or move aside; never a deletion."""
         after = self.folder.after_upload
+        spelling = local.on_disk
         if self.folder.mode != "upload" or after.action == "keep":
-            self.record(name, local, remote)
+            self.record(name, local, remote, floor=floor)
             return
-        if not self.fs.matches(name, local):
-            self.record(name, local, remote)  # changed again: keep it, the next pass uploads it
+        if not self.fs.matches(spelling, local):
+            self.record(name, local, remote, floor=floor)  # changed again: keep it, the next pass uploads it
             return
         # Journal first: a crash between the two lines leaves a recorded file that is still here,
         # which the next pass sees as unchanged; never a "deleted" file.
-        self.record(name, local, remote, dropped=True)
+        self.record(name, local, remote, dropped=True, floor=floor)
         if after.action == "delete":
-            os.unlink(self.fs.path(name))
+            os.unlink(self.fs.path(spelling))
         else:
             assert after.dir is not None
-            self.fs.move_into(name, after.dir)
+            self.fs.move_into(spelling, after.dir)
         log.info("after_upload", folder=self.folder.name, name=name, done=str(after))
 
     # -- downloads ----------------------------------------------------------
@@ -347,43 +391,47 @@ class Executor:
             temp.unlink(missing_ok=True)
             raise
 
-    def _install(self, name: str, temp: Path, sha: str, remote: RemoteFile, expected: LocalFile | None) -> int:
+    def _install(
+        self, name: str, spelling: str, temp: Path, sha: str, remote: RemoteFile, expected: LocalFile | None
+    ) -> LocalFile:
+        """Put a fetched download at `spelling` (the on-disk name of `name`); journal it."""
         try:
-            st = self.fs.install(temp, name, expected, self.now())
+            st = self.fs.install(temp, spelling, expected, self.now())
         finally:
             temp.unlink(missing_ok=True)
-        self.record(name, LocalFile(name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha), remote)
-        return st.st_size
+        written = _local_file(name, spelling, st.st_size, st.st_mtime_ns, sha)
+        self.record(name, written, remote)
+        return written
 
-    def _download_into(self, name: str, remote: RemoteFile, expected: LocalFile | None) -> int:
+    def _download_into(self, name: str, spelling: str, remote: RemoteFile, expected: LocalFile | None) -> int:
         temp, sha = self._fetch(remote)
-        return self._install(name, temp, sha, remote, expected)
+        return self._install(name, spelling, temp, sha, remote, expected).size
 
     # -- conflicts ----------------------------------------------------------
 
     def _conflict(self, action: Action, attempts: int, fetched: tuple[Path, str] | None = None) -> Done:
         assert action.local is not None and action.remote is not None
         winner = action.winner or "both"
+        spelling = action.local.on_disk
         if winner == "local":
             if fetched:
                 fetched[0].unlink(missing_ok=True)
             return self._upload_action(action, attempts)
         if winner == "remote":
             temp, sha = fetched or self._fetch(action.remote)
-            return Done(self._install(action.name, temp, sha, action.remote, action.local))
+            return Done(self._install(action.name, spelling, temp, sha, action.remote, action.local).size)
         # keep-both: the local version moves to its conflicted-copy name and is uploaded under it;
         # the remote version takes the name. Nothing is lost at any step.
         temp, sha = fetched or self._fetch(action.remote)
         try:
-            copy = conflict_name(action.name, self.now())
-            self.fs.rename_aside(action.name, copy, action.local)
-            moved = LocalFile(name=copy, size=action.local.size, mtime_ns=action.local.mtime_ns,
-                              sha256=action.local.sha256)
-            size = self._install(action.name, temp, sha, action.remote, None)
+            copy = conflict_name(spelling, self.now())
+            self.fs.rename_aside(spelling, copy, action.local)
+            moved = _local_file(normalize(copy), copy, action.local.size, action.local.mtime_ns, action.local.sha256)
+            size = self._install(action.name, spelling, temp, sha, action.remote, None).size
         finally:
             temp.unlink(missing_ok=True)
         uploaded = self._upload_file(copy, copy, moved, attempts)
-        self.record(copy, moved, uploaded)
+        self.record(moved.name, moved, uploaded, floor=FLOOR_NONE)
         log.info("conflict", folder=self.folder.name, name=action.name, copy=copy)
         return Done(size + moved.size)
 
@@ -395,3 +443,66 @@ class Executor:
             self.record(action.name, action.local, action.remote)
             return Done(unchanged=True)
         return self._conflict(action, attempts, fetched=(temp, sha))
+
+    # -- concurrent writers -------------------------------------------------
+
+    def _race(self, action: Action, attempts: int) -> Done:
+        """Several writers changed the name at once (model, RACE): each older racing version
+        becomes a conflicted copy, named by its own upload time so that every machine names it
+        alike, on both sides; then it is deleted under the name, which `remote` keeps."""
+        assert action.remote is not None
+        local = action.local
+        moved = 0
+        for version in action.racing:
+            copy = conflict_name(version.filename, version.upload_at.astimezone(UTC))
+            copy_key = normalize(copy)
+            if local is not None and local.sha256 == version.hashcode.lower():
+                # Our own version lost the race: it moves aside under the copy name (an earlier
+                # attempt may have linked it there already).
+                if self.fs.current(copy) is None:
+                    self.fs.rename_aside(local.on_disk, copy, local)
+                    kept = _local_file(copy_key, copy, local.size, local.mtime_ns, local.sha256)
+                else:
+                    kept = self._race_copy_here(copy_key, copy, version)
+                    self.fs.to_trash(local.on_disk, local, self.now())
+                local = None
+            else:
+                kept = self._race_copy_here(copy_key, copy, version)
+            existing = self.remote.find_copy(self.folder.chat_id, copy, kept.size, kept.sha256)
+            uploaded = existing or self._upload_file(kept.on_disk, copy, kept, attempts)
+            self.record(copy_key, kept, uploaded, floor=None if existing else FLOOR_NONE)
+            self.remote.delete(version.id)
+            moved += kept.size
+            log.info("concurrent write", folder=self.folder.name, name=action.name, copy=copy, version=version.id)
+        current = action.remote
+        spelling = action.local.on_disk if action.local else current.filename
+        if local is None:
+            return Done(moved + self._download_into(action.name, spelling, current, None))
+        if is_sha256(current.hashcode) and local.sha256 == current.hashcode.lower():
+            self.record(action.name, local, current)
+            return Done(moved)
+        # Changed here too, to something else again: an ordinary keep-both conflict with `current`.
+        conflict = replace(action, kind=ActionKind.CONFLICT, local=local, winner="both", racing=())
+        return Done(moved + self._conflict(conflict, attempts).bytes)
+
+    def _race_copy_here(self, key: str, copy: str, version: RemoteFile) -> LocalFile:
+        """The local file holding a racing `version` under its copy name: already there (an
+        earlier attempt, or another machine's upload downloaded by a pass), or downloaded now."""
+        existing = self.fs.current(copy)
+        if existing is not None:
+            sha = sha256_of(self.fs.path(copy))
+            if sha == version.hashcode.lower():
+                return _local_file(key, copy, existing[0], existing[1], sha)
+            raise LocalChanged(copy)  # another file took the name: plan again
+        temp, sha = self._fetch(version)
+        try:
+            st = self.fs.install(temp, copy, None, self.now())
+        finally:
+            temp.unlink(missing_ok=True)
+        return _local_file(key, copy, st.st_size, st.st_mtime_ns, sha)
+
+
+def _local_file(key: str, spelling: str, size: int, mtime_ns: int, sha256: str) -> LocalFile:
+    """A LocalFile keyed `key` (NFC) that is spelled `spelling` on disk."""
+    return LocalFile(name=key, size=size, mtime_ns=mtime_ns, sha256=sha256,
+                     spelling=spelling if spelling != key else None)

@@ -8,9 +8,12 @@ only after fsync and checks; replaced or deleted content goes to
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import os
 import shutil
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -118,11 +121,15 @@ class FolderFS:
             raise LocalChanged(name)
         target = self.path(name)
         if expected is not None:
+            # A replaced file keeps the mode its owner gave it.
+            os.chmod(temp, stat.S_IMODE(os.stat(target, follow_symlinks=False).st_mode))
             keep = self._trash_slot(name, now)
             try:
                 os.link(target, keep)
             except OSError:
                 shutil.copy2(target, keep)
+        else:
+            os.chmod(temp, 0o666 & ~process_umask())  # a new file: as any program would create it
         os.replace(temp, target)
         self._dir_sync.sync()
         return os.stat(target)
@@ -148,6 +155,19 @@ class FolderFS:
             n += 1
         os.rename(self.path(name), dest)
         return dest
+
+
+@functools.cache
+def process_umask() -> int:
+    """The process's umask, read without changing it where Linux tells (`/proc/self/status`);
+    elsewhere set and restored once, while the process is still starting its threads."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def split_ext(name: str) -> tuple[str, str]:

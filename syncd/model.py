@@ -22,6 +22,9 @@ RECORD          nothing: both sides already agree, or a       `Action.recorded()
 FORGET          nothing: both sides are gone                  removed
 COMPARE         downloads `remote` to temp, compares bytes:   as RECORD or CONFLICT
                 same -> RECORD, different -> CONFLICT
+RACE            several writers changed the name at once      each racing version under
+                (below): every `racing` version becomes a     its copy name; `name` as
+                conflicted copy, `remote` takes the name      (local, remote)
 FAIL            nothing; reports `reason`                     unchanged
 ==============  ============================================  =========================
 
@@ -29,6 +32,16 @@ CONFLICT winners: ``both`` (keep-both) renames the local file to its
 conflicted-copy name, uploads it under that name and downloads `remote` under
 `name`; ``local`` uploads `local` and deletes `supersedes` (the remote loser);
 ``remote`` moves the local loser to the trash and downloads `remote`.
+
+RACE (SPEC, "Concurrent writers"): the name has several versions above the
+journal's floor with different content. Every machine resolves it the same
+way, so the outcome does not depend on which one gets there first: the newest
+version (`remote`) keeps the name; each older racing version is materialised
+as a local file and a remote file named `NAME (conflicted copy <its upload
+time, UTC>).EXT` (the same name on every machine), then deleted under `name`.
+Any action may carry `duplicates`: remote ids holding exactly the content of a
+version that stays (a retried upload that landed twice); the worker deletes
+them after the action.
 
 A worker must check that a local file still matches `Action.local` (and that
 no file appeared where `local` is None) before replacing or trashing it; a
@@ -40,7 +53,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from syncd.remote.base import RemoteFile
@@ -67,14 +80,38 @@ class ConflictPolicy(enum.StrEnum):
 class LocalFile:
     """A regular file at the top of a synced folder, as the scanner saw it.
 
-    `name` is NFC. `sha256` is always present (the scanner reuses the journal's
-    hash when size and mtime are unchanged).
+    `name` is the NFC key; `spelling` is the name as spelled on disk when that
+    differs (a file from macOS arrives spelled NFD): every read, replace, trash
+    and rename uses `on_disk`. `sha256` is always present (the scanner reuses
+    the journal's hash when size and mtime are unchanged).
     """
 
     name: str
     size: int
     mtime_ns: int
     sha256: str
+    spelling: str | None = None
+
+    @property
+    def on_disk(self) -> str:
+        """The name as spelled on the local disk."""
+        return self.spelling or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Floor:
+    """A point in a name's remote version order (`upload_at`, then `id`)."""
+
+    upload_at: datetime
+    id: int
+
+    @classmethod
+    def of(cls, remote: RemoteFile) -> Floor:
+        return cls(remote.upload_at, remote.id)
+
+
+#: Below every version: the floor of a name uploaded new, so that any other version is a race.
+FLOOR_NONE = Floor(datetime(1970, 1, 1, tzinfo=UTC), 0)
 
 
 #: (local size, mtime_ns, sha256), (remote id, size, hashcode), dropped: what a journal row records.
@@ -110,12 +147,22 @@ class BaseEntry:
     remote_hashcode: str | None
     remote_upload_at: datetime | None
     dropped: bool = False
+    local_name: str | None = None
+    remote_name: str | None = None
+    remote_floor: Floor | None = None
 
     @classmethod
     def synced(
-        cls, name: str, local: LocalFile | None, remote: RemoteFile | None, *, dropped: bool = False
+        cls,
+        name: str,
+        local: LocalFile | None,
+        remote: RemoteFile | None,
+        *,
+        dropped: bool = False,
+        floor: Floor | None = None,
     ) -> BaseEntry:
-        """The row that says `local` and `remote` (either may be None) are in sync."""
+        """The row that says `local` and `remote` (either may be None) are in sync. `floor` is
+        set by an upload (see `remote_floor`); every other sync leaves it None."""
         return cls(
             name=name,
             local_size=local.size if local else None,
@@ -126,7 +173,21 @@ class BaseEntry:
             remote_hashcode=remote.hashcode if remote else None,
             remote_upload_at=remote.upload_at if remote else None,
             dropped=dropped,
+            local_name=local.spelling if local else None,
+            remote_name=remote.filename if remote and remote.filename != name else None,
+            remote_floor=floor,
         )
+
+    @property
+    def floor(self) -> Floor | None:
+        """The remote floor: versions of the name at or below it are history, versions above it
+        other than the recorded one were written by someone else since (SPEC, "Concurrent
+        writers"). None when nothing is known (no remote side)."""
+        if self.remote_floor is not None:
+            return self.remote_floor
+        if self.remote_id is not None and self.remote_upload_at is not None:
+            return Floor(self.remote_upload_at, self.remote_id)
+        return None
 
     @property
     def sides(self) -> Sides:
@@ -162,6 +223,9 @@ class FolderPolicy:
     delete: bool = False
     max_delete: int = 50  # percent of tracked files one pass may delete
     conflict: ConflictPolicy = ConflictPolicy.KEEP_BOTH
+    # Upload mode with after_upload = delete or move:DIR: every drop is a new delivery that
+    # never replaces an earlier one on the remote (SPEC, "Drop-in").
+    additive: bool = False
 
 
 class ActionKind(enum.StrEnum):
@@ -175,6 +239,7 @@ class ActionKind(enum.StrEnum):
     RECORD = "record"
     FORGET = "forget"
     COMPARE = "compare"
+    RACE = "race"
     FAIL = "fail"
 
 
@@ -194,6 +259,7 @@ _REPORTED: dict[ActionKind, ReportedAction | None] = {
     ActionKind.DELETE_REMOTE: "delete_remote",
     ActionKind.CONFLICT: "conflict",
     ActionKind.COMPARE: "conflict",
+    ActionKind.RACE: "conflict",
     ActionKind.FAIL: "download",
     ActionKind.RECORD: None,
     ActionKind.FORGET: None,
@@ -213,7 +279,7 @@ class Action:
     after the upload succeeded. `older_ids` are older `ok` versions of the same
     name, deleted together with `remote` by DELETE_REMOTE so that an old
     version never resurfaces as the current one. `winner` is set on CONFLICT
-    and COMPARE, `reason` on FAIL.
+    and COMPARE, `reason` on FAIL, `racing` on RACE.
     """
 
     kind: ActionKind
@@ -225,6 +291,8 @@ class Action:
     older_ids: tuple[int, ...] = ()
     winner: Winner | None = None
     reason: str | None = None
+    racing: tuple[RemoteFile, ...] = ()
+    duplicates: tuple[int, ...] = ()
 
     def recorded(self) -> BaseEntry:
         """The journal row a RECORD leaves: `local` and `remote` as they are, in sync.
@@ -255,7 +323,9 @@ class Plan:
     `actions` is empty). `warning` is set when the pass would delete more than
     `max_delete`% of the tracked files: every deletion was left out (counted in
     `skipped_deletions`) and the other actions kept. `unchanged` counts the
-    names present on some side that need no reported action.
+    names present on some side that need no reported action. `confirmed` lists
+    (name, remote id) of uploads seen alone above their floor: the journal's
+    floor is cleared (no race happened), with no work queued.
     """
 
     actions: tuple[Action, ...] = ()
@@ -263,3 +333,4 @@ class Plan:
     warning: str | None = None
     skipped_deletions: int = 0
     unchanged: int = 0
+    confirmed: tuple[tuple[str, int], ...] = ()

@@ -43,6 +43,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from syncd.model import (
@@ -158,15 +159,21 @@ def plan(
     if not marker_present:
         return Plan(blocked=MARKER_MISSING)
 
-    current, older = _current_remote(remote)
+    versions = _versions(remote)
     actions: list[Action] = []
+    confirmed: list[tuple[str, int]] = []
     unchanged = 0
-    names = set(local) | set(current) | set(base) if only is None else set(only)
+    names = set(local) | set(versions) | set(base) if only is None else set(only)
     for name in sorted(names):
-        action = _decide(name, local.get(name), current.get(name), base.get(name), older.get(name, ()), policy)
+        entry = base.get(name)
+        view = remote_view(versions.get(name, ()), entry, policy)
+        action = _decide(name, local.get(name), view, entry, policy, versions.get(name, ()))
         if action is not None:
             actions.append(action)
-        present = name in local or name in current
+        elif entry is not None and entry.remote_floor is not None and view.current is not None \
+                and view.current.id == entry.remote_id:  # our upload, alone above its floor: no race
+            confirmed.append((name, view.current.id))
+        present = name in local or view.current is not None
         if present and (action is None or action.report_action is None):
             unchanged += 1
 
@@ -180,80 +187,171 @@ def plan(
             f"pass would delete {deletions} of {tracked} tracked files "
             f"({_percent(deletions, tracked)}% > max_delete {policy.max_delete}%); deleted nothing"
         )
-        return Plan(kept, warning=warning, skipped_deletions=deletions, unchanged=unchanged)
-    return Plan(tuple(actions), unchanged=unchanged)
+        return Plan(
+            kept, warning=warning, skipped_deletions=deletions, unchanged=unchanged, confirmed=tuple(confirmed)
+        )
+    return Plan(tuple(actions), unchanged=unchanged, confirmed=tuple(confirmed))
 
 
-def remote_changes(remote: Sequence[RemoteFile], known: Mapping[str, int | None]) -> set[str]:
-    """Names whose current remote version is not the one the journal knows (`known`: name ->
-    journal remote id): new, replaced or gone. The poller plans just these."""
-    current, _ = _current_remote(remote)
-    changed = {name for name, file in current.items() if known.get(name) != file.id}
-    changed.update(name for name, file_id in known.items() if file_id is not None and name not in current)
+def remote_changes(
+    remote: Sequence[RemoteFile], base: Mapping[str, BaseEntry], policy: FolderPolicy
+) -> set[str]:
+    """Names whose remote side is not what the journal knows: a current version other than the
+    recorded one (new, replaced or gone), a race, duplicates to remove, or a floor to confirm.
+    The poller plans just these."""
+    versions = _versions(remote)
+    changed: set[str] = set()
+    for name, files in versions.items():
+        entry = base.get(name)
+        view = remote_view(files, entry, policy)
+        current_id = view.current.id if view.current else None
+        # A floor left by an upload of ours is confirmed once a listing shows it alone.
+        if entry is None or current_id != entry.remote_id or view.racing or view.duplicates or entry.remote_floor:
+            changed.add(name)
+    changed.update(name for name, entry in base.items() if entry.remote_id is not None and name not in versions)
     return changed
 
 
-def _current_remote(
-    remote: Sequence[RemoteFile],
-) -> tuple[dict[str, RemoteFile], dict[str, tuple[int, ...]]]:
-    """The current `ok` version of each NFC name, and the ids of its older `ok` versions."""
+@dataclass(frozen=True, slots=True)
+class RemoteView:
+    """What the remote holds for one name, read against the journal's floor.
+
+    `current` is the version that holds the name; `older` the ids of history
+    (versions at or below the floor); `racing` the versions above the floor that
+    lost a concurrent write to `current` (two-way folders only); `duplicates`
+    the ids whose exact content (size and sha256) another kept version holds.
+    """
+
+    current: RemoteFile | None = None
+    older: tuple[int, ...] = ()
+    racing: tuple[RemoteFile, ...] = ()
+    duplicates: tuple[int, ...] = ()
+
+
+def _versions(remote: Sequence[RemoteFile]) -> dict[str, list[RemoteFile]]:
+    """Every `ok` version of each NFC name, oldest first (by `upload_at`, then `id`)."""
     versions: dict[str, list[RemoteFile]] = {}
     for file in remote:
         if file.status == FileStatus.OK:
             versions.setdefault(normalize(file.filename), []).append(file)
-    current: dict[str, RemoteFile] = {}
-    older: dict[str, tuple[int, ...]] = {}
-    for name, files in versions.items():
-        files.sort(key=lambda f: (_ns(f.upload_at), f.id))
-        current[name] = files[-1]
-        if len(files) > 1:
-            older[name] = tuple(sorted(f.id for f in files[:-1]))
-    return current, older
+    for files in versions.values():
+        files.sort(key=_order)
+    return versions
+
+
+def remote_view(files: Sequence[RemoteFile], base: BaseEntry | None, policy: FolderPolicy) -> RemoteView:
+    """Read a name's versions (oldest first) against its journal row (SPEC, "Remote
+    duplicates", "Concurrent writers").
+
+    Versions with identical size and sha256 are one file: the newest stays, the others are
+    duplicates (every machine keeps the same one, so two machines never delete each other's).
+    The newest survivor is current. Survivors above the journal's floor other than the newest
+    are a race, when there is a floor to read against (a first sync has none: older versions
+    are then history) and the folder is two-way; everything else older is history.
+    """
+    if not files:
+        return RemoteView()
+    survivors: list[RemoteFile] = []
+    duplicates: list[int] = []
+    kept: set[tuple[int, str]] = set()
+    for file in reversed(files):  # newest first: the newest of identical versions stays
+        key = _content_key(file)
+        if key is not None and key in kept:
+            duplicates.append(file.id)
+            continue
+        if key is not None:
+            kept.add(key)
+        survivors.append(file)
+    survivors.reverse()
+    if policy.mode is Mode.DOWNLOAD:
+        duplicates = []  # download mode never changes the remote
+    current = survivors[-1]
+    floor = base.floor if base is not None else None
+    racing: tuple[RemoteFile, ...] = ()
+    if floor is not None and policy.mode is Mode.TWO_WAY:
+        mark = (_ns(floor.upload_at), floor.id)
+        racing = tuple(f for f in survivors[:-1] if _order(f) > mark)
+    history = tuple(sorted(f.id for f in survivors[:-1] if f not in racing))
+    return RemoteView(current, history, racing, tuple(sorted(duplicates)))
+
+
+def _content_key(file: RemoteFile) -> tuple[int, str] | None:
+    """What identifies a version's content, when its hashcode can prove it."""
+    return (file.size, file.hashcode.lower()) if is_sha256(file.hashcode) else None
+
+
+def _order(file: RemoteFile) -> tuple[int, int]:
+    return _ns(file.upload_at), file.id
 
 
 def _decide(
     name: str,
     local: LocalFile | None,
-    remote: RemoteFile | None,
+    view: RemoteView,
     base: BaseEntry | None,
-    older: tuple[int, ...],
     policy: FolderPolicy,
+    history: Sequence[RemoteFile] = (),
 ) -> Action | None:
     """The action for one name, or None when there is nothing to do."""
+    action = _decide_main(name, local, view, base, policy)
+    uploads = action is not None and (action.kind is ActionKind.UPLOAD or action.winner == "local")
+    if action is not None and uploads and local is not None:
+        # An older version with the very bytes being uploaded becomes a duplicate of the upload.
+        same = tuple(f.id for f in history if f.id in view.older and _content_key(f) == (local.size, local.sha256))
+        if same:
+            view = replace(view, duplicates=tuple(sorted((*view.duplicates, *same))))
+    if action is not None and action.kind in _WRITES_LOCALLY:
+        for written in {name, *(f.filename for f in (action.remote, *action.racing) if f is not None)}:
+            reason = unsafe_reason(written)
+            if reason is not None:
+                return Action(
+                    ActionKind.FAIL, name, local, view.current, base, reason=f"unsafe remote name: {reason}"
+                )
+    if view.duplicates:
+        if action is None:
+            action = Action(ActionKind.RECORD, name, local, view.current, base)
+        if action.kind is not ActionKind.FAIL:
+            action = replace(action, duplicates=view.duplicates)
+    return action
+
+
+def _decide_main(
+    name: str,
+    local: LocalFile | None,
+    view: RemoteView,
+    base: BaseEntry | None,
+    policy: FolderPolicy,
+) -> Action | None:
+    remote, older = view.current, view.older
+    if view.racing:
+        assert remote is not None
+        return Action(ActionKind.RACE, name, local, remote, base, racing=view.racing)
     if local is None and remote is None:
         return None if base is None else Action(ActionKind.FORGET, name, base=base)
     if local is not None and remote is not None and _same_content(local, remote):
         return _keep(name, local, remote, base)
 
     do = _TABLE[policy.mode][(_local_side(local, base), _remote_side(remote, base))]
-    action: Action | None
     if do is _Do.IGNORE:
-        action = None
-    elif do is _Do.KEEP:
-        action = _keep(name, local, remote, base)
-    elif do is _Do.UPLOAD:
-        action = Action(ActionKind.UPLOAD, name, local, remote, base, supersedes=remote.id if remote else None)
-    elif do is _Do.DOWNLOAD:
-        action = Action(ActionKind.DOWNLOAD, name, local, remote, base)
-    elif do is _Do.RESOLVE:
-        action = _resolve(name, local, remote, base, policy.conflict)
-    elif do is _Do.DELETE_LOCAL:
+        return None
+    if do is _Do.KEEP:
+        return _keep(name, local, remote, base)
+    if do is _Do.UPLOAD:
+        # A drop-in is a delivery, not an edit: it never replaces an earlier one.
+        supersedes = remote.id if remote and not policy.additive else None
+        return Action(ActionKind.UPLOAD, name, local, remote, base, supersedes=supersedes)
+    if do is _Do.DOWNLOAD:
+        return Action(ActionKind.DOWNLOAD, name, local, remote, base)
+    if do is _Do.RESOLVE:
+        return _resolve(name, local, remote, base, policy.conflict)
+    if do is _Do.DELETE_LOCAL:
         if policy.delete:
-            action = Action(ActionKind.DELETE_LOCAL, name, local, remote, base)
-        else:
-            action = _keep(name, local, remote, base)
-    else:  # _Do.DELETE_REMOTE
-        # A drop-in removal (after_upload) is done, not deleted, whatever `delete` says.
-        if policy.delete and not (base is not None and base.dropped):
-            action = Action(ActionKind.DELETE_REMOTE, name, local, remote, base, older_ids=older)
-        else:
-            action = _keep(name, local, remote, base)
-
-    if action is not None and action.kind in _WRITES_LOCALLY:
-        reason = unsafe_reason(name)
-        if reason is not None:
-            return Action(ActionKind.FAIL, name, local, remote, base, reason=f"unsafe remote name: {reason}")
-    return action
+            return Action(ActionKind.DELETE_LOCAL, name, local, remote, base)
+        return _keep(name, local, remote, base)
+    # _Do.DELETE_REMOTE. A drop-in removal (after_upload) is done, not deleted, whatever `delete` says.
+    if policy.delete and not (base is not None and base.dropped):
+        return Action(ActionKind.DELETE_REMOTE, name, local, remote, base, older_ids=older)
+    return _keep(name, local, remote, base)
 
 
 def _local_side(local: LocalFile | None, base: BaseEntry | None) -> _Side:
@@ -306,9 +404,14 @@ def _keep(name: str, local: LocalFile | None, remote: RemoteFile | None, base: B
 
     `remote_upload_at` is left out of the comparison: it is fixed by the
     remote id, and a journal round trip must not make RECORD repeat forever.
+    A local spelling that changed is recorded too.
     """
     # `dropped` as `Action.recorded` keeps it.
-    if base is not None and base.sides == sides_synced(local, remote, base.dropped and local is not None):
+    if (
+        base is not None
+        and base.sides == sides_synced(local, remote, base.dropped and local is not None)
+        and base.local_name == (local.spelling if local else None)
+    ):
         return None
     return Action(ActionKind.RECORD, name, local, remote, base)
 

@@ -54,6 +54,8 @@ class LocalListing:
     files: dict[str, LocalFile] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: on-disk spelling -> why it is not synced: another file already has its NFC name
+    shadowed: dict[str, str] = field(default_factory=dict)
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int]:
@@ -67,9 +69,13 @@ def scan_folder(
 
     With `only`, just those (NFC) names are looked at: the directory is still
     read once, so a name stored in another normal form is found all the same.
+    Files are keyed by NFC name and keep their on-disk spelling. When two
+    spellings share an NFC name, the one the journal knows (else the NFC one,
+    else the first in code-point order) is synced and the other is `shadowed`.
     """
     ignored = ignore_matcher(tuple(ignore))
     listing = LocalListing()
+    taken: dict[str, str] = {}  # NFC name -> the spelling synced for it
     with os.scandir(folder) as entries:
         for entry in entries:
             if ignored(entry.name):
@@ -77,32 +83,61 @@ def scan_folder(
             name = normalize(entry.name)
             if only is not None and name not in only:
                 continue
-            try:
-                if entry.is_symlink():
-                    listing.skipped[name] = "symbolic link"
+            other = taken.get(name)
+            if other is not None:
+                if _preference(other, known) < _preference(entry.name, known):
+                    listing.shadowed[entry.name] = _shadowed(other)
                     continue
-                if entry.is_dir(follow_symlinks=False):
-                    listing.skipped[name] = "directory"
-                    continue
-                if not entry.is_file(follow_symlinks=False):
-                    listing.skipped[name] = "not a regular file"
-                    continue
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # vanished while we looked: the next pass will see
-            except OSError as exc:
-                listing.errors[name] = f"cannot stat: {exc.strerror}"
-                continue
-            base = known.get(name)
-            if base is not None and (base.local_size, base.local_mtime_ns) == stat_key(st) and base.local_sha256:
-                sha = base.local_sha256
-            else:
-                try:
-                    sha = sha256_of(Path(entry.path))
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    listing.errors[name] = f"cannot read: {exc.strerror}"
-                    continue
-            listing.files[name] = LocalFile(name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha)
+                listing.shadowed[other] = _shadowed(entry.name)
+                for found in (listing.files, listing.skipped, listing.errors):
+                    found.pop(name, None)
+            taken[name] = entry.name
+            _look(entry, name, known, listing)
     return listing
+
+
+def _shadowed(by: str) -> str:
+    return f"same name as {by!r} in another Unicode spelling: not synced, left as it is"
+
+
+def _look(entry: os.DirEntry[str], name: str, known: Mapping[str, BaseEntry], listing: LocalListing) -> None:
+    """Add one directory entry to `listing` under its NFC `name`."""
+    try:
+        if entry.is_symlink():
+            listing.skipped[name] = "symbolic link"
+            return
+        if entry.is_dir(follow_symlinks=False):
+            listing.skipped[name] = "directory"
+            return
+        if not entry.is_file(follow_symlinks=False):
+            listing.skipped[name] = "not a regular file"
+            return
+        st = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return  # vanished while we looked: the next pass will see
+    except OSError as exc:
+        listing.errors[name] = f"cannot stat: {exc.strerror}"
+        return
+    base = known.get(name)
+    if base is not None and (base.local_size, base.local_mtime_ns) == stat_key(st) and base.local_sha256:
+        sha = base.local_sha256
+    else:
+        try:
+            sha = sha256_of(Path(entry.path))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            listing.errors[name] = f"cannot read: {exc.strerror}"
+            return
+    spelling = entry.name if entry.name != name else None
+    listing.files[name] = LocalFile(name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha, spelling=spelling)
+
+
+def _preference(spelling: str, known: Mapping[str, BaseEntry]) -> tuple[int, str]:
+    """Which of several spellings of one NFC name a scan takes: the journal's, then NFC, then
+    code-point order (so the choice is stable from pass to pass)."""
+    name = normalize(spelling)
+    base = known.get(name)
+    if base is not None and (base.local_name or name) == spelling:
+        return 0, spelling
+    return (1 if spelling == name else 2), spelling

@@ -363,6 +363,16 @@ class State:
         """name -> the remote id the journal last synced, for every tracked file of `folder`."""
         return dict(self.fetchall("SELECT name, remote_id FROM journal WHERE folder = ?", (folder,)))
 
+    def confirm_floors(self, folder: str, confirmed: Iterable[tuple[str, int]]) -> None:
+        """Clear the floor of each (name, remote id) whose row still records that remote id: an
+        upload of ours that a listing showed alone, with no concurrent writer (plan.Plan)."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE journal SET remote_floor_at = NULL, remote_floor_id = NULL "
+                "WHERE folder = ? AND name = ? AND remote_id = ?",
+                ((folder, name, remote_id) for name, remote_id in confirmed),
+            )
+
     def journal_count(self, folder: str) -> int:
         """How many files of `folder` the journal tracks."""
         return int(self.fetchall("SELECT count(*) FROM journal WHERE folder = ?", (folder,))[0][0])

@@ -11,18 +11,21 @@ remote names are never written.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from syncd.folderfs import conflict_name
 from syncd.model import (
+    FLOOR_NONE,
     Action,
     ActionKind,
     BaseEntry,
     ConflictPolicy,
+    Floor,
     FolderPolicy,
     LocalFile,
     Mode,
@@ -41,7 +44,7 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)  # the simulator's clock: later than anything generated
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CONFLICT_STAMP = "2026-01-01 000000"
-WRITES_LOCALLY = {ActionKind.DOWNLOAD, ActionKind.CONFLICT, ActionKind.COMPARE}
+WRITES_LOCALLY = {ActionKind.DOWNLOAD, ActionKind.CONFLICT, ActionKind.COMPARE, ActionKind.RACE}
 
 LOCAL_WINS, NEWER_WINS = ConflictPolicy.LOCAL_WINS, ConflictPolicy.NEWER_WINS
 
@@ -108,13 +111,47 @@ class World:
         self.ticks += 1
         return NOW + timedelta(seconds=self.ticks)
 
-    def upload(self, name: str, supersedes: int | None) -> None:
+    def upload(self, name: str, supersedes: int | None, replaces: RemoteFile | None = None) -> None:
         content, _ = self.local[name]
         file = self.new_remote(name, content, self.tick())
         self.put_remote(file, content)
         if supersedes is not None:
             del self.remote[supersedes]
-        self.base[name] = BaseEntry.synced(name, self.local_file(name), file)
+        floor = Floor.of(replaces) if replaces is not None else FLOOR_NONE
+        self.base[name] = BaseEntry.synced(name, self.local_file(name), file, floor=floor)
+
+    def find_copy(self, name: str, content: str) -> RemoteFile | None:
+        found = [f for f, c in self.remote.values() if f.filename == name and c == content
+                 and f.status is FileStatus.OK]
+        return max(found, key=lambda f: (f.upload_at, f.id)) if found else None
+
+    def race(self, action: Action) -> None:
+        """RACE as the worker does it: every racing version becomes a conflicted copy."""
+        assert action.remote is not None and action.racing
+        name = action.name
+        for version in action.racing:
+            content = self.remote[version.id][1]
+            copy = conflict_name(version.filename, version.upload_at.astimezone(UTC))
+            key = normalize(copy)
+            if name in self.local and self.local[name][0] == content:
+                self.local[key] = self.local.pop(name)
+            elif key in self.local:
+                assert self.local[key][0] == content
+            else:
+                self.local[key] = (content, ns(self.tick()))
+            found = self.find_copy(copy, content)
+            if found is not None:
+                self.base[key] = BaseEntry.synced(key, self.local_file(key), found)
+            else:
+                self.upload(key, None)
+            del self.remote[version.id]
+        if name not in self.local:
+            self.download(name, action.remote)
+        elif self.local[name][0] == self.remote[action.remote.id][1]:
+            self.base[name] = BaseEntry.synced(name, self.local_file(name), action.remote)
+        else:
+            self.resolve(replace(action, kind=ActionKind.CONFLICT, winner="both", racing=(),
+                                 local=self.local_file(name)))
 
     def download(self, name: str, remote: RemoteFile) -> None:
         if name in self.local:
@@ -133,7 +170,7 @@ class World:
             self.upload(copy, None)
             self.download(action.name, action.remote)
         elif action.winner == "local":
-            self.upload(action.name, action.supersedes)
+            self.upload(action.name, action.supersedes, action.remote)
         else:
             self.download(action.name, action.remote)
 
@@ -147,7 +184,7 @@ class World:
                 assert self.remote[action.remote.id][0] == action.remote
             kind = action.kind
             if kind is ActionKind.UPLOAD:
-                self.upload(name, action.supersedes)
+                self.upload(name, action.supersedes, action.remote)
             elif kind is ActionKind.DOWNLOAD:
                 assert action.remote is not None
                 self.download(name, action.remote)
@@ -171,8 +208,15 @@ class World:
                 self.base[name] = action.recorded()
             elif kind is ActionKind.FORGET:
                 del self.base[name]
+            elif kind is ActionKind.RACE:
+                self.race(action)
             else:
                 assert kind is ActionKind.FAIL and action.reason
+            for file_id in action.duplicates:
+                self.remote.pop(file_id, None)
+        for name, remote_id in result.confirmed:
+            if self.base[name].remote_id == remote_id:
+                self.base[name] = replace(self.base[name], remote_floor=None)
 
     def current_remote(self) -> dict[str, RemoteFile]:
         """The current version of each name: the newest `ok` one (SPEC, "Remote duplicates")."""
@@ -307,8 +351,19 @@ def test_nothing_unsynced_is_lost(world: World, policy: FolderPolicy) -> None:
     removed = set(before_remote) - set(world.remote)
     superseded = {a.supersedes for a in result.actions if a.supersedes is not None}
     deleted = {i for a in result.actions if a.remote and a.is_deletion for i in (a.remote.id, *a.older_ids)}
-    assert removed <= superseded | deleted
+    # Duplicates go only while a kept version holds their content; racing versions only once
+    # their content is a conflicted copy.
+    duplicates = {i for a in result.actions if not a.is_deletion for i in a.duplicates}
+    deleted |= {i for a in result.actions if a.is_deletion for i in a.duplicates}
+    racing = {f.id for a in result.actions for f in a.racing}
+    assert removed <= superseded | deleted | duplicates | racing
     assert not deleted or policy.delete
+    replaced = {before_remote[i][1] for i in (superseded | deleted) & set(before_remote)}
+    for file_id in duplicates & removed:  # as safe as the version it duplicates
+        assert before_remote[file_id][1] in {c for _, c in world.remote.values()} | replaced
+    for file_id in racing:
+        assert before_remote[file_id][1] in {c for c, _ in world.local.values()}
+    removed -= duplicates | racing
 
     # Only a policy that lets local win may discard a remote edit: otherwise an
     # upload replaces exactly the version the local edit started from.
@@ -327,6 +382,8 @@ def test_deletions_only_when_enabled(world: World, policy: FolderPolicy) -> None
     result = world.plan(policy)
     world.apply(result)
     superseded = {a.supersedes for a in result.actions if a.supersedes is not None}
+    # Neither is removing an exact duplicate, or a racing version once it is a conflicted copy.
+    superseded |= {i for a in result.actions for i in (*a.duplicates, *(f.id for f in a.racing))}
     if not policy.delete:
         assert not any(a.is_deletion for a in result.actions)
         assert before - set(world.remote) <= superseded  # replacing an updated file is not deleting
