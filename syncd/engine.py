@@ -357,7 +357,7 @@ class Engine:
     def _run(self, job: Job) -> None:
         action = jobcodec.loads(job.payload)
         key = (job.folder, action.name)
-        conflict = action.kind in (ActionKind.CONFLICT, ActionKind.COMPARE)
+        conflict = action.kind in (ActionKind.CONFLICT, ActionKind.COMPARE, ActionKind.RACE)
         with self._lock:
             self._busy[key] = self._busy.get(key, 0) + 1
             if conflict:

@@ -14,9 +14,12 @@ def put(sdk: BddFileClient, chat: str, name: str, data: bytes) -> int:
 
 
 def chat_files(sdk: BddFileClient, chat: str) -> dict[str, bytes]:
-    """Name -> bytes of the chat's files; fails on a duplicate name."""
+    """Name -> bytes of the chat's `ok` files (an upload still under way is not a file yet);
+    fails on a duplicate name."""
     out: dict[str, bytes] = {}
     for info in sdk.list_chat_files(chat_id=chat):
+        if str(getattr(info.status, "value", info.status)) != "ok":
+            continue
         assert info.filename not in out, f"duplicate remote file {info.filename}"
         buf = io.BytesIO()
         sdk.download(file_id=info.id, stream=buf)
