@@ -126,6 +126,7 @@ class Daemon:
                 self._loop(app, watcher)
             finally:
                 self.notifier.stopping()
+                self.notifier.close()
                 log.info("stopping")
                 watcher.stop()
                 self._stop_workers(app, workers, stop_workers)

@@ -4,8 +4,14 @@ systemd hands a service the address of a datagram socket in `$NOTIFY_SOCKET`; th
 reports its state there as newline-separated `KEY=VALUE` lines: `READY=1` once it is watching,
 `STATUS=...` for `systemctl status`, `WATCHDOG=1` as a keep-alive, `RELOADING=1` and
 `STOPPING=1` around reloads and shutdown. Outside systemd (no `$NOTIFY_SOCKET`) every call is a
-no-op, and a failed send is logged at debug level and swallowed: the daemon must never die
-because its supervisor went away.
+no-op.
+
+A send never blocks and never raises: the daemon must neither die nor hang because its
+supervisor went away or reads slowly. Each notifier keeps one non-blocking socket, made on the
+first send and shared by every thread; a message the socket cannot take at once (the
+receiver's queue is full, the socket is gone, the supervisor refuses it) is dropped and
+counted in `dropped`. The first drop is logged as a warning, later ones at debug level, so a
+supervisor that stays away costs one log line, not one per status update.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Mapping
 
@@ -29,6 +36,9 @@ class Notifier:
         if address and address.startswith("@"):
             address = "\0" + address[1:]
         self.address: str | None = address or None
+        self.dropped = 0  # messages not delivered since this notifier was made
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Notifier:
@@ -46,13 +56,38 @@ class Notifier:
         payload = "\n".join([*lines, *(f"{key}={value}" for key, value in fields.items())])
         if not payload:
             return False
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                sock.sendto(payload.encode(), self.address)
-        except OSError as exc:
-            log.debug("sd_notify to %r failed: %s", self.address, exc)
-            return False
-        return True
+        data = payload.encode()
+        with self._lock:  # held for one non-blocking call, never longer
+            try:
+                if self._sock is None:
+                    self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                    self._sock.setblocking(False)
+                self._sock.sendto(data, self.address)
+                return True
+            except OSError as exc:
+                if not isinstance(exc, BlockingIOError):
+                    self._close()  # start afresh next time: the supervisor may be back by then
+                self.dropped += 1
+                dropped, error = self.dropped, exc
+        reason = error.strerror or str(error)
+        if dropped == 1:
+            log.warning(
+                "sd_notify to %r failed (%s): message dropped; further drops are logged at debug level",
+                self.address, reason,
+            )
+        else:
+            log.debug("sd_notify to %r failed (%s): message dropped (%d so far)", self.address, reason, dropped)
+        return False
+
+    def close(self) -> None:
+        """Release the socket; a later send makes a new one."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     def ready(self) -> bool:
         return self.send(READY=1)

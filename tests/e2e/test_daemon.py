@@ -344,6 +344,38 @@ def test_sd_notify_messages_reach_the_notify_socket(setup: Setup, tmp_path: Path
         sock.close()
 
 
+def test_a_notify_socket_nobody_reads_never_stalls_the_daemon(setup: Setup, sdk: BddFileClient, tmp_path: Path) -> None:
+    """A supervisor that stops reading: its queue fills, the daemon drops what does not fit
+    (one warning), goes on syncing, and still stops on SIGTERM."""
+    setup.write([{"name": "a"}])
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.bind(path)
+        d = setup.start(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})  # a ping every 0.05 s
+
+        # Fill the queue ourselves (with the daemon's pings) until it refuses: from now on
+        # every message the daemon sends meets a full queue.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
+            filler.setblocking(False)
+
+            def full() -> bool:
+                try:
+                    filler.sendto(b"X_FILLER=1", path)
+                except BlockingIOError:
+                    return True
+                return False
+            wait_for(full, what="the notify queue to fill")
+
+        (setup.folder("a") / "after.txt").write_bytes(b"synced with the queue full")
+        wait_for(lambda: remote(sdk).get("after.txt") == b"synced with the queue full",
+                 what="the daemon to go on syncing while its notify socket is full")
+        assert d.stop(timeout=20) == 0
+    drops = [e for e in d.events if "sd_notify" in str(e.get("event")) and e.get("level") == "warning"]
+    assert len(drops) == 1, d.log_text()
+    assert d.find("stopped")
+
+
 # -- logs ------------------------------------------------------------------------------------------
 
 

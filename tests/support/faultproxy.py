@@ -16,7 +16,9 @@ What each request meets is decided, in order, by:
 Faults: `Forward`, `Respond` (any status, body and headers; optionally after
 forwarding, the ambiguous case), `Reset` (close with RST, no answer), `Stall`
 (say nothing until the client gives up), `Truncate` (announce the whole body,
-send part of it, close). Helpers build the usual ones: `unavailable`,
+send part of it, close), `Hold` (keep the whole request, say nothing, and
+forward it only when the test calls `proxy.release()` - a buffering proxy's
+late delivery, after the client has long given up or died). Helpers build the usual ones: `unavailable`,
 `too_many_requests`, `html_page`, `invalid_json`, `envelope`,
 `error_after_forward`.
 
@@ -112,6 +114,21 @@ class Truncate(Fault):
     keep: int = 0
 
 
+@dataclass(frozen=True)
+class Hold(Fault):
+    """Keep the fully received request: forward nothing, answer nothing. `proxy.release()`
+    forwards it later (the upstream acts then); the client's connection is closed unanswered."""
+
+
+@dataclass
+class Held:
+    """A request kept by `Hold`, until `release()`."""
+
+    seen: Seen
+    target: str  # the request target as received: path and query
+    let_go: threading.Event = field(default_factory=threading.Event)
+
+
 def unavailable(retry_after: float | str | None = None) -> Respond:
     """503, optionally with Retry-After."""
     return _with_retry_after(503, retry_after)
@@ -164,6 +181,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._plans: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
         self._seen: list[Seen] = []
+        self._held: list[Held] = []
         self.rule: Rule | None = None
         self.stopping = threading.Event()
         self._server = _Server((host, port), self)
@@ -224,6 +242,34 @@ class FaultProxy:
         """How many requests (to `path`, or in all) the proxy received."""
         return len(self.seen(path))
 
+    # -- held requests -------------------------------------------------------------------------
+
+    def hold(self, seen: Seen, target: str) -> Held:
+        """Keep a request until `release()`."""
+        held = Held(seen, target)
+        with self._lock:
+            self._held.append(held)
+            if self.stopping.is_set():
+                held.let_go.set()
+        return held
+
+    def held(self) -> list[Seen]:
+        """The requests held now, in arrival order."""
+        with self._lock:
+            return [h.seen for h in self._held]
+
+    def release(self) -> list[tuple[int, bytes]]:
+        """Forward every held request upstream, in arrival order, and wait for the answers:
+        (status, body) of each, as the upstream gave them (the clients never hear them)."""
+        with self._lock:
+            held, self._held = self._held, []
+        answers = []
+        for h in held:
+            answer = self.forward(h.seen.method, h.target, h.seen.headers, h.seen.body)
+            answers.append((answer.status, answer.body))
+            h.let_go.set()
+        return answers
+
     # -- forwarding ----------------------------------------------------------------------------
 
     def forward(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Answer:
@@ -251,8 +297,12 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
-        """Stop serving, end stalls, cut open connections, and join every thread."""
+        """Stop serving, end stalls and holds (held requests are never forwarded), cut open
+        connections, and join every thread."""
         self.stopping.set()
+        with self._lock:
+            for held in self._held:
+                held.let_go.set()
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.cut_connections()
@@ -336,6 +386,10 @@ class _Handler(BaseHTTPRequestHandler):
             answer = proxy.forward(self.command, self.path, headers, body)
             self._send(answer.status, answer.headers, answer.body)
             return
+        if isinstance(fault, Hold):
+            proxy.hold(seen, self.path).let_go.wait()
+            self.close_connection = True
+            return
         if isinstance(fault, Respond | Reset | Stall) and fault.forward_first:
             proxy.forward(self.command, self.path, headers, body)
         if isinstance(fault, Respond):
@@ -387,6 +441,8 @@ __all__ = [
     "Fault",
     "FaultProxy",
     "Forward",
+    "Hold",
+    "Held",
     "Reset",
     "Respond",
     "Seen",
