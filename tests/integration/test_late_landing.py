@@ -7,7 +7,9 @@ bodies (nginx does by default) can still deliver the first attempt *after* that 
 process that sent it is long dead - and the chat then holds two identical copies of one name.
 That cannot be prevented from the client side; what is required is that it does not last:
 several `ok` versions of one name with identical size and sha256 are one file, and syncd keeps
-one (the one its journal records) and deletes the others whenever it sees them.
+one and deletes the others whenever it sees them. The one kept is the newest, on every machine
+alike (two machines that each recorded a different copy must not delete each other's); the
+journal then follows it, with no transfer.
 
 Each test stages that moment exactly with `HoldProxy` in front of the reference service: the
 first upload of the file is held (received whole, not forwarded, not answered), `syncd
@@ -116,7 +118,7 @@ def land_late(scene: Scene) -> tuple[int, int]:
 def assert_one_copy_left(scene: Scene, ours: int, late: int) -> None:
     copies = scene.copies()
     assert len(copies) == 1, f"identical copies of {NAME} left on the remote: {[c.id for c in copies]}"
-    assert copies[0].id == ours, f"kept the late copy {late}, not the one the journal records ({ours})"
+    assert copies[0].id == late, f"kept {copies[0].id}, not the newest copy ({late}; ours was {ours})"
     assert chat_files(scene.sdk, CHAT) == {NAME: DATA}
 
 
