@@ -195,6 +195,7 @@ class Engine:
             report.results[name] = ActionResult(name, "upload", "failed", error)
         for spelling, reason in listing.shadowed.items():  # SPEC, "Names": kept, reported, not synced
             report.results[spelling] = ActionResult(spelling, "upload", "failed", reason)
+            log.warning("not synced", folder=folder.name, name=spelling, reason=reason)
         unreadable = set(listing.errors)
         if unreadable:
             remote = [f for f in remote if normalize(f.filename) not in unreadable]
