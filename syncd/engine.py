@@ -242,7 +242,9 @@ class Engine:
         report.blocked, report.warning, report.unchanged = result.blocked, result.warning, result.unchanged
         self.state.set_folder_paused(folder.name, result.blocked)
         if result.confirmed and not dry_run:
-            self.state.confirm_floors(folder.name, result.confirmed)
+            self.state.confirm_floors(
+                folder.name, [(name, f.id, f.upload_at.isoformat()) for name, f in result.confirmed]
+            )
         if result.warning:
             log.warning("max_delete", folder=folder.name, message=result.warning)
         jobs = []

@@ -27,7 +27,7 @@ import structlog
 
 from syncd.config import FolderConfig
 from syncd.errors import ItemError, TransientError
-from syncd.folderfs import FolderFS, LocalChanged, conflict_name
+from syncd.folderfs import FolderFS, LocalChanged, conflict_name, race_copy_names
 from syncd.model import FLOOR_NONE, Action, ActionKind, BaseEntry, Floor, LocalFile
 from syncd.names import normalize
 from syncd.plan import is_sha256
@@ -453,8 +453,10 @@ class Executor:
         assert action.remote is not None
         local = action.local
         moved = 0
-        for version in action.racing:
-            copy = conflict_name(version.filename, version.upload_at.astimezone(UTC))
+        spelling = action.local.on_disk if action.local else action.remote.filename
+        # Named from the remote's spelling, which every machine sees alike.
+        copies = race_copy_names(action.remote.filename, action.racing)
+        for version, copy in zip(action.racing, copies, strict=True):
             copy_key = normalize(copy)
             if local is not None and local.sha256 == version.hashcode.lower():
                 # Our own version lost the race: it moves aside under the copy name (an earlier
@@ -475,7 +477,6 @@ class Executor:
             moved += kept.size
             log.info("concurrent write", folder=self.folder.name, name=action.name, copy=copy, version=version.id)
         current = action.remote
-        spelling = action.local.on_disk if action.local else current.filename
         if local is None:
             return Done(moved + self._download_into(action.name, spelling, current, None))
         if is_sha256(current.hashcode) and local.sha256 == current.hashcode.lower():

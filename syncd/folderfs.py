@@ -14,11 +14,13 @@ import itertools
 import os
 import shutil
 import stat
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from syncd.durable import DirSync
 from syncd.model import LocalFile
+from syncd.remote.base import RemoteFile
 from syncd.scan import MARKER, stat_key
 
 
@@ -180,4 +182,20 @@ def conflict_name(name: str, now: datetime) -> str:
     """`NAME (conflicted copy YYYY-MM-DD HHMMSS).EXT` (SPEC, "Conflicts")."""
     stem, ext = split_ext(name)
     return f"{stem} (conflicted copy {now.strftime('%Y-%m-%d %H%M%S')}){ext}"
+
+
+def race_copy_names(name: str, versions: Sequence[RemoteFile]) -> list[str]:
+    """The conflicted-copy name of each racing version of `name` (oldest first): stamped with
+    the version's own upload time in UTC, so that every machine names it alike. Versions that
+    share a second get ` 2`, ` 3`... after the stamp, in version order."""
+    names: list[str] = []
+    for version in versions:
+        copy = base = conflict_name(name, version.upload_at.astimezone(UTC))
+        n = 1
+        while copy in names:
+            n += 1
+            stem, ext = split_ext(base)
+            copy = f"{stem.removesuffix(')')} {n}){ext}"
+        names.append(copy)
+    return names
 

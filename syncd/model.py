@@ -324,8 +324,9 @@ class Plan:
     `max_delete`% of the tracked files: every deletion was left out (counted in
     `skipped_deletions`) and the other actions kept. `unchanged` counts the
     names present on some side that need no reported action. `confirmed` lists
-    (name, remote id) of uploads seen alone above their floor: the journal's
-    floor is cleared (no race happened), with no work queued.
+    (name, remote version) of uploads seen alone above their floor: the journal's
+    floor is cleared (no race happened) and its upload time set to the service's,
+    with no work queued.
     """
 
     actions: tuple[Action, ...] = ()
@@ -333,4 +334,4 @@ class Plan:
     warning: str | None = None
     skipped_deletions: int = 0
     unchanged: int = 0
-    confirmed: tuple[tuple[str, int], ...] = ()
+    confirmed: tuple[tuple[str, RemoteFile], ...] = ()

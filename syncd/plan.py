@@ -51,6 +51,7 @@ from syncd.model import (
     ActionKind,
     BaseEntry,
     ConflictPolicy,
+    Floor,
     FolderPolicy,
     LocalFile,
     Mode,
@@ -68,7 +69,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Actions that write a file under `name` locally. A remote name that is not a
 # safe path component must never reach them: they become FAIL instead.
-_WRITES_LOCALLY = frozenset({ActionKind.DOWNLOAD, ActionKind.CONFLICT, ActionKind.COMPARE})
+_WRITES_LOCALLY = frozenset({ActionKind.DOWNLOAD, ActionKind.CONFLICT, ActionKind.COMPARE, ActionKind.RACE})
 
 
 class _Side(enum.Enum):
@@ -161,7 +162,7 @@ def plan(
 
     versions = _versions(remote)
     actions: list[Action] = []
-    confirmed: list[tuple[str, int]] = []
+    confirmed: list[tuple[str, RemoteFile]] = []
     unchanged = 0
     names = set(local) | set(versions) | set(base) if only is None else set(only)
     for name in sorted(names):
@@ -172,7 +173,7 @@ def plan(
             actions.append(action)
         elif entry is not None and entry.remote_floor is not None and view.current is not None \
                 and view.current.id == entry.remote_id:  # our upload, alone above its floor: no race
-            confirmed.append((name, view.current.id))
+            confirmed.append((name, view.current))
         present = name in local or view.current is not None
         if present and (action is None or action.report_action is None):
             unchanged += 1
@@ -267,6 +268,12 @@ def remote_view(files: Sequence[RemoteFile], base: BaseEntry | None, policy: Fol
         duplicates = []  # download mode never changes the remote
     current = survivors[-1]
     floor = base.floor if base is not None else None
+    if base is not None and base.remote_floor is None and base.remote_id is not None:
+        # The floor is the recorded version itself: read its place from the listing, which has
+        # the service's own upload time (the journal's may be the uploader's clock).
+        listed = next((f for f in files if f.id == base.remote_id), None)
+        if listed is not None:
+            floor = Floor.of(listed)
     racing: tuple[RemoteFile, ...] = ()
     if floor is not None and policy.mode is Mode.TWO_WAY:
         mark = (_ns(floor.upload_at), floor.id)

@@ -363,14 +363,15 @@ class State:
         """name -> the remote id the journal last synced, for every tracked file of `folder`."""
         return dict(self.fetchall("SELECT name, remote_id FROM journal WHERE folder = ?", (folder,)))
 
-    def confirm_floors(self, folder: str, confirmed: Iterable[tuple[str, int]]) -> None:
-        """Clear the floor of each (name, remote id) whose row still records that remote id: an
-        upload of ours that a listing showed alone, with no concurrent writer (plan.Plan)."""
+    def confirm_floors(self, folder: str, confirmed: Iterable[tuple[str, int, str]]) -> None:
+        """For each (name, remote id, upload time as listed) whose row still records that remote
+        id: clear the floor and take the service's upload time. An upload of ours that a listing
+        showed alone, with no concurrent writer (plan.Plan)."""
         with self.transaction() as conn:
             conn.executemany(
-                "UPDATE journal SET remote_floor_at = NULL, remote_floor_id = NULL "
+                "UPDATE journal SET remote_floor_at = NULL, remote_floor_id = NULL, remote_upload_at = ? "
                 "WHERE folder = ? AND name = ? AND remote_id = ?",
-                ((folder, name, remote_id) for name, remote_id in confirmed),
+                ((upload_at, folder, name, remote_id) for name, remote_id, upload_at in confirmed),
             )
 
     def journal_count(self, folder: str) -> int:

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.folderfs import conflict_name
+from syncd.folderfs import race_copy_names
 from syncd.model import (
     FLOOR_NONE,
     Action,
@@ -129,11 +129,11 @@ class World:
         """RACE as the worker does it: every racing version becomes a conflicted copy."""
         assert action.remote is not None and action.racing
         name = action.name
-        for version in action.racing:
+        for version, copy in zip(action.racing, race_copy_names(action.remote.filename, action.racing), strict=True):
             content = self.remote[version.id][1]
-            copy = conflict_name(version.filename, version.upload_at.astimezone(UTC))
             key = normalize(copy)
-            if name in self.local and self.local[name][0] == content:
+            # As the worker: only a sha256 hashcode proves the local file is this version.
+            if name in self.local and sha(self.local[name][0]) == version.hashcode:
                 self.local[key] = self.local.pop(name)
             elif key in self.local:
                 assert self.local[key][0] == content
@@ -147,7 +147,7 @@ class World:
             del self.remote[version.id]
         if name not in self.local:
             self.download(name, action.remote)
-        elif self.local[name][0] == self.remote[action.remote.id][1]:
+        elif sha(self.local[name][0]) == action.remote.hashcode:
             self.base[name] = BaseEntry.synced(name, self.local_file(name), action.remote)
         else:
             self.resolve(replace(action, kind=ActionKind.CONFLICT, winner="both", racing=(),
@@ -214,9 +214,9 @@ class World:
                 assert kind is ActionKind.FAIL and action.reason
             for file_id in action.duplicates:
                 self.remote.pop(file_id, None)
-        for name, remote_id in result.confirmed:
-            if self.base[name].remote_id == remote_id:
-                self.base[name] = replace(self.base[name], remote_floor=None)
+        for name, listed in result.confirmed:
+            if self.base[name].remote_id == listed.id:
+                self.base[name] = replace(self.base[name], remote_floor=None, remote_upload_at=listed.upload_at)
 
     def current_remote(self) -> dict[str, RemoteFile]:
         """The current version of each name: the newest `ok` one (SPEC, "Remote duplicates")."""

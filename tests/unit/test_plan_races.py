@@ -93,7 +93,7 @@ def test_a_later_edit_from_the_other_machine_is_not_a_race_once_confirmed() -> N
     journal = {"plan.txt": uploaded("A2", a2, BASE)}
     # The next listing shows our upload alone above its floor: confirmed, no work queued.
     result = plan({"plan.txt": local("A2")}, [a2], journal, TWO_WAY)
-    assert result.actions == () and result.confirmed == (("plan.txt", 2),)
+    assert result.actions == () and result.confirmed == (("plan.txt", a2),)
     confirmed = {"plan.txt": BaseEntry.synced("plan.txt", local("A2"), a2)}
     # m2 downloaded A2, edited, uploaded B3; listed before m2 deleted A2: an ordinary download.
     b3 = remote(3, "B3", 20)
