@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
-from bdd_file import BddFileClient
+from bdd_file import BddFileClient, BddFileError
+from bdd_file.models import FileInfo
 
 
 def put(sdk: BddFileClient, chat: str, name: str, data: bytes) -> int:
@@ -37,3 +39,32 @@ def leftovers(folder: Path) -> list[str]:
     tmp = folder / ".syncd" / "tmp"
     found = [str(p) for p in tmp.iterdir()] if tmp.is_dir() else []
     return found + [str(p) for p in folder.rglob("*.part")]
+
+
+#: `NAME (conflicted copy YYYY-MM-DD HHMMSS).EXT` (SPEC, "Conflicts").
+CONFLICTED_COPY = re.compile(r"(?P<stem>.*) \(conflicted copy \d{4}-\d{2}-\d{2} \d{6}\)(?P<ext>.*)")
+
+
+def conflicted_copy_of(name: str) -> str | None:
+    """The name `name` is a conflicted copy of, or None when it is not one."""
+    match = CONFLICTED_COPY.fullmatch(name)
+    return match["stem"] + match["ext"] if match else None
+
+
+def fetch(sdk: BddFileClient, file_id: int) -> bytes:
+    """One remote file's bytes, through the SDK."""
+    buf = io.BytesIO()
+    sdk.download(file_id=file_id, stream=buf)
+    return buf.getvalue()
+
+
+def ok_files(sdk: BddFileClient, chat: str, *, looks: int = 5) -> list[tuple[FileInfo, bytes]]:
+    """Every `ok` file of the chat with its bytes, duplicates included. A daemon may replace a
+    file between our listing and our download of it (404 on the old version): then look again."""
+    for attempt in range(looks):
+        try:
+            return [(info, fetch(sdk, info.id)) for info in sdk.list_chat_files(chat_id=chat) if info.status == "ok"]
+        except BddFileError as exc:
+            if " 404 " not in str(exc) or attempt == looks - 1:
+                raise
+    raise AssertionError("unreachable")

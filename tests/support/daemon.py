@@ -17,8 +17,11 @@ from typing import Any
 DEADLINE = 20.0
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = DEADLINE, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = DEADLINE, what: str = "condition", every: float = 0.02
+) -> Any:
+    """Poll `predicate` every `every` seconds until it returns something truthy; fail after
+    `timeout` seconds."""
     end = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -26,7 +29,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = DEADLINE, what: str 
             return value
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(every)
 
 
 class DaemonProcess:
