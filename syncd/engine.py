@@ -252,7 +252,7 @@ class Engine:
             reported = action.report_action
             if reported is not None:
                 report.results[action.name] = ActionResult(
-                    action.name, reported, "planned", action.reason if action.kind is ActionKind.FAIL else None
+                    action.spelled, reported, "planned", action.reason if action.kind is ActionKind.FAIL else None
                 )
             if not dry_run:
                 jobs.append((folder.name, action.name, action.kind.value, jobcodec.dumps(action)))
@@ -471,7 +471,7 @@ class Engine:
         with self._lock:
             report = self.reports.get(folder)
             if report is not None:
-                report.results[action.name] = ActionResult(action.name, reported, status, error)
+                report.results[action.name] = ActionResult(action.spelled, reported, status, error)
         if status == "failed":
             log.warning("transfer", folder=folder, name=action.name, action=reported, outcome="failed", error=error)
 
@@ -485,16 +485,20 @@ class Engine:
             paused = self.state.remote_paused(remote) if remote is not None else None
             waiting = f"remote paused: {paused}" if paused else "not done yet"
             for job in self.queue.jobs(folder):
-                action = jobcodec.loads(job.payload)
+                try:
+                    action = jobcodec.loads(job.payload)
+                except jobcodec.PayloadError as exc:
+                    report.results[job.name] = ActionResult(job.name, job.kind, "failed", str(exc))
+                    continue
                 result = report.results.get(job.name)
                 if result is not None and result.status in ("planned", "failed"):
                     error = job.last_error or waiting
                     if job.state is JobState.PENDING:
                         error += " (will retry)"
-                    report.results[job.name] = ActionResult(job.name, result.action, "failed", error)
+                    report.results[job.name] = ActionResult(result.name, result.action, "failed", error)
                 elif result is None and action.report_action:
                     report.results[job.name] = ActionResult(
-                        job.name, action.report_action, "failed", job.last_error or waiting
+                        action.spelled, action.report_action, "failed", job.last_error or waiting
                     )
             self.state.set_last_pass(
                 folder, _now_iso(self.clock()),

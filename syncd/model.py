@@ -305,6 +305,18 @@ class Action:
         return BaseEntry.synced(self.name, self.local, self.remote, dropped=dropped)
 
     @property
+    def spelled(self) -> str:
+        """The name as spelled on the local disk (or as it will be, for a new download): what
+        reports show (SPEC: names in every output are as spelled on the local disk)."""
+        if self.local is not None:
+            return self.local.on_disk
+        if self.base is not None and self.base.local_name:
+            return self.base.local_name
+        if self.remote is not None and self.kind in (ActionKind.DOWNLOAD, ActionKind.RACE):
+            return self.remote.filename
+        return self.name
+
+    @property
     def report_action(self) -> ReportedAction | None:
         """The `action` this shows as in `reconcile --json`; None when not reported."""
         return _REPORTED[self.kind]
