@@ -6,6 +6,7 @@ import io
 import re
 from pathlib import Path
 
+import requests
 from bdd_file import BddFileClient, BddFileError
 from bdd_file.models import FileInfo
 
@@ -60,10 +61,14 @@ def fetch(sdk: BddFileClient, file_id: int) -> bytes:
 
 def ok_files(sdk: BddFileClient, chat: str, *, looks: int = 5) -> list[tuple[FileInfo, bytes]]:
     """Every `ok` file of the chat with its bytes, duplicates included. A daemon may replace a
-    file between our listing and our download of it (404 on the old version): then look again."""
+    file between our listing and our download of it (404 on the old version, or an answer cut
+    short when it is deleted mid-stream): then look again."""
     for attempt in range(looks):
         try:
             return [(info, fetch(sdk, info.id)) for info in sdk.list_chat_files(chat_id=chat) if info.status == "ok"]
+        except requests.exceptions.ChunkedEncodingError:
+            if attempt == looks - 1:
+                raise
         except BddFileError as exc:
             if " 404 " not in str(exc) or attempt == looks - 1:
                 raise
