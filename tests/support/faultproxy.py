@@ -21,8 +21,12 @@ send part of it, close). Helpers build the usual ones: `unavailable`,
 `error_after_forward`.
 
 Every request is recorded (`proxy.seen()`, `proxy.count(path)`) with its
-arrival time, so tests can assert "retried N times", "not retried", or "waited
-at least Retry-After". Bodies are buffered whole: this is for test-sized files.
+arrival time and the number of body bytes received (`proxy.received()` sums
+them: the bytes a client put on the wire), so tests can assert "retried N
+times", "not retried", or "waited at least Retry-After". Bodies are buffered
+whole while a request is forwarded: this is for test-sized requests. The
+record keeps each body whole too, unless `keep_body` caps what it keeps (for
+big transfers; the multipart `params` field comes first in syncd's forms).
 """
 
 from __future__ import annotations
@@ -66,9 +70,10 @@ class Seen:
     path: str
     query: Mapping[str, str]
     headers: Mapping[str, str]  # lower-cased names
-    body: bytes
+    body: bytes  # at most the proxy's `keep_body` bytes of it
     at: float  # time.monotonic() on arrival
     index: int  # 1 for the first request to this path, 2 for the next, ...
+    size: int  # body bytes received (a client that died mid-body sent fewer than it announced)
 
 
 class Fault:
@@ -156,8 +161,11 @@ Rule = Callable[[Seen], Fault | None]
 class FaultProxy:
     """A threaded HTTP/1.1 proxy on loopback with a programmable fault plan."""
 
-    def __init__(self, upstream: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, upstream: str, *, host: str = "127.0.0.1", port: int = 0, keep_body: int | None = None
+    ) -> None:
         split = urlsplit(upstream)
+        self._keep_body = keep_body
         if split.scheme != "http" or split.hostname is None:
             raise ValueError(f"upstream must be an http:// URL, not {upstream!r}")
         self._upstream = (split.hostname, split.port or 80)
@@ -209,8 +217,9 @@ class FaultProxy:
         split = urlsplit(target)
         with self._lock:
             index = 1 + sum(1 for s in self._seen if s.path == split.path)
+            kept = body if self._keep_body is None else body[: self._keep_body]
             seen = Seen(
-                method, split.path, dict(parse_qsl(split.query)), headers, body, time.monotonic(), index
+                method, split.path, dict(parse_qsl(split.query)), headers, kept, time.monotonic(), index, len(body)
             )
             self._seen.append(seen)
             return seen
@@ -223,6 +232,10 @@ class FaultProxy:
     def count(self, path: str | None = None) -> int:
         """How many requests (to `path`, or in all) the proxy received."""
         return len(self.seen(path))
+
+    def received(self, path: str | None = None) -> int:
+        """Body bytes of the requests (to `path`, or all) the proxy received."""
+        return sum(s.size for s in self.seen(path))
 
     # -- forwarding ----------------------------------------------------------------------------
 
