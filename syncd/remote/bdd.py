@@ -372,7 +372,7 @@ class BddRemote:
         parts = range(1, math.ceil(token.size / token.part_size) + 1)
         if status.part_size != token.part_size or {*status.uploaded_parts, *status.remaining_parts} != {*parts}:
             return None  # not shaped like the upload the token describes: leave it alone
-        log.info("upload resumed", file_id=token.file_id, name=token.filename,
+        log.info("upload_resumed", file_id=token.file_id, name=token.filename,
                  parts_left=len(status.remaining_parts), parts=len(parts))
         return self._finish_multipart(
             token.file_id, path, label, token.size, token.part_size, status.remaining_parts, progress, token
