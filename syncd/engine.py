@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 
@@ -381,7 +382,8 @@ class Engine:
         try:
             # A row claimed before (claims > 1) may have been cut short by a crash after its
             # upload reached the remote: that counts as an earlier attempt (SPEC, "No duplicates").
-            with executor.deferred_journal() as journal:
+            resumable = executor.resumable(job.resume, partial(self.queue.set_resume, job))  # SPEC, "Resumable uploads"
+            with executor.deferred_journal() as journal, resumable:
                 done = executor.run(action, attempts=max(job.attempts, job.claims - 1))
         except LocalChanged:
             if job.claims > MAX_REPLANS:

@@ -31,7 +31,7 @@ from syncd.folderfs import FolderFS, LocalChanged, conflict_name, race_copy_name
 from syncd.model import FLOOR_NONE, Action, ActionKind, BaseEntry, Floor, LocalFile
 from syncd.names import normalize
 from syncd.plan import is_sha256
-from syncd.remote.base import FileStatus, Remote, RemoteFile
+from syncd.remote.base import FileStatus, OnResume, Remote, RemoteFile
 from syncd.scan import sha256_of
 from syncd.state import JournalRow, State, write_journal
 
@@ -160,6 +160,7 @@ class Executor:
         self.folder = folder
         self.fs = FolderFS(folder.path)
         self._deferred = threading.local()
+        self._resume = threading.local()
         self.remote = remote
         self.state = state
         self.settle = settle
@@ -212,6 +213,16 @@ class Executor:
             raise
         finally:
             self._deferred.writes = None
+
+    @contextlib.contextmanager
+    def resumable(self, token: str | None, save: OnResume) -> Iterator[None]:
+        """Let this thread's upload go on from `token` (what its queue row kept of an earlier,
+        interrupted try) and hand `save` each new token at once (SPEC, "Resumable uploads")."""
+        self._resume.slot = (token, save)
+        try:
+            yield
+        finally:
+            self._resume.slot = None
 
     # -- dispatch -----------------------------------------------------------
 
@@ -321,9 +332,11 @@ class Executor:
             if existing is not None:
                 return existing
         path = self.fs.path(name)
+        token, save = getattr(self._resume, "slot", None) or (None, None)
         try:
             file_id = self.remote.upload(
-                path, chat_id=self.folder.chat_id, filename=as_name, size=local.size, sha256=local.sha256
+                path, chat_id=self.folder.chat_id, filename=as_name, size=local.size, sha256=local.sha256,
+                resume=token, on_resume=save,
             )
         except ItemError:
             if not self.fs.matches(name, local):  # refused because the bytes changed under us

@@ -29,6 +29,13 @@ Invariants:
   False.
 * `attempts` counts failures of the current work; `last_error` is the most
   recent failure message for the file and is only cleared by success.
+* `resume` is what a half-done transfer of the row's *current* work needs to
+  go on where it stopped (the remote's JSON token, e.g. a multipart upload's
+  id). A worker records it at once with `set_resume` while it holds the lease
+  and the row still carries the work it claimed; it survives `fail` (retries)
+  and `resume()` (restarts) and comes back in `Job.resume` at the next claim.
+  A `put` of different work clears it (whatever the row's state), and so does
+  `done` (the work is finished, even when newer work makes the row pending).
 """
 
 from __future__ import annotations
@@ -96,7 +103,8 @@ def _job(values: tuple[Any, ...]) -> Job:
 #   running  -> new work stored, dirty = 1 (the worker finishes the old work)
 #   failed   -> pending with the work, attempts 0, due now — unless the work is
 #               unchanged and :revive is 0, then it stays failed
-# In every case kind/payload end up equal to the new ones.
+# In every case kind/payload end up equal to the new ones; new work drops the
+# old work's resume token.
 _PUT_SQL = """
     INSERT INTO jobs (folder, name, kind, payload, state, attempts, next_try, dirty, created, updated)
     VALUES (:folder, :name, :kind, :payload, 'pending', 0, :now, 0, :now, :now)
@@ -117,6 +125,7 @@ _PUT_SQL = """
                 THEN :now
             ELSE next_try END,
         dirty = CASE WHEN state = 'running' THEN 1 ELSE dirty END,
+        resume = CASE WHEN kind != excluded.kind OR payload != excluded.payload THEN NULL ELSE resume END,
         kind = excluded.kind,
         payload = excluded.payload,
         updated = :now
@@ -264,6 +273,22 @@ class Queue:
             )
         return cursor.rowcount
 
+    def set_resume(self, job: Job, resume: str | None) -> bool:
+        """Record (None: forget) what a half-done transfer of `job` needs to resume, committed at
+        once in its own transaction, so that even a `kill -9` right after keeps it.
+
+        Stored only while `job` holds its lease and the row still carries the work `job` claimed
+        (a token describes that work; newer work put meanwhile starts without one). False when
+        nothing was stored.
+        """
+        now = self.clock()
+        with self.state.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE jobs SET resume = ?, updated = ? WHERE {_LEASE_MATCH} AND kind = ? AND payload = ?",
+                (resume, now, job.id, job.lease_owner, job.claims, job.kind, job.payload),
+            )
+        return cursor.rowcount == 1
+
     def done(self, job: Job, *, also: Callable[[sqlite3.Connection], object] | None = None) -> bool:
         """Finish `job`: delete its row, or, if new work arrived meanwhile, make it pending.
 
@@ -280,7 +305,7 @@ class Queue:
                 return False
             if dirty:
                 conn.execute(
-                    "UPDATE jobs SET state = 'pending', dirty = 0, attempts = 0, next_try = ?, "
+                    "UPDATE jobs SET state = 'pending', dirty = 0, attempts = 0, next_try = ?, resume = NULL, "
                     "lease_owner = NULL, lease_until = NULL, last_error = NULL, updated = ? WHERE id = ?",
                     (now, now, job.id),
                 )
@@ -301,6 +326,7 @@ class Queue:
           pending again after `backoff(attempts)`, and at least `retry_after`
           (itself capped at `max_backoff`, as the SPEC caps retries at 1 h).
 
+        The row's resume token is kept: the next try goes on where this one stopped.
         False (and nothing changed) when `job`'s lease is no longer the row's.
         """
         now = self.clock()

@@ -38,6 +38,11 @@ class RemoteFile:
 #: Called with the number of bytes moved so far; may raise to abort a transfer.
 Progress = Callable[[int], None]
 
+#: Called with a resume token as soon as a transfer has one: the remote's own JSON text saying
+#: what a later call needs to go on where this one stopped. The caller keeps it (durably) and
+#: passes it back as `resume`; a token the remote cannot use costs nothing but a fresh start.
+OnResume = Callable[[str], object]
+
 
 class Remote(Protocol):
     """What syncd needs from a file service, for one user."""
@@ -55,8 +60,16 @@ class Remote(Protocol):
         size: int,
         sha256: str | None = None,
         progress: Progress | None = None,
+        resume: str | None = None,
+        on_resume: OnResume | None = None,
     ) -> int:
-        """Upload `size` bytes of `path` as `filename` into the chat; return the new file id."""
+        """Upload `size` bytes of `path` as `filename` into the chat; return the new file id.
+
+        `resume`: a token an earlier, interrupted upload reported; the upload goes on from
+        what the service already has when the token is for this very content (SPEC,
+        "Resumable uploads"), and starts afresh otherwise. `on_resume` gets the token of a
+        resumable upload before any of its content is sent. Remotes that cannot resume ignore both.
+        """
         ...
 
     def download(self, file_id: int, out: BinaryIO, *, progress: Progress | None = None) -> int:

@@ -24,11 +24,12 @@ from types import TracebackType
 from typing import IO, BinaryIO, TypeVar, cast
 
 import httpx
+import structlog
 
 from syncd import __version__
 from syncd.errors import ItemError, TransientError
 from syncd.names import unsafe_reason
-from syncd.remote.base import FileStatus, Progress, RemoteFile
+from syncd.remote.base import FileStatus, OnResume, Progress, RemoteFile
 from syncd.remote.bdd_errors import (
     Call,
     check_status,
@@ -52,13 +53,16 @@ from syncd.remote.retry import RetryPolicy
 
 T = TypeVar("T")
 
+log = structlog.get_logger("syncd.remote.bdd")
+
 MiB = 1024 * 1024
 _CHUNK = 64 * 1024  # download chunk; httpx also streams uploads 64 KiB at a time
 _ERROR_BODY_LIMIT = 64 * 1024  # at most this much of an error answer is read
 
 
 class MultipartUploadInterrupted(TransientError):
-    """A multipart upload stopped half-way; `resume_multipart(multipart_file_id, ...)` finishes it."""
+    """A multipart upload stopped half-way; `resume_multipart(multipart_file_id, ...)` finishes it,
+    and so does `upload(..., resume=resume)` when `upload` raised it (`resume` is then its token)."""
 
     def __init__(
         self,
@@ -67,9 +71,62 @@ class MultipartUploadInterrupted(TransientError):
         multipart_file_id: int,
         status: int | None = None,
         retry_after: float | None = None,
+        resume: str | None = None,
     ) -> None:
         super().__init__(message, status=status, retry_after=retry_after)
         self.multipart_file_id = multipart_file_id
+        self.resume = resume
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MultipartToken:
+    """What resumes a multipart upload: the service's id for it and the content it was started for.
+
+    `upload` reports it (as JSON text) right after `initMultipartUploadFile`, before any part is
+    sent, and takes it back as `resume=`. It is only used for the very upload it describes: same
+    user, chat, name, size and sha256 (an upload started without a sha256 is never resumed).
+    """
+
+    file_id: int
+    part_size: int
+    user_id: str
+    chat_id: str
+    filename: str
+    size: int
+    sha256: str | None
+
+    def dumps(self) -> str:
+        return json.dumps({"bdd_multipart": dataclasses.asdict(self)}, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str) -> MultipartToken | None:
+        """The token `text` holds; None for anything else (another remote's, damaged, older)."""
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            return None
+        fields = raw.get("bdd_multipart") if isinstance(raw, dict) else None
+        if not isinstance(fields, dict):
+            return None
+        ints, strs = ("file_id", "part_size", "size"), ("user_id", "chat_id", "filename")
+        sha = fields.get("sha256")
+        if (
+            not all(type(fields.get(key)) is int for key in ints)
+            or not all(isinstance(fields.get(key), str) for key in strs)
+            or not (sha is None or isinstance(sha, str))
+            or fields["part_size"] <= 0
+        ):
+            return None
+        return cls(**{key: fields[key] for key in (*ints, *strs, "sha256")})
+
+    def fits(self, user_id: str, chat_id: str, filename: str, size: int, sha256: str | None) -> bool:
+        """True when this token's upload is an upload of exactly this content, here."""
+        return (
+            sha256 is not None
+            and self.sha256 is not None
+            and self.sha256.lower() == sha256.lower()
+            and (self.user_id, self.chat_id, self.filename, self.size) == (user_id, chat_id, filename, size)
+        )
 
 
 class BddRemote:
@@ -166,19 +223,40 @@ class BddRemote:
         size: int,
         sha256: str | None = None,
         progress: Progress | None = None,
+        resume: str | None = None,
+        on_resume: OnResume | None = None,
     ) -> int:
         """Upload `size` bytes of `path` as `filename` into the chat; return the new file id.
 
-        Files above `multipart_threshold` go in parts; if a part still fails after
-        the retries, `MultipartUploadInterrupted` says which upload to resume.
+        Files above `multipart_threshold` go in parts. Such an upload reports its
+        `MultipartToken` to `on_resume` before it sends any part; given back as
+        `resume`, the token makes a later upload of the same content send only the
+        parts the service still lacks (or just return the id, if that upload was
+        completed after all). A token the service no longer knows, one whose upload
+        failed there, or one for other content starts a fresh upload (the stale one
+        is aborted while it is still in progress). If a part still fails after the
+        retries, `MultipartUploadInterrupted` carries the token too.
         """
         reason = unsafe_reason(filename)
         if reason is not None:
             raise ItemError(f"upload {filename!r} to chat {chat_id!r} refused: {reason}")
         if size < 0:
             raise ValueError(f"negative size {size}")
+        token = MultipartToken.loads(resume) if resume is not None else None
+        if token is not None and token.user_id == self._user_id:
+            if token.fits(self._user_id, chat_id, filename, size, sha256):
+                resumed = self._resume_token(token, path, progress)
+                if resumed is not None:
+                    return resumed
+            else:
+                self._drop_stale(token)
         if size > self._multipart_threshold:
-            return self._upload_multipart(path, chat_id, filename, size, sha256, progress)
+            try:
+                return self._upload_multipart(path, chat_id, filename, size, sha256, progress, on_resume)
+            except MultipartUploadInterrupted as exc:
+                if on_resume is not None and exc.resume is not None:
+                    on_resume(exc.resume)  # reported at the start already; said again for certain
+                raise
         return self._upload_simple(path, chat_id, filename, size, sha256, progress)
 
     def _upload_simple(
@@ -253,6 +331,7 @@ class BddRemote:
         size: int,
         sha256: str | None,
         progress: Progress | None,
+        on_resume: OnResume | None,
     ) -> int:
         call = self._call("upload", f"{filename!r} to chat {chat_id!r}", "/initMultipartUploadFile")
         body = {
@@ -264,9 +343,47 @@ class BddRemote:
             "biz_params": {"chat_id": chat_id},
         }
         file_id = self._json(call, "POST", expect_int, json=body)
+        token = MultipartToken(file_id, self._part_size, self._user_id, chat_id, filename, size, sha256)
+        if on_resume is not None:
+            on_resume(token.dumps())  # before the first part: a kill from here on can resume
         parts = range(1, math.ceil(size / self._part_size) + 1)
         label = f"{filename!r} (multipart upload {file_id})"
-        return self._finish_multipart(file_id, path, label, size, self._part_size, parts, progress)
+        return self._finish_multipart(file_id, path, label, size, self._part_size, parts, progress, token)
+
+    def _resume_token(self, token: MultipartToken, path: Path, progress: Progress | None) -> int | None:
+        """Finish the upload `token` describes from where the service has it; its file id, or
+        None when it cannot be resumed (unknown or expired, failed, or not the upload the token
+        describes) and a fresh upload is needed."""
+        label = f"{token.filename!r} (multipart upload {token.file_id})"
+        try:
+            status = self.multipart_status(token.file_id)
+        except ItemError:
+            return None  # the service does not know it (any more): aborted, expired
+        if status.status is FileStatus.OK:
+            return token.file_id  # completed after all: its answer was lost, or we died just after
+        if status.status is FileStatus.MERGING:
+            raise MultipartUploadInterrupted(
+                f"resume upload {label}: the service is still merging its parts",
+                multipart_file_id=token.file_id, resume=token.dumps(),
+            )
+        if status.status is FileStatus.ERROR:
+            self._abort_quietly(token.file_id)
+            return None
+        parts = range(1, math.ceil(token.size / token.part_size) + 1)
+        if status.part_size != token.part_size or {*status.uploaded_parts, *status.remaining_parts} != {*parts}:
+            return None  # not shaped like the upload the token describes: leave it alone
+        log.info("upload_resumed", file_id=token.file_id, name=token.filename,
+                 parts_left=len(status.remaining_parts), parts=len(parts))
+        return self._finish_multipart(
+            token.file_id, path, label, token.size, token.part_size, status.remaining_parts, progress, token
+        )
+
+    def _drop_stale(self, token: MultipartToken) -> None:
+        """A token for other content: abort its upload if it is still in progress (never a file
+        it completed, which may well be the remote version the journal records)."""
+        with contextlib.suppress(ItemError, TransientError):
+            if self.multipart_status(token.file_id).status in (FileStatus.UPLOADING, FileStatus.ERROR):
+                self.abort_multipart(token.file_id)
 
     def resume_multipart(
         self, file_id: int, path: Path, *, size: int, progress: Progress | None = None
@@ -287,7 +404,7 @@ class BddRemote:
         if any(n > last for n in status.remaining_parts):
             raise ItemError(f"resume upload {label} failed: the service expects parts beyond {size} bytes")
         return self._finish_multipart(
-            file_id, path, label, size, status.part_size, status.remaining_parts, progress
+            file_id, path, label, size, status.part_size, status.remaining_parts, progress, None
         )
 
     def _finish_multipart(
@@ -299,6 +416,7 @@ class BddRemote:
         part_size: int,
         parts: Iterable[int],
         progress: Progress | None,
+        token: MultipartToken | None,
     ) -> int:
         try:
             with path.open("rb") as file:
@@ -315,6 +433,7 @@ class BddRemote:
                 multipart_file_id=file_id,
                 status=exc.status,
                 retry_after=exc.retry_after,
+                resume=token.dumps() if token is not None else None,
             ) from exc
         except ItemError:
             self._abort_quietly(file_id)

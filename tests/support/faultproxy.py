@@ -23,8 +23,12 @@ late delivery, after the client has long given up or died). Helpers build the us
 `error_after_forward`.
 
 Every request is recorded (`proxy.seen()`, `proxy.count(path)`) with its
-arrival time, so tests can assert "retried N times", "not retried", or "waited
-at least Retry-After". Bodies are buffered whole: this is for test-sized files.
+arrival time and the number of body bytes received (`proxy.received()` sums
+them: the bytes a client put on the wire), so tests can assert "retried N
+times", "not retried", or "waited at least Retry-After". Bodies are buffered
+whole while a request is forwarded: this is for test-sized requests. The
+record keeps each body whole too, unless `keep_body` caps what it keeps (for
+big transfers; the multipart `params` field comes first in syncd's forms).
 """
 
 from __future__ import annotations
@@ -68,9 +72,10 @@ class Seen:
     path: str
     query: Mapping[str, str]
     headers: Mapping[str, str]  # lower-cased names
-    body: bytes
+    body: bytes  # at most the proxy's `keep_body` bytes of it
     at: float  # time.monotonic() on arrival
     index: int  # 1 for the first request to this path, 2 for the next, ...
+    size: int  # body bytes received (a client that died mid-body sent fewer than it announced)
 
 
 class Fault:
@@ -126,6 +131,7 @@ class Held:
 
     seen: Seen
     target: str  # the request target as received: path and query
+    body: bytes  # all of it (the record may keep only the start)
     let_go: threading.Event = field(default_factory=threading.Event)
 
 
@@ -173,8 +179,11 @@ Rule = Callable[[Seen], Fault | None]
 class FaultProxy:
     """A threaded HTTP/1.1 proxy on loopback with a programmable fault plan."""
 
-    def __init__(self, upstream: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, upstream: str, *, host: str = "127.0.0.1", port: int = 0, keep_body: int | None = None
+    ) -> None:
         split = urlsplit(upstream)
+        self._keep_body = keep_body
         if split.scheme != "http" or split.hostname is None:
             raise ValueError(f"upstream must be an http:// URL, not {upstream!r}")
         self._upstream = (split.hostname, split.port or 80)
@@ -227,8 +236,9 @@ class FaultProxy:
         split = urlsplit(target)
         with self._lock:
             index = 1 + sum(1 for s in self._seen if s.path == split.path)
+            kept = body if self._keep_body is None else body[: self._keep_body]
             seen = Seen(
-                method, split.path, dict(parse_qsl(split.query)), headers, body, time.monotonic(), index
+                method, split.path, dict(parse_qsl(split.query)), headers, kept, time.monotonic(), index, len(body)
             )
             self._seen.append(seen)
             return seen
@@ -242,11 +252,15 @@ class FaultProxy:
         """How many requests (to `path`, or in all) the proxy received."""
         return len(self.seen(path))
 
+    def received(self, path: str | None = None) -> int:
+        """Body bytes of the requests (to `path`, or all) the proxy received."""
+        return sum(s.size for s in self.seen(path))
+
     # -- held requests -------------------------------------------------------------------------
 
-    def hold(self, seen: Seen, target: str) -> Held:
+    def hold(self, seen: Seen, target: str, body: bytes) -> Held:
         """Keep a request until `release()`."""
-        held = Held(seen, target)
+        held = Held(seen, target, body)
         with self._lock:
             self._held.append(held)
             if self.stopping.is_set():
@@ -265,7 +279,7 @@ class FaultProxy:
             held, self._held = self._held, []
         answers = []
         for h in held:
-            answer = self.forward(h.seen.method, h.target, h.seen.headers, h.seen.body)
+            answer = self.forward(h.seen.method, h.target, h.seen.headers, h.body)
             answers.append((answer.status, answer.body))
             h.let_go.set()
         return answers
@@ -387,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(answer.status, answer.headers, answer.body)
             return
         if isinstance(fault, Hold):
-            proxy.hold(seen, self.path).let_go.wait()
+            proxy.hold(seen, self.path, body).let_go.wait()
             self.close_connection = True
             return
         if isinstance(fault, Respond | Reset | Stall) and fault.forward_first:

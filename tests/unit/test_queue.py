@@ -438,6 +438,112 @@ def test_resume_needs_the_writer_lock(state_dir: Path, state: State) -> None:
         Queue(reader).resume()
 
 
+# -- resume tokens -------------------------------------------------------------------------
+
+TOKEN = '{"multipart_file_id": 7}'
+
+
+def test_a_resume_token_is_kept_across_failures_and_comes_back_with_the_next_claim(
+    queue: Queue, clock: FakeClock
+) -> None:
+    queue.put("f", "big.bin", "upload", "v1")
+    job = only(queue.claim("w"))
+    assert job.resume is None
+    assert queue.set_resume(job, TOKEN)
+    assert row(queue, "big.bin").resume == TOKEN  # committed at once, before the job ends
+    assert queue.fail(job, "connection reset")
+    assert row(queue, "big.bin").resume == TOKEN
+    clock.advance(3600)
+    again = only(queue.claim("w"))
+    assert (again.resume, again.attempts) == (TOKEN, 1)
+    assert queue.fail(again, "refused", permanent=True)
+    assert queue.retry() == 1
+    assert only(queue.claim("w")).resume == TOKEN
+
+
+def test_only_the_lease_holder_records_a_token(queue: Queue, clock: FakeClock) -> None:
+    queue.put("f", "big.bin", "upload", "v1")
+    old = only(queue.claim("w1", lease=10))
+    clock.advance(11)
+    new = only(queue.claim("w2", lease=10))
+    assert not queue.set_resume(old, TOKEN)  # its lease expired and the row was claimed again
+    assert row(queue, "big.bin").resume is None
+    assert queue.set_resume(new, TOKEN)
+    assert queue.set_resume(new, None)  # a worker may also forget its token
+    assert row(queue, "big.bin").resume is None
+
+
+def test_new_work_drops_the_token_the_same_work_keeps_it(queue: Queue, clock: FakeClock) -> None:
+    queue.put("f", "big.bin", "upload", "v1")
+    job = only(queue.claim("w"))
+    queue.set_resume(job, TOKEN)
+    queue.fail(job, "reset")
+    queue.put("f", "big.bin", "upload", "v1")  # the next pass plans the same work
+    assert row(queue, "big.bin").resume == TOKEN
+    queue.put("f", "big.bin", "upload", "v2")  # the file changed: a token of v1 means nothing to v2
+    assert row(queue, "big.bin").resume is None
+
+    clock.advance(3600)
+    running = only(queue.claim("w"))
+    assert queue.set_resume(running, TOKEN)
+    queue.put("f", "big.bin", "download", "v3")  # new work while the worker still uploads v2
+    assert row(queue, "big.bin").resume is None
+    assert not queue.set_resume(running, "token of v2")  # not the row's work any more
+    assert queue.fail(running, "reset")
+    requeued = row(queue, "big.bin")
+    assert (requeued.kind, requeued.payload, requeued.resume) == ("download", "v3", None)
+
+
+def test_done_drops_the_token_even_when_the_row_stays_for_newer_work(queue: Queue) -> None:
+    queue.put("f", "big.bin", "upload", "v1")
+    job = only(queue.claim("w"))
+    queue.set_resume(job, TOKEN)
+    queue.put("f", "big.bin", "upload", "v1")  # the same work asked again mid-flight: dirty
+    assert queue.done(job)
+    requeued = row(queue, "big.bin")
+    assert (requeued.state, requeued.resume) == (JobState.PENDING, None)  # that upload is finished
+    assert queue.done(only(queue.claim("w")))
+    assert queue.get("f", "big.bin") is None
+
+
+SET_TOKEN_AND_HANG = """
+import sys
+from pathlib import Path
+from syncd.queue import Queue
+from syncd.state import open_state
+queue = Queue(open_state(Path(sys.argv[1])))
+queue.put("f", "big.bin", "upload", "v1")
+[job] = queue.claim("doomed", lease=3600)
+queue.set_resume(job, sys.argv[2])
+print("recorded", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_token_survives_a_killed_process_and_comes_back_after_resume(state_dir: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", SET_TOKEN_AND_HANG, str(state_dir), TOKEN],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "recorded"
+    finally:
+        child.send_signal(signal.SIGKILL)  # right after the token was recorded, mid-job
+        child.wait(timeout=10)
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
+
+    with open_state(state_dir) as state:
+        queue = Queue(state)
+        assert queue.resume() == 1
+        job = only(queue.claim("w"))
+        assert (job.payload, job.resume, job.claims) == ("v1", TOKEN, 2)
+
+
 # -- reading -----------------------------------------------------------------------------
 
 
@@ -505,6 +611,7 @@ class CoalescingMachine(RuleBasedStateMachine):
         self.lease: dict[str, tuple[int, int]] = {}
         self.put_since_claim: dict[str, bool] = {}
         self.held: list[Job] = []
+        self.tokens: dict[str, str | None] = {}  # the resume token each row should carry
 
     def teardown(self) -> None:
         self.state.close()
@@ -518,6 +625,8 @@ class CoalescingMachine(RuleBasedStateMachine):
     def put(self, name: str, kind: str, payload: str) -> None:
         job = self.queue.put("f", name, kind, payload)
         assert (job.kind, job.payload) == (kind, payload)
+        if self.latest.get(name) != (kind, payload):
+            self.tokens[name] = None
         self.latest[name] = (kind, payload)
         self.finished.discard(name)
         self.put_since_claim[name] = True
@@ -526,6 +635,7 @@ class CoalescingMachine(RuleBasedStateMachine):
     def claim(self, limit: int, lease: float) -> None:
         for job in self.queue.claim("w", lease=lease, limit=limit):
             assert (job.kind, job.payload) == self.latest[job.name]  # always the latest work
+            assert job.resume == self.tokens.get(job.name)  # and what it needs to resume
             self.lease[job.name] = (job.id, job.claims)
             self.put_since_claim[job.name] = False
             self.held.append(job)
@@ -540,6 +650,8 @@ class CoalescingMachine(RuleBasedStateMachine):
         assert ok == holds
         if ok:
             del self.lease[job.name]
+            if outcome == "done":
+                self.tokens[job.name] = None
             if outcome == "done" and not self.put_since_claim[job.name]:
                 self.finished.add(job.name)
 
@@ -547,6 +659,22 @@ class CoalescingMachine(RuleBasedStateMachine):
     @rule(index=st.integers(0, 10), outcome=st.sampled_from(["done", "done", "transient", "permanent"]))
     def finish(self, index: int, outcome: str) -> None:
         self._finish(index, outcome)
+
+    @precondition(lambda self: bool(self.held))
+    @rule(index=st.integers(0, 10), token=st.sampled_from(["t1", "t2", None]))
+    def set_resume(self, index: int, token: str | None) -> None:
+        job = self.held[index % len(self.held)]
+        holds = self.lease.get(job.name) == (job.id, job.claims)
+        expected = holds and (job.kind, job.payload) == self.latest[job.name]
+        assert self.queue.set_resume(job, token) == expected
+        if expected:
+            self.tokens[job.name] = token
+
+    @rule()
+    def restart(self) -> None:
+        self.queue.resume()  # as a new process does at start: every lease is gone
+        self.lease.clear()
+        self.held.clear()
 
     @rule(seconds=st.sampled_from([0.5, 6.0, 100.0]))
     def tick(self, seconds: float) -> None:
@@ -566,6 +694,7 @@ class CoalescingMachine(RuleBasedStateMachine):
                 assert job is None
                 continue
             assert job is not None and (job.kind, job.payload) == (kind, payload)
+            assert job.resume == self.tokens.get(name)
             assert (job.state is JobState.RUNNING) == (name in self.lease)
             assert job.dirty == (job.state is JobState.RUNNING and self.put_since_claim[name])
 
