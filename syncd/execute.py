@@ -272,6 +272,8 @@ class Executor:
             return self._race(action, attempts)
         if kind is ActionKind.RECORD:
             self._drop_superseded(action)
+            if self._redelivered(action):
+                return Done(unchanged=True)
             self._write(action.name, to_row(action.recorded()))
             return Done(unchanged=True)
         if kind is ActionKind.FORGET:
@@ -285,6 +287,20 @@ class Executor:
         if action.base is not None and action.base.local_name:
             spellings.add(action.base.local_name)
         return any(self.fs.current(spelling) is not None for spelling in spellings)
+
+    def _redelivered(self, action: Action) -> bool:
+        """A drop whose bytes the remote already holds (identical bytes are one file): nothing to
+        send, but it is a delivery like any other, so `after_upload` takes it out of the outbox
+        once it has settled. True when that was done."""
+        local, remote = action.local, action.remote
+        dropin = self.folder.mode == "upload" and self.folder.after_upload.action != "keep"
+        if not dropin or local is None or remote is None:
+            return False
+        local = self._current_local(local.on_disk, local)
+        if local.sha256 != remote.hashcode.lower():
+            raise LocalChanged(action.name)
+        self._after_upload(action.name, local, remote, None)
+        return True
 
     def _drop_superseded(self, action: Action) -> None:
         """Finish an update sequence cut short: our new version is up, the old one still is.
@@ -361,7 +377,7 @@ class Executor:
         self._after_upload(action.name, local, remote, floor)
         return Done(local.size)
 
-    def _after_upload(self, name: str, local: LocalFile, remote: RemoteFile, floor: Floor) -> None:
+    def _after_upload(self, name: str, local: LocalFile, remote: RemoteFile, floor: Floor | None) -> None:
         """Upload mode's `after_upload`: keep, delete or move aside; never a deletion."""
         after = self.folder.after_upload
         spelling = local.on_disk

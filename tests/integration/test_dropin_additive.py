@@ -75,3 +75,24 @@ def test_with_keep_changing_the_file_is_an_edit_that_replaces_it(box: Sync) -> N
     assert box.local() == {"report.pdf": SECOND}
     assert box.remote() == {"report.pdf": SECOND}  # one copy: the edit replaced the old version
     box.assert_converged(unchanged=1)
+
+
+@pytest.mark.parametrize("after_upload", ["delete", "move:sent"])
+def test_dropping_the_same_bytes_again_is_done_without_a_second_copy(box: Sync, after_upload: str) -> None:
+    """The remote already holds that delivery (identical bytes are one file): nothing is sent
+    again, and the drop is still taken out of the outbox as any delivery is."""
+    box.configure(mode="upload", after_upload=after_upload, delete=True)
+    box.write("report.pdf", FIRST)
+    box.sync()
+    ids = box.remote_ids()
+
+    box.write("report.pdf", FIRST)
+    report = box.sync()
+
+    assert report["failed"] == 0 and report["deleted_remote"] == 0
+    assert "report.pdf" not in box.local()  # not left lying in the outbox
+    assert box.remote_ids() == ids  # one copy, the first
+    if after_upload != "delete":
+        assert set_aside(box, after_upload) == [FIRST, FIRST]
+    third = box.sync()
+    assert third["actions"] == [] and box.remote_ids() == ids
