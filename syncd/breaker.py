@@ -5,7 +5,8 @@ back end behind a healthy front). Retried item by item, each item would run its 
 schedule, in-process and then in the queue, and a `reconcile` of a few thousand files would
 never end. The breaker sees the run of failures and stops sending the remote work for a while::
 
-    closed ──`threshold` transfer failures in a row──> open, for a cool-down
+    closed ──`threshold` transfer failures in a row, ──> open, for a cool-down
+      │       of `spread` different files or more
       ^                                                  │ cool-down over
       │ a transfer succeeds                              v
       └──────────────────────────────────────────── half-open: one probe job
@@ -14,7 +15,9 @@ never end. The breaker sees the run of failures and stops sending the remote wor
                                             open again, the cool-down doubled (capped)
 
 What counts is the outcome of a transfer call (`upload`, `download`, `delete`, a multipart
-resume) after that call's own in-process retries: `GuardedRemote` reports it. Listings do not
+resume) after that call's own in-process retries: `GuardedRemote` reports it. The run must
+span several files: one file the remote keeps refusing (a poison item) is that item's trouble,
+retried with its own backoff, and must not hold back the remote's other work. Listings do not
 count (a remote that lists is the very case this is for); neither do item errors (4xx: the
 remote answered), authentication errors (the engine pauses the remote for those), local trouble
 or a file that is not settled yet.
@@ -43,8 +46,10 @@ log = structlog.get_logger("syncd.breaker")
 
 T = TypeVar("T")
 
-#: Transfer failures in a row, with no success between them, that open the breaker.
+#: Transfer failures in a row, with no success between them, that open the breaker...
 THRESHOLD = 5
+#: ...when they concern at least this many different files.
+SPREAD = 3
 #: The first cool-down (s); each failed probe doubles it, up to MAX_COOL_DOWN.
 COOL_DOWN = 30.0
 MAX_COOL_DOWN = 900.0
@@ -62,6 +67,7 @@ class Breaker:
         remote: str,
         *,
         threshold: int = THRESHOLD,
+        spread: int = SPREAD,
         cool_down: float = COOL_DOWN,
         max_cool_down: float = MAX_COOL_DOWN,
         clock: Callable[[], float] = time.time,
@@ -71,6 +77,7 @@ class Breaker:
             raise ValueError("threshold must be at least 1 and cool_down positive")
         self.remote = remote
         self.threshold = threshold
+        self.spread = max(1, min(spread, threshold))
         self.cool_down = cool_down
         self.max_cool_down = max(max_cool_down, cool_down)
         self.clock = clock
@@ -79,6 +86,7 @@ class Breaker:
         self.tripped = threading.Event()
         self._lock = threading.Lock()
         self._failures = 0  # transfer failures in a row (probes included)
+        self._subjects: set[str] = set()  # the files they concern (up to `spread` of them)
         self._last_error: str | None = None
         self._until: float | None = None  # open (or half-open) until then; None: closed
         self._next_cool_down = cool_down
@@ -138,6 +146,7 @@ class Breaker:
         """A transfer call succeeded: the run of failures is over, an open breaker closes."""
         with self._lock:
             self._failures = 0
+            self._subjects.clear()
             if self._until is None:
                 return
             self._until, self._probe, self._next_cool_down = None, None, self.cool_down
@@ -145,19 +154,21 @@ class Breaker:
         log.info("remote recovered", remote=self.remote)
         self._changed()
 
-    def failure(self, error: str) -> None:
-        """A transfer call failed after its in-process retries (a transient failure)."""
+    def failure(self, error: str, subject: str = "") -> None:
+        """A transfer call failed after its in-process retries (a transient failure);
+        `subject` names what it moved (the file), to tell a failing remote from a poison item."""
         with self._lock:
-            if self._until is not None:
-                if self._probe != threading.get_ident():
-                    return  # started before the breaker opened, or cut short by it: no news
-                self._probe = None  # the probe failed: open again, for longer
-            elif self._failures + 1 < self.threshold:
-                self._failures += 1
-                self._last_error = error
-                return
+            if self._until is not None and self._probe != threading.get_ident():
+                return  # started before the breaker opened, or cut short by it: no news
             self._failures += 1
             self._last_error = error
+            if self._until is not None:
+                self._probe = None  # the probe failed: open again, for longer
+            else:
+                if len(self._subjects) < self.spread:
+                    self._subjects.add(subject)
+                if self._failures < self.threshold or len(self._subjects) < self.spread:
+                    return
             cool_down = self._next_cool_down
             self._until = self.clock() + cool_down
             self._next_cool_down = min(self.max_cool_down, cool_down * 2)
@@ -221,11 +232,11 @@ class GuardedRemote:
         self.remote = remote
         self.breaker = breaker
 
-    def _counted(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _counted(self, subject: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             result = call(*args, **kwargs)
         except TransientError as exc:
-            self.breaker.failure(str(exc))
+            self.breaker.failure(str(exc), subject)
             raise
         self.breaker.success()
         return result
@@ -242,20 +253,21 @@ class GuardedRemote:
         size: int,
         sha256: str | None = None,
         progress: Progress | None = None,
+        **more: Any,  # whatever else the client's upload takes, passed on
     ) -> int:
         return self._counted(
-            self.remote.upload, path, chat_id=chat_id, filename=filename, size=size, sha256=sha256,
-            progress=progress,
+            f"upload {chat_id}/{filename}", self.remote.upload, path, chat_id=chat_id, filename=filename,
+            size=size, sha256=sha256, progress=progress, **more,
         )
 
-    def download(self, file_id: int, out: BinaryIO, *, progress: Progress | None = None) -> int:
-        return self._counted(self.remote.download, file_id, out, progress=progress)
+    def download(self, file_id: int, out: BinaryIO, *, progress: Progress | None = None, **more: Any) -> int:
+        return self._counted(f"download {file_id}", self.remote.download, file_id, out, progress=progress, **more)
 
     def find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> RemoteFile | None:
         return self.remote.find_copy(chat_id, filename, size, sha256)
 
     def delete(self, file_id: int) -> None:
-        self._counted(self.remote.delete, file_id)
+        self._counted(f"delete {file_id}", self.remote.delete, file_id)
 
     def download_url(self, file_id: int, expires_in: int = 600) -> str:
         return self.remote.download_url(file_id, expires_in)
@@ -270,6 +282,6 @@ class GuardedRemote:
             return attr
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            return self._counted(attr, *args, **kwargs)
+            return self._counted(f"{name} {args[:1]}", attr, *args, **kwargs)
 
         return counted

@@ -437,7 +437,11 @@ class Engine:
         except BaseException as exc:  # noqa: BLE001 - reported to the supervising `work`, which replaces us
             error = exc
         finally:
-            exits.put((owner, error))
+            try:
+                for breaker in self.breakers:  # a probe this thread held must not die with it
+                    breaker.release()
+            finally:
+                exits.put((owner, error))
 
     def _buried(self, owner: str, error: BaseException) -> None:
         """A worker thread died: say so, and put the row it held back to pending now."""

@@ -44,14 +44,20 @@ def in_thread(func: Any) -> Any:
     return out[0]
 
 
+def trip(breaker: Breaker) -> None:
+    """Fail `threshold` transfers of different files in a row."""
+    for i in range(breaker.threshold):
+        breaker.failure("500", f"file {i}")
+
+
 def test_a_run_of_failures_opens_it_a_success_between_resets_the_run(breaker: Breaker, clock: FakeClock) -> None:
-    for _ in range(2):
-        breaker.failure("500")
+    for i in range(2):
+        breaker.failure("500", f"a{i}")
     breaker.success()
-    for _ in range(2):
-        breaker.failure("500")
+    for i in range(2):
+        breaker.failure("500", f"b{i}")
     assert breaker.until is None and breaker.admits() and not breaker.tripped.is_set()
-    breaker.failure("HTTP 500 from /uploadSimpleFile")
+    breaker.failure("HTTP 500 from /uploadSimpleFile", "b2")
     assert breaker.until == T0 + 30
     assert breaker.tripped.is_set()
     assert not breaker.admits()
@@ -62,8 +68,7 @@ def test_a_run_of_failures_opens_it_a_success_between_resets_the_run(breaker: Br
 
 
 def test_after_the_cool_down_one_worker_probes_and_its_success_closes_it(breaker: Breaker, clock: FakeClock) -> None:
-    for _ in range(3):
-        breaker.failure("500")
+    trip(breaker)
     clock.now = T0 + 29.9
     assert not breaker.admits()
     clock.now = T0 + 30
@@ -77,8 +82,7 @@ def test_after_the_cool_down_one_worker_probes_and_its_success_closes_it(breaker
 
 
 def test_a_failed_probe_opens_it_again_for_twice_as_long_up_to_the_cap(breaker: Breaker, clock: FakeClock) -> None:
-    for _ in range(3):
-        breaker.failure("500")
+    trip(breaker)
     for cool_down in (60, 100, 100):
         clock.now = breaker.until or 0
         assert breaker.admits()
@@ -88,14 +92,12 @@ def test_a_failed_probe_opens_it_again_for_twice_as_long_up_to_the_cap(breaker: 
     clock.now = breaker.until or 0
     assert breaker.admits()
     breaker.success()
-    for _ in range(3):  # closed again: the next run starts over at the first cool-down
-        breaker.failure("500")
+    trip(breaker)  # closed again: the next run starts over at the first cool-down
     assert breaker.until == clock.now + 30
 
 
 def test_failures_of_calls_other_than_the_probe_say_nothing_new(breaker: Breaker, clock: FakeClock) -> None:
-    for _ in range(3):
-        breaker.failure("500")
+    trip(breaker)
     until = breaker.until
     in_thread(lambda: breaker.failure("cut short by the breaker"))
     assert breaker.until == until
@@ -108,8 +110,7 @@ def test_failures_of_calls_other_than_the_probe_say_nothing_new(breaker: Breaker
 
 
 def test_a_probe_that_made_no_transfer_hands_it_back(breaker: Breaker, clock: FakeClock) -> None:
-    for _ in range(3):
-        breaker.failure("500")
+    trip(breaker)
     clock.now = T0 + 30
     assert breaker.admits()
     in_thread(breaker.release)  # not that thread's probe: nothing happens
@@ -120,8 +121,7 @@ def test_a_probe_that_made_no_transfer_hands_it_back(breaker: Breaker, clock: Fa
 
 
 def test_a_success_of_any_call_closes_an_open_breaker(breaker: Breaker) -> None:
-    for _ in range(3):
-        breaker.failure("500")
+    trip(breaker)
     in_thread(breaker.success)  # a long transfer that started before it opened, and got through
     assert breaker.until is None and not breaker.tripped.is_set()
 
@@ -134,11 +134,19 @@ def test_listeners_hear_of_opening_and_closing(clock: FakeClock) -> None:
     assert breakers.get("a") is early
     late = breakers.get("b")
     for breaker in (early, late):
-        breaker.failure("x")
-        breaker.failure("x")
+        trip(breaker)
         breaker.success()
     assert heard == [T0 + 30, None, T0 + 30, None]
     assert {b.remote for b in breakers} == {"a", "b"}
+
+
+def test_one_file_failing_again_and_again_does_not_open_it(breaker: Breaker) -> None:
+    for _ in range(10):
+        breaker.failure("500 for this one file", "poison.bin")
+    breaker.failure("500", "other.bin")
+    assert breaker.until is None  # a poison item, not a failing remote
+    breaker.failure("500", "third.bin")
+    assert breaker.until is not None  # three different files failing, nothing in between: the remote
 
 
 def test_a_failing_listener_does_not_fail_the_call(breaker: Breaker) -> None:
@@ -146,8 +154,7 @@ def test_a_failing_listener_does_not_fail_the_call(breaker: Breaker) -> None:
         raise RuntimeError("listener")
 
     breaker.on_change = boom
-    for _ in range(3):
-        breaker.failure("500")
+    trip(breaker)
     assert breaker.until is not None
 
 
@@ -196,7 +203,7 @@ class Scripted:
 
 
 def test_a_guarded_remote_counts_transfers_only(tmp_path: Path) -> None:
-    breaker = Breaker("r", threshold=1)
+    breaker = Breaker("r", threshold=1, spread=1)
     remote = Scripted()
     guarded = GuardedRemote(remote, breaker)
     remote.error = TransientError("listing 503")
@@ -221,3 +228,17 @@ def test_a_guarded_remote_counts_transfers_only(tmp_path: Path) -> None:
     assert guarded.upload(tmp_path / "a", chat_id="c", filename="a", size=1) == 7
     assert guarded.download_url(1) == "u"
     assert remote.calls[-3:] == ["delete", "upload", "download_url"]
+
+
+def test_a_guarded_remote_names_the_file_each_failure_concerns(tmp_path: Path) -> None:
+    breaker = Breaker("r", threshold=3, spread=2)
+    remote = Scripted()
+    remote.error = TransientError("500")
+    guarded = GuardedRemote(remote, breaker)
+    for _ in range(3):
+        with pytest.raises(TransientError):
+            guarded.upload(tmp_path / "a", chat_id="c", filename="a", size=1)
+    assert breaker.until is None
+    with pytest.raises(TransientError):
+        guarded.delete(9)
+    assert breaker.until is not None
