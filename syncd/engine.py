@@ -51,6 +51,9 @@ LEASE = 300.0
 RENEW_EVERY = 60.0
 #: The longest an idle lingering worker sleeps before looking at the queue again.
 IDLE_WAIT = 30.0
+#: The longest a worker waits in place for a claimed file to settle; a file further from its
+#: settle deadline goes back to the queue, due at that deadline (a long `settle`).
+SETTLE_IN_PLACE = 5.0
 #: A dead worker thread is replaced after this long, doubled for each further death (capped
 #: at IDLE_WAIT), so a fault that kills every worker at once does not spin.
 RESTART_DELAY = 0.1
@@ -616,12 +619,13 @@ class Engine:
 
         The file's settle deadline is known (its last change + `settle`), so the worker sleeps
         until then and looks once more, instead of putting the row back and polling for it. Only
-        a file that changed again meanwhile (a slow writer) goes back to the queue."""
+        a file that changed again meanwhile (a slow writer), or one whose deadline is more than
+        SETTLE_IN_PLACE away, goes back to the queue (due at its deadline: `_failed`)."""
         try:
             return executor.run(action, attempts=attempts)
         except NotSettled as exc:
             wait = min(exc.retry_after if exc.retry_after is not None else executor.settle, executor.settle)
-            if stop.wait(max(0.0, wait)):
+            if wait > SETTLE_IN_PLACE or stop.wait(max(0.0, wait)):
                 raise
         return executor.run(action, attempts=attempts)
 

@@ -247,3 +247,26 @@ def test_a_file_that_changes_again_while_waited_for_goes_back_to_the_queue_and_i
     out = io.BytesIO()
     remote.download(uploaded.id, out)
     assert out.getvalue() == b"the final version\n"
+
+
+def test_a_file_far_from_its_settle_deadline_is_put_back_due_at_that_deadline(
+    tmp_path: Path, server_url: str, remote: BddRemote
+) -> None:
+    config = folders_config(tmp_path, server_url, ["f"], settle=60.0)
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "new.txt").write_text("just written\n")
+    deadline = (folder / "new.txt").stat().st_ctime + 60.0
+    remotes = {"r": remote}
+    with open_app(config, remotes=remotes) as app:
+        engine = Engine(config, app.state, app.queue, remotes)
+        engine.pass_folder(config.folders[0])
+        stop = WriterDuringWait(folder / "unused")
+        engine.drain(["f"], 1, stop)
+        assert stop.writes == 0  # no worker sat out a minute in place
+        [row] = app.queue.jobs("f")
+        assert row.state is JobState.PENDING
+        assert row.next_try == pytest.approx(deadline, abs=1.0)
+        assert "waiting for it to settle" in (row.last_error or "")
+        assert "will retry" in (engine.reports["f"].results["new.txt"].error or "")
+    assert remote.list_chat("chat-f") == []
