@@ -12,12 +12,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncd.breaker import Breakers
 from syncd.config import Config, RemoteConfig
 from syncd.engine import Engine
 from syncd.folderfs import FolderFS
 from syncd.queue import Queue
 from syncd.remote.base import Remote
 from syncd.remote.bdd import BddRemote
+from syncd.remote.retry import Abort
 from syncd.state import State, open_state
 
 
@@ -33,11 +35,14 @@ class App:
 
 class RemoteSet:
     """The clients of a config's remotes, kept across config reloads: a remote whose settings
-    did not change keeps its client, and the embedded file service is started once."""
+    did not change keeps its client, and the embedded file service is started once.
 
-    def __init__(self, state_dir: Path, stack: ExitStack) -> None:
+    With `breakers`, each client's retries stop early while its remote's breaker is open."""
+
+    def __init__(self, state_dir: Path, stack: ExitStack, breakers: Breakers | None = None) -> None:
         self._state_dir = state_dir
         self._stack = stack
+        self._breakers = breakers
         self._embedded_url: str | None = None
         self._clients: dict[RemoteConfig, Remote] = {}
 
@@ -50,7 +55,8 @@ class RemoteSet:
                 continue
             client = self._clients.get(rc)
             if client is None:
-                client = make_client(rc, self._embedded() if rc.kind == "embedded" else str(rc.url))
+                abort = self._breakers.get(name).tripped if self._breakers is not None else None
+                client = make_client(rc, self._embedded() if rc.kind == "embedded" else str(rc.url), abort=abort)
                 self._stack.callback(client.close)
                 self._clients[rc] = client
             remotes[name] = client
@@ -72,10 +78,11 @@ def build_remotes(config: Config, stack: ExitStack) -> dict[str, Remote]:
     return RemoteSet(config.daemon.state_dir, stack).build(config)
 
 
-def make_client(rc: RemoteConfig, url: str) -> BddRemote:
+def make_client(rc: RemoteConfig, url: str, *, abort: Abort | None = None) -> BddRemote:
+    """The client of one remote; `abort` (its breaker's `tripped`) cuts its retry loops short."""
     return BddRemote(
         url, rc.user_id, api_key=rc.api_key(), timeout=rc.timeout, requests_per_minute=rc.requests_per_minute,
-        max_connections=16,
+        max_connections=16, abort=abort,
     )
 
 
@@ -106,12 +113,13 @@ def open_app(
         stack.callback(state.close)
         queue = Queue(state, clock=clock)
         queue.resume()  # leases of a process that died go back to pending
+        breakers = Breakers(clock=clock)  # one per remote, shared by its client and the engine
         remote_set = None
         if remotes is None:
-            remote_set = RemoteSet(config.daemon.state_dir, stack)
+            remote_set = RemoteSet(config.daemon.state_dir, stack, breakers)
             remotes = remote_set.build(config)
         live = dict(remotes)
         for folder in config.folders:
             FolderFS(folder.path).clean_tmp()  # partial downloads of a crashed run
-        engine = Engine(config, state, queue, live, clock=clock)
+        engine = Engine(config, state, queue, live, clock=clock, breakers=breakers)
         yield App(config, state, queue, live, engine, remote_set)

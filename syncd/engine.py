@@ -4,11 +4,18 @@
 enqueues; `Engine.drain` runs `workers` threads that claim jobs, run them
 through the folder's `Executor`, and settle each row: done, retried later
 with backoff, or failed with a reason. `reconcile` and the daemon share both.
+
+A worker never dies of a job: whatever one raises settles that job's row (failed, or kept
+for later) and the worker goes on; a worker thread that dies anyway is replaced by `work`,
+and the row it held is put back at once. Each remote has a circuit breaker
+(`syncd.breaker`): while it is open, no work of that remote's folders is claimed.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import queue as queue_module
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -20,9 +27,10 @@ from functools import partial
 import structlog
 
 from syncd import jobcodec
+from syncd.breaker import Breaker, Breakers, GuardedRemote
 from syncd.config import Config, FolderConfig
 from syncd.errors import FatalError, ItemError, TransientError
-from syncd.execute import Executor, NotSettled, to_base
+from syncd.execute import Done, Executor, NotSettled, to_base
 from syncd.folderfs import FolderFS, FolderUnavailable, LocalChanged
 from syncd.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan
 from syncd.names import normalize
@@ -45,6 +53,20 @@ LEASE = 300.0
 RENEW_EVERY = 60.0
 #: The longest an idle lingering worker sleeps before looking at the queue again.
 IDLE_WAIT = 30.0
+#: The longest a worker waits in place for a claimed file to settle; a file further from its
+#: settle deadline goes back to the queue, due at that deadline (a long `settle`).
+SETTLE_IN_PLACE = 5.0
+#: A dead worker thread is replaced after this long, doubled for each further death (capped
+#: at IDLE_WAIT), so a fault that kills every worker at once does not spin.
+RESTART_DELAY = 0.1
+#: A one-shot drain gives up (raises) after this many worker deaths; the daemon never does.
+MAX_DEATHS = 10
+#: How a row whose payload cannot be read is reported, by the row's kind (else as an upload).
+_REPORTED_KIND = {
+    "upload": "upload", "download": "download", "delete_local": "delete_local",
+    "delete_remote": "delete_remote", "conflict": "conflict", "compare": "conflict", "race": "conflict",
+    "fail": "download",
+}
 
 
 @dataclass
@@ -120,6 +142,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         lease: float = LEASE,
         renew_every: float = RENEW_EVERY,
+        breakers: Breakers | None = None,
     ) -> None:
         self.config = config
         self.lease = lease
@@ -128,10 +151,10 @@ class Engine:
         self.queue = queue
         self.remotes = remotes
         self.clock = clock
-        self.executors = {
-            f.name: Executor(f, remotes[f.remote], state, settle=config.daemon.settle, clock=clock)
-            for f in config.folders
-        }
+        # One per remote; `open_app` shares them with the clients, whose retries they cut short.
+        self.breakers = breakers if breakers is not None else Breakers(clock=clock)
+        self.breakers.listen(self._breaker_changed)
+        self.executors = self._executors(config, remotes)
         self.reports: dict[str, FolderReport] = {}
         self._lock = threading.Lock()
         self._work = threading.Condition()
@@ -139,15 +162,23 @@ class Engine:
         self._active = frozenset(self.executors)
         self._conflicts: dict[str, int] = {}
         self._owners: set[str] = set()
-        self._paused_remotes: set[str] = set()  # refused us (401/403): no work claimed for them
+        self._paused_remotes: dict[str, str] = {}  # refused us (401/403), why: no work claimed for them
+        self._generation = 0  # bumped by every `notify_work` (under `_work`): no wake-up is lost
+
+    def _executors(self, config: Config, remotes: Mapping[str, Remote]) -> dict[str, Executor]:
+        """An executor per folder, its remote's transfers reported to the remote's breaker."""
+        return {
+            f.name: Executor(
+                f, GuardedRemote(remotes[f.remote], self.breakers.get(f.remote)), self.state,
+                settle=config.daemon.settle, clock=self.clock,
+            )
+            for f in config.folders
+        }
 
     def reconfigure(self, config: Config, remotes: Mapping[str, Remote]) -> None:
         """Take a reloaded config: new executors for every folder. Running jobs finish with
         the executor they started with; lingering workers pick up the new folder set."""
-        executors = {
-            f.name: Executor(f, remotes[f.remote], self.state, settle=config.daemon.settle, clock=self.clock)
-            for f in config.folders
-        }
+        executors = self._executors(config, remotes)
         with self._lock:
             self.config, self.remotes, self.executors = config, remotes, executors
             self._active = frozenset(executors)
@@ -264,27 +295,76 @@ class Engine:
 
     def pause_remote(self, remote: str, reason: str | None) -> None:
         """Pause a remote that refused us (`reason`, shown in status; its folders' work waits,
-        unclaimed), or lift the pause (None) once it answers again."""
+        unclaimed), or lift the pause (None) once it answers again. (A remote that answers its
+        listings may still be failing its transfers: that pause is its breaker's, not lifted here.)"""
         with self._lock:
             was = remote in self._paused_remotes
             if reason is None:
-                self._paused_remotes.discard(remote)
+                self._paused_remotes.pop(remote, None)
             else:
-                self._paused_remotes.add(remote)
-        if reason is not None or was or self.state.remote_paused(remote) is not None:
-            self.state.set_remote_paused(remote, reason)
+                self._paused_remotes[remote] = reason
+        self._publish_pause(remote)
         if reason is None and was:  # work refused meanwhile waits out no backoff
-            for name, executor in list(self.executors.items()):
-                if executor.folder.remote == remote:
-                    self.queue.wake(name)
-            self.notify_work()
+            self._wake_remote(remote)
+
+    def _publish_pause(self, remote: str) -> None:
+        """Write why `remote` gets no work (refused us, or failing: its breaker) where status reads it."""
+        with self._lock:
+            refused = self._paused_remotes.get(remote)
+        reason = refused or self.breakers.get(remote).reason()
+        if reason != self.state.remote_paused(remote):
+            self.state.set_remote_paused(remote, reason)
+
+    def _wake_remote(self, remote: str) -> None:
+        """Make the work of `remote`'s folders due now and wake idle workers."""
+        for name, executor in list(self.executors.items()):
+            if executor.folder.remote == remote:
+                self.queue.wake(name)
+        self.notify_work()
+
+    def _breaker_changed(self, breaker: Breaker) -> None:
+        """A breaker opened (say so in status) or closed (that too, and the work waiting for
+        its remote is due now)."""
+        self._publish_pause(breaker.remote)
+        if breaker.until is None:
+            self._wake_remote(breaker.remote)
 
     def _claimable(self, folders: Collection[str]) -> list[str]:
+        """The configured folders among `folders` whose work the calling worker may claim now:
+        not those of a paused remote, nor of one whose breaker is open (unless this worker
+        takes its probe: `_release_probes` hands back what it then does not use)."""
         with self._lock:
-            if not self._paused_remotes:
-                return list(folders)
+            executors, paused = self.executors, set(self._paused_remotes)
+        admitted: dict[str, bool] = {}
+        claimable = []
+        for name in folders:
+            executor = executors.get(name)
+            if executor is None:
+                continue
+            remote = executor.folder.remote
+            if remote not in admitted:
+                admitted[remote] = remote not in paused and self.breakers.get(remote).admits()
+            if admitted[remote]:
+                claimable.append(name)
+        return claimable
+
+    def _release_probes(self, keep: Job | None = None) -> None:
+        """Hand back the breaker probes this worker took in `_claimable` and does not use
+        (all but the one of `keep`'s remote)."""
+        executor = self.executors.get(keep.folder) if keep is not None else None
+        kept = executor.folder.remote if executor is not None else None
+        for breaker in self.breakers:
+            if breaker.remote != kept:
+                breaker.release()
+
+    def _cool_downs_end(self, folders: Collection[str], now: float) -> float | None:
+        """The earliest moment after `now` an open breaker of `folders`' remotes lets a probe
+        through (a cool-down already over is not waited for: its folders are claimable)."""
+        with self._lock:
             executors = self.executors
-            return [f for f in folders if f in executors and executors[f].folder.remote not in self._paused_remotes]
+        remotes = {executors[f].folder.remote for f in folders if f in executors}
+        ends = [t for b in self.breakers if b.remote in remotes and (t := b.until) is not None and t > now]
+        return min(ends, default=None)
 
     # -- working --------------------------------------------------------------
 
@@ -297,24 +377,101 @@ class Engine:
     def work(self, folders: set[str] | None, workers: int, stop: threading.Event, *, linger: bool) -> None:
         """Run `workers` threads over the queue of `folders` until `stop`, or (unless `linger`)
         until no work is due within the horizon. Keeps the workers' leases alive meanwhile.
-        `folders` None means the configured folders, as `reconfigure` changes them."""
-        owners = [f"worker-{i}-{os.getpid()}-{id(self)}-{id(stop)}" for i in range(max(1, workers))]
-        with self._lock:
-            self._owners.update(owners)
-        threads = [
-            threading.Thread(target=self._worker, args=(owner, folders, stop, linger), name=owner, daemon=True)
-            for owner in owners
-        ]
-        for t in threads:
-            t.start()
+        `folders` None means the configured folders, as `reconfigure` changes them.
+
+        A worker thread that dies (a fault outside any one job: the state database, a bug in
+        the loop itself) is noticed here: the row it held goes back to pending at once and
+        another worker takes its place (after RESTART_DELAY, doubling while deaths go on)."""
+        exits: queue_module.SimpleQueue[tuple[str, BaseException | None]] = queue_module.SimpleQueue()
+        live: dict[str, threading.Thread] = {}
+        serial = itertools.count()
+
+        def start() -> None:
+            owner = f"worker-{next(serial)}-{os.getpid()}-{id(self)}-{id(stop)}"
+            with self._lock:
+                self._owners.add(owner)
+            thread = threading.Thread(
+                target=self._worker_thread, args=(owner, folders, stop, linger, exits), name=owner, daemon=True
+            )
+            live[owner] = thread
+            thread.start()
+
+        for _ in range(max(1, workers)):
+            start()
+        deaths, fatal = 0, None
+        restarts: list[float] = []  # monotonic times at which to start a replacement
+        next_renew = time.monotonic() + self.renew_every
         try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(self.renew_every)
-                    self.renew_leases()
+            while live or restarts:
+                wake = min([next_renew, *restarts])
+                if restarts:  # a pending restart must still see `stop` soon
+                    wake = min(wake, time.monotonic() + 1.0)
+                try:
+                    owner, error = exits.get(timeout=max(0.0, wake - time.monotonic()))
+                except queue_module.Empty:
+                    pass
+                else:
+                    live.pop(owner).join()
+                    with self._lock:
+                        self._owners.discard(owner)
+                    if error is not None:
+                        deaths += 1
+                        self._buried(owner, error)
+                        if not linger and deaths > MAX_DEATHS:
+                            fatal = error  # a one-shot run does not retry a broken machine forever
+                        elif not stop.is_set():
+                            delay = min(IDLE_WAIT, RESTART_DELAY * 2 ** min(deaths - 1, 16))
+                            restarts.append(time.monotonic() + delay)
+                now = time.monotonic()
+                if stop.is_set():
+                    restarts.clear()
+                for when in [t for t in restarts if t <= now]:
+                    restarts.remove(when)
+                    start()
+                if now >= next_renew:
+                    self._renew_quietly()
+                    next_renew = now + self.renew_every
         finally:
             with self._lock:
-                self._owners.difference_update(owners)
+                self._owners.difference_update(live)
+        if fatal is not None:
+            raise fatal
+
+    def _worker_thread(
+        self,
+        owner: str,
+        only: set[str] | None,
+        stop: threading.Event,
+        linger: bool,
+        exits: queue_module.SimpleQueue[tuple[str, BaseException | None]],
+    ) -> None:
+        """A worker's whole life; how it ended (None, or what killed it) goes to `exits`."""
+        error: BaseException | None = None
+        try:
+            self._worker(owner, only, stop, linger)
+        except BaseException as exc:  # noqa: BLE001 - reported to the supervising `work`, which replaces us
+            error = exc
+        finally:
+            try:
+                for breaker in self.breakers:  # a probe this thread held must not die with it
+                    breaker.release()
+            finally:
+                exits.put((owner, error))
+
+    def _buried(self, owner: str, error: BaseException) -> None:
+        """A worker thread died: say so, and put the row it held back to pending now."""
+        try:
+            released = self.queue.release_owned([owner])
+        except Exception as exc:  # noqa: BLE001 - then its lease runs out instead (no longer renewed)
+            log.error("could not release a dead worker's rows", worker=owner, error=str(exc))
+            released = 0
+        log.error("worker died; starting another", worker=owner, rows_released=released, exc_info=error)
+
+    def _renew_quietly(self) -> None:
+        try:
+            self.renew_leases()
+        except Exception as exc:  # noqa: BLE001 - tried again at the next renewal, long before leases end
+            log.warning("could not renew the workers' leases", error=str(exc))
 
     def renew_leases(self) -> int:
         """Extend the leases of the rows this engine's workers hold."""
@@ -323,26 +480,34 @@ class Engine:
         return self.queue.renew_owned(owners, lease=self.lease)
 
     def notify_work(self) -> None:
-        """Wake idle lingering workers: new work was queued."""
+        """Wake idle workers: new work was queued, or work became due sooner."""
         with self._work:
+            self._generation += 1
             self._work.notify_all()
 
     def _worker(self, owner: str, only: set[str] | None, stop: threading.Event, linger: bool) -> None:
         while not stop.is_set():
-            folders = self._claimable(self._active if only is None else only)
+            with self._work:
+                seen = self._generation
+            candidates = self._active if only is None else only
+            folders = self._claimable(candidates)
             jobs = self.queue.claim(owner, limit=1, lease=self.lease, folders=folders)
+            self._release_probes(jobs[0] if jobs else None)
             if jobs:
-                self._run(jobs[0])
+                self._run(jobs[0], stop)
                 continue
-            due = self.queue.next_due()
-            wait = IDLE_WAIT if due is None else min(IDLE_WAIT, max(0.01, due - self.clock()))
+            now = self.clock()
+            due = self.queue.next_due(folders)
             if not linger:
                 left = sum(self.queue.outstanding(f) for f in folders)
-                if left == 0 or due is None or due - self.clock() > WAIT_HORIZON:
+                if left == 0 or due is None or due - now > WAIT_HORIZON:
                     return
-                wait = min(wait, 0.2)
+            # Sleep until the next row is due or a breaker's cool-down ends (its probe), or until
+            # `notify_work`: new work, a row put back, a job that ended. Nothing is polled.
+            wake = min((t for t in (due, self._cool_downs_end(candidates, now)) if t is not None), default=None)
+            wait = IDLE_WAIT if wake is None else min(IDLE_WAIT, max(0.01, wake - now))
             with self._work:
-                if not stop.is_set():
+                if not stop.is_set() and self._generation == seen:
                     self._work.wait(wait)
 
     def stop_workers(self, stop: threading.Event) -> None:
@@ -358,8 +523,25 @@ class Engine:
                 return True
             return self._conflicts.get(folder, 0) > 0 and CONFLICT_MARK in name
 
-    def _run(self, job: Job) -> None:
-        action = jobcodec.loads(job.payload)
+    def _run(self, job: Job, stop: threading.Event) -> None:
+        """Run one claimed job and settle its row, whatever happens: a job never kills its worker.
+
+        A payload that cannot be read fails its row with the reason (the next pass plans the
+        name again); a folder that left the config between claim and run keeps its row, pending,
+        for when it returns; any other exception fails the row for a later retry."""
+        try:
+            action = jobcodec.loads(job.payload)
+        except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the row is unreadable
+            self._unreadable(job, exc)
+            return
+        with self._lock:
+            executor = self.executors.get(job.folder)
+        if executor is None:
+            self.queue.postpone(
+                job, f"{action.name}: folder {job.folder} is not in the config now; its work waits for it",
+                until=self.clock(),
+            )
+            return
         key = (job.folder, action.name)
         conflict = action.kind in (ActionKind.CONFLICT, ActionKind.COMPARE, ActionKind.RACE)
         with self._lock:
@@ -367,7 +549,9 @@ class Engine:
             if conflict:
                 self._conflicts[job.folder] = self._conflicts.get(job.folder, 0) + 1
         try:
-            self._run_job(job, action)
+            self._run_job(job, action, executor, stop)
+        except Exception as exc:  # noqa: BLE001 - settling the row failed: one more try, then the worker's
+            self._crashed(job, action, exc)
         finally:
             with self._lock:
                 self._busy[key] -= 1
@@ -375,16 +559,38 @@ class Engine:
                     del self._busy[key]
                 if conflict:
                     self._conflicts[job.folder] -= 1
+            self.breakers.get(executor.folder.remote).release()  # a probe that made no transfer
+            self.notify_work()  # its row may be due again, or the last one: idle workers look
 
-    def _run_job(self, job: Job, action: Action) -> None:
-        executor = self.executors[job.folder]
+    def _unreadable(self, job: Job, exc: Exception) -> None:
+        message = (
+            f"{job.name}: the queued work cannot be read ({type(exc).__name__}: {exc}); "
+            "the next pass plans this file again"
+        )
+        log.error("unreadable job", folder=job.folder, name=job.name, kind=job.kind, error=message)
+        self.queue.fail(job, message, permanent=True)
+        with self._lock:
+            report = self.reports.get(job.folder)
+            if report is not None:
+                reported = _REPORTED_KIND.get(job.kind, "upload")
+                report.results[job.name] = ActionResult(job.name, reported, "failed", message)
+
+    def _crashed(self, job: Job, action: Action, exc: Exception) -> None:
+        """Something failed outside the action itself (the state database, a bug): fail the row
+        for a later retry. If even that fails, the worker dies and `work` takes over."""
+        log.error("internal error", folder=job.folder, name=action.name, exc_info=exc)
+        message = f"{action.name}: internal error: {type(exc).__name__}: {exc}"
+        self.queue.fail(job, message)
+        self._result(job.folder, action, "failed", message)
+
+    def _run_job(self, job: Job, action: Action, executor: Executor, stop: threading.Event) -> None:
         started = time.monotonic()
         try:
             # A row claimed before (claims > 1) may have been cut short by a crash after its
             # upload reached the remote: that counts as an earlier attempt (SPEC, "No duplicates").
             resumable = executor.resumable(job.resume, partial(self.queue.set_resume, job))  # SPEC, "Resumable uploads"
             with executor.deferred_journal() as journal, resumable:
-                done = executor.run(action, attempts=max(job.attempts, job.claims - 1))
+                done = self._execute(executor, action, max(job.attempts, job.claims - 1), stop)
         except LocalChanged:
             if job.claims > MAX_REPLANS:
                 self._result(job.folder, action, "failed", f"{action.name}: kept changing while being synced")
@@ -420,6 +626,22 @@ class Engine:
             return
         self._result(job.folder, action, "done", None)
 
+    @staticmethod
+    def _execute(executor: Executor, action: Action, attempts: int, stop: threading.Event) -> Done:
+        """Run the action; a file not settled yet is waited for once, right here.
+
+        The file's settle deadline is known (its last change + `settle`), so the worker sleeps
+        until then and looks once more, instead of putting the row back and polling for it. Only
+        a file that changed again meanwhile (a slow writer), or one whose deadline is more than
+        SETTLE_IN_PLACE away, goes back to the queue (due at its deadline: `_failed`)."""
+        try:
+            return executor.run(action, attempts=attempts)
+        except NotSettled as exc:
+            wait = min(exc.retry_after if exc.retry_after is not None else executor.settle, executor.settle)
+            if wait > SETTLE_IN_PLACE or stop.wait(max(0.0, wait)):
+                raise
+        return executor.run(action, attempts=attempts)
+
     def _failed(self, job: Job, action: Action, executor: Executor, exc: Exception) -> None:
         """Record a failed attempt as its kind of failure asks (SPEC, "Retries")."""
         message = str(exc)
@@ -436,7 +658,13 @@ class Engine:
         elif isinstance(exc, ItemError):
             self.queue.fail(job, message, permanent=True)
         elif isinstance(exc, TransientError):
-            self.queue.fail(job, message, retry_after=exc.retry_after)
+            until = self.breakers.get(executor.folder.remote).until
+            if until is not None:
+                # Its remote is failing every transfer (the breaker is open): not this item's
+                # fault, so no attempt is counted; it waits for the remote's next probe.
+                self.queue.postpone(job, message, until=until)
+            else:
+                self.queue.fail(job, message, retry_after=exc.retry_after)
         elif isinstance(exc, OSError):
             message = f"{action.name}: {exc.strerror or exc}"
             self.queue.fail(job, message)
@@ -485,27 +713,34 @@ class Engine:
                 continue
             remote = self.executors[folder].folder.remote if folder in self.executors else None
             paused = self.state.remote_paused(remote) if remote is not None else None
+            breaker = self.breakers.get(remote) if remote is not None else None
+            failing = breaker.reason() if breaker is not None else None
             waiting = f"remote paused: {paused}" if paused else "not done yet"
             for job in self.queue.jobs(folder):
-                try:
-                    action = jobcodec.loads(job.payload)
-                except jobcodec.PayloadError as exc:
-                    report.results[job.name] = ActionResult(job.name, job.kind, "failed", str(exc))
-                    continue
+                error = job.last_error or waiting
+                if breaker is not None and failing and job.state is JobState.PENDING:  # held back with its remote
+                    error = f"{job.last_error}; {breaker.reason(last_error=False)}" if job.last_error else failing
                 result = report.results.get(job.name)
                 if result is not None and result.status in ("planned", "failed"):
-                    error = job.last_error or waiting
                     if job.state is JobState.PENDING:
                         error += " (will retry)"
                     report.results[job.name] = ActionResult(result.name, result.action, "failed", error)
-                elif result is None and action.report_action:
-                    report.results[job.name] = ActionResult(
-                        action.spelled, action.report_action, "failed", job.last_error or waiting
-                    )
+                elif result is None and (reported := _reported(job)):
+                    report.results[job.name] = ActionResult(reported[0], reported[1], "failed", error)
             self.state.set_last_pass(
                 folder, _now_iso(self.clock()),
                 report.blocked or next((r.error for r in report.results.values() if r.status == "failed"), None),
             )
+
+
+def _reported(job: Job) -> tuple[str, str] | None:
+    """(name as spelled on disk, `action`) a queued row shows as in `reconcile --json` (None: not
+    reported)."""
+    try:
+        action = jobcodec.loads(job.payload)
+    except Exception:  # noqa: BLE001 - unreadable: `_unreadable` reported it as failed already
+        return job.name, _REPORTED_KIND.get(job.kind, "upload")
+    return (action.spelled, action.report_action) if action.report_action else None
 
 
 def _now_iso(ts: float) -> str:

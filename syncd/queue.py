@@ -9,7 +9,8 @@ A row's life::
               ^  ^                │ │
               │  └─fail (retry),──┘ └──fail (permanent, or attempts
               │    done (dirty),           exhausted)──> failed
-              │    resume()                                 │
+              │    postpone(),                              │
+              │    resume(), release_owned()                │
               └────────────── retry() / put ────────────────┘
 
 A running row whose lease expired is due again: the next `claim` takes it
@@ -350,6 +351,26 @@ class Queue:
             )
         return True
 
+    def postpone(self, job: Job, error: str, *, until: float) -> bool:
+        """Put `job` back to pending, due at `until`, without counting an attempt: the failure
+        was not the item's (its remote is failing as a whole, its folder is away for now).
+
+        New work that arrived meanwhile (dirty) stays and starts with attempts 0, due at
+        `until` too. False (and nothing changed) when `job`'s lease is no longer the row's.
+        """
+        now = self.clock()
+        with self.state.transaction() as conn:
+            dirty = self._held_dirty(conn, job)
+            if dirty is None:
+                return False
+            conn.execute(
+                "UPDATE jobs SET state = 'pending', next_try = ?, dirty = 0, last_error = ?, "
+                "attempts = CASE WHEN dirty THEN 0 ELSE attempts END, "
+                "lease_owner = NULL, lease_until = NULL, updated = ? WHERE id = ?",
+                (until, error, now, job.id),
+            )
+        return True
+
     def backoff(self, failures: int) -> float:
         """Delay before the next try after `failures` earlier failures of the same work.
 
@@ -384,6 +405,22 @@ class Queue:
                 "UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_until = NULL, dirty = 0, "
                 "next_try = min(next_try, ?), updated = ? WHERE state = 'running'",
                 (now, now),
+            )
+            return cursor.rowcount
+
+    def release_owned(self, owners: Collection[str]) -> int:
+        """Put every running row held by `owners` back to pending, due now (attempts kept); how
+        many. For workers known to be gone (a worker thread that died): their rows need not wait
+        for their leases to run out."""
+        if not owners:
+            return 0
+        now = self.clock()
+        marks = ", ".join("?" * len(owners))
+        with self.state.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_until = NULL, dirty = 0, "
+                f"next_try = min(next_try, ?), updated = ? WHERE state = 'running' AND lease_owner IN ({marks})",
+                (now, now, *owners),
             )
             return cursor.rowcount
 
@@ -470,13 +507,17 @@ class Queue:
             )[0][0]
         )
 
-    def next_due(self) -> float | None:
-        """When `claim` could next return something: the earliest pending `next_try`
-        or running lease expiry; None when neither exists (wait for a `put`)."""
+    def next_due(self, folders: Collection[str] | None = None) -> float | None:
+        """When `claim` (of `folders` only, if given) could next return something: the earliest
+        pending `next_try` or running lease expiry; None when neither exists (wait for a `put`)."""
+        only, params = "", tuple(folders or ())
+        if folders is not None:
+            only = f" AND folder IN ({', '.join('?' * len(params))})"
         row = self.state.fetchall(
             "SELECT min(t) FROM ("
-            " SELECT min(next_try) AS t FROM jobs WHERE state = 'pending'"
-            " UNION ALL SELECT min(lease_until) FROM jobs WHERE state = 'running')"
+            f" SELECT min(next_try) AS t FROM jobs WHERE state = 'pending'{only}"
+            f" UNION ALL SELECT min(lease_until) FROM jobs WHERE state = 'running'{only})",
+            params * 2,
         )[0]
         return float(row[0]) if row[0] is not None else None
 

@@ -49,7 +49,7 @@ from syncd.remote.bdd_wire import (
 )
 from syncd.remote.fileslice import FileSlice
 from syncd.remote.ratelimit import RateLimiter
-from syncd.remote.retry import RetryPolicy
+from syncd.remote.retry import Abort, RetryPolicy
 
 T = TypeVar("T")
 
@@ -148,6 +148,7 @@ class BddRemote:
         retry_backoff: float = 1.0,
         max_wait: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        abort: Abort | None = None,
     ) -> None:
         if part_size <= 0 or page_size <= 0 or max_connections <= 0:
             raise ValueError("part_size, page_size and max_connections must be positive")
@@ -169,7 +170,8 @@ class BddRemote:
         self._user_id = user_id
         self._has_key = bool(api_key)
         self._limiter = RateLimiter(requests_per_minute)
-        self._retry = RetryPolicy(attempts=retry_attempts, backoff=retry_backoff, max_wait=max_wait)
+        # `abort`: the remote's circuit breaker; set, it cuts every retry loop short.
+        self._retry = RetryPolicy(attempts=retry_attempts, backoff=retry_backoff, max_wait=max_wait, abort=abort)
         self._multipart_threshold = multipart_threshold
         self._part_size = part_size
         self._page_size = page_size

@@ -4,6 +4,10 @@ Only `TransientError` is retried; `ItemError` and `FatalError` pass straight
 through. Waits are exponential with full jitter, but never shorter than the
 server's `Retry-After`, and never longer than `max_wait`. After the last
 attempt the final syncd error itself is raised (not a tenacity RetryError).
+
+`abort` (the remote's circuit breaker, `syncd.breaker`) cuts a retry loop short: once it
+is set, a loop sleeping between attempts wakes at once and raises its last error instead of
+trying again. The first attempt of a call is always made.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 import tenacity
@@ -21,6 +25,14 @@ from syncd.errors import TransientError
 T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
+
+
+class Abort(Protocol):
+    """Set while retrying is pointless (a `threading.Event` is one)."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class wait_retry_after(tenacity.wait.wait_base):  # noqa: N801 - named like tenacity's own waits
@@ -48,21 +60,62 @@ class RetryPolicy:
     backoff: float = 1.0  # first backoff window, seconds; doubles per attempt
     max_wait: float = 30.0  # no single wait is longer, whatever Retry-After says
     sleep: Callable[[float], None] = field(default=time.sleep)
+    abort: Abort | None = None  # set: stop retrying (the remote is failing everything)
 
     def run(self, attempt: Callable[[], T], *, what: str) -> T:
-        """Call `attempt` until it returns, fails for good, or the attempts run out."""
+        """Call `attempt` until it returns, fails for good, the attempts run out, or `abort` is set."""
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(max(1, self.attempts))
+        sleep, call = self.sleep, attempt
+        abort = self.abort
+        if abort is not None:
+            stop = tenacity.stop_any(stop, _stop_when(abort))
+            sleep = _sleep_unless(abort)
+            call = _unless_aborted(attempt, abort)
         # A fresh Retrying per call: its statistics are per call, and calls run on many threads.
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientError),
-            stop=tenacity.stop_after_attempt(max(1, self.attempts)),
+            stop=stop,
             wait=wait_retry_after(
                 tenacity.wait_random_exponential(multiplier=self.backoff, max=self.max_wait), self.max_wait
             ),
-            sleep=self.sleep,
+            sleep=sleep,
             before_sleep=_log_retry(what),
             reraise=True,
         )
-        return retrying(attempt)
+        return retrying(call)
+
+
+class _stop_when(tenacity.stop.stop_base):  # noqa: N801 - named like tenacity's own stops
+    def __init__(self, abort: Abort) -> None:
+        self.abort = abort
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.abort.is_set()
+
+
+def _sleep_unless(abort: Abort) -> Callable[[float], None]:
+    """A sleep that ends early when `abort` is set."""
+
+    def sleep(seconds: float) -> None:
+        abort.wait(seconds)
+
+    return sleep
+
+
+def _unless_aborted(attempt: Callable[[], T], abort: Abort) -> Callable[[], T]:
+    """`attempt`, except that a retry after `abort` was set raises the last error again."""
+    last: list[TransientError] = []
+
+    def guarded() -> T:
+        if last and abort.is_set():
+            raise last[-1]
+        try:
+            return attempt()
+        except TransientError as exc:
+            last[:] = [exc]
+            raise
+
+    return guarded
 
 
 def _log_retry(what: str) -> Callable[[tenacity.RetryCallState], None]:

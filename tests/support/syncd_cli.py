@@ -112,8 +112,11 @@ def write_config(
     return path
 
 
-def run_syncd(*args: str | Path, env: Mapping[str, str] | None = None, **popen: Any) -> Result:
-    """Run `python -m syncd ARGS` to completion; parse stdout as JSON when it is JSON.
+def run_syncd(
+    *args: str | Path, env: Mapping[str, str] | None = None, timeout: float = COMMAND_TIMEOUT, **popen: Any
+) -> Result:
+    """Run `python -m syncd ARGS` to completion (failing the test after `timeout` seconds); parse
+    stdout as JSON when it is JSON.
 
     `popen`: extra subprocess arguments (a `preexec_fn` that limits the child, ...)."""
     full_env = {**os.environ, **(env or {})}
@@ -122,7 +125,7 @@ def run_syncd(*args: str | Path, env: Mapping[str, str] | None = None, **popen: 
         [sys.executable, "-m", "syncd", *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=COMMAND_TIMEOUT,
+        timeout=timeout,
         env=full_env,
         check=False,
         **popen,

@@ -359,6 +359,70 @@ def test_fail_while_dirty_requeues_the_new_work(queue: Queue, clock: FakeClock) 
     assert (job.state, job.payload, job.attempts, job.next_try) == (JobState.PENDING, "v2", 0, clock.now)
 
 
+def test_postpone_puts_a_row_back_until_then_without_counting_an_attempt(queue: Queue, clock: FakeClock) -> None:
+    queue.put("f", "a", "upload", "v1")
+    queue.fail(only(queue.claim("w")), "timeout")
+    clock.now = row(queue, "a").next_try
+    assert queue.postpone(only(queue.claim("w")), "remote failing", until=clock.now + 30)
+    job = row(queue, "a")
+    assert (job.state, job.attempts, job.next_try, job.last_error) == (
+        JobState.PENDING, 1, clock.now + 30, "remote failing"
+    )
+    assert job.lease_owner is None
+    assert queue.claim("w") == []
+    assert queue.next_due() == clock.now + 30
+
+
+def test_postpone_while_dirty_keeps_the_new_work_and_starts_its_attempts_over(
+    queue: Queue, clock: FakeClock
+) -> None:
+    queue.put("f", "a", "upload", "v1")
+    queue.fail(only(queue.claim("w")), "timeout")
+    clock.now = row(queue, "a").next_try
+    claimed = only(queue.claim("w"))
+    queue.put("f", "a", "upload", "v2")
+    assert queue.postpone(claimed, "remote failing", until=clock.now + 30)
+    job = row(queue, "a")
+    assert (job.state, job.payload, job.attempts, job.dirty) == (JobState.PENDING, "v2", 0, False)
+
+
+def test_postpone_with_a_lost_lease_changes_nothing(queue: Queue, clock: FakeClock) -> None:
+    queue.put("f", "a", "upload", "v1")
+    stale = only(queue.claim("w", lease=10))
+    clock.advance(11)
+    only(queue.claim("w2"))
+    assert not queue.postpone(stale, "remote failing", until=clock.now + 30)
+    assert row(queue, "a").lease_owner == "w2"
+
+
+def test_release_owned_puts_a_dead_workers_rows_back_at_once(queue: Queue, clock: FakeClock) -> None:
+    for name in ("a", "b", "c"):
+        queue.put("f", name, "upload", "")
+    dead = queue.claim("dead", limit=2)
+    live = only(queue.claim("live"))
+    clock.advance(5)
+    assert queue.release_owned(["dead"]) == 2
+    assert queue.release_owned([]) == 0
+    for job in dead:
+        after = row(queue, job.name)
+        assert (after.state, after.lease_owner, after.attempts) == (JobState.PENDING, None, 0)
+        assert after.next_try <= clock.now
+    assert row(queue, live.name).state is JobState.RUNNING
+    assert {job.name for job in queue.claim("w", limit=5)} == {job.name for job in dead}
+
+
+def test_next_due_can_be_limited_to_some_folders(queue: Queue, clock: FakeClock) -> None:
+    queue.put("f", "a", "upload", "")
+    clock.advance(10)
+    queue.put("g", "b", "upload", "")
+    queue.fail(only(queue.claim("w", folders=["g"])), "timeout")
+    assert queue.next_due() == T0
+    assert queue.next_due(["f"]) == T0
+    assert queue.next_due(["g"]) == row(queue, "b", "g").next_try > clock.now
+    assert queue.next_due(["h"]) is None
+    assert queue.next_due([]) is None
+
+
 def test_retry_requeues_failed_jobs(queue: Queue, clock: FakeClock) -> None:
     for folder, name in (("f", "a"), ("f", "b"), ("g", "c")):
         queue.put(folder, name, "upload", "v1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -75,3 +76,49 @@ def test_backoff_window_grows() -> None:
     # Full jitter: attempt n waits uniformly in [0, 2**n); the window, not each wait, doubles.
     assert all(0 <= s <= 2 ** (n + 1) for n, s in enumerate(sleeps))
     assert max(sleeps[5:]) > 2  # nine draws that all stay in the first window are (nearly) impossible
+
+
+class SetOnWait:
+    """An abort flag that becomes set while the retry loop sleeps (the breaker opening meanwhile)."""
+
+    def __init__(self) -> None:
+        self.set_now = False
+        self.waits: list[float | None] = []
+
+    def is_set(self) -> bool:
+        return self.set_now
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        self.set_now = True
+        return True
+
+
+def test_abort_set_during_a_wait_ends_the_loop_with_the_last_error_and_no_further_attempt() -> None:
+    last = TransientError("500", status=500)
+    call, calls = failing([last] * 5)
+    abort = SetOnWait()
+    with pytest.raises(TransientError) as caught:
+        RetryPolicy(attempts=5, backoff=10, max_wait=30, abort=abort).run(call, what="x")
+    assert caught.value is last
+    assert len(calls) == 1  # woke from its one wait, and tried no more
+    assert len(abort.waits) == 1
+
+
+def test_abort_already_set_still_makes_the_first_attempt_but_no_retry() -> None:
+    abort = threading.Event()
+    abort.set()
+    call, calls = failing([TransientError("a")])
+    with pytest.raises(TransientError):
+        RetryPolicy(attempts=5, sleep=lambda s: pytest.fail("slept"), abort=abort).run(call, what="x")
+    assert len(calls) == 1
+    ok, ok_calls = failing([])
+    assert RetryPolicy(attempts=5, abort=abort).run(ok, what="x") == "done"  # a listing still works
+    assert len(ok_calls) == 1
+
+
+def test_abort_clear_changes_nothing() -> None:
+    call, calls = failing([TransientError("a"), TransientError("b")])
+    abort = threading.Event()
+    assert RetryPolicy(attempts=3, backoff=0.001, max_wait=0.01, abort=abort).run(call, what="x") == "done"
+    assert len(calls) == 3
