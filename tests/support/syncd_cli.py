@@ -113,10 +113,10 @@ def write_config(
 
 
 def run_syncd(
-    *args: str | Path, env: Mapping[str, str] | None = None, timeout: float = COMMAND_TIMEOUT, **popen: Any
+    *args: str | Path, env: Mapping[str, str] | None = None, timeout: float | None = None, **popen: Any
 ) -> Result:
-    """Run `python -m syncd ARGS` to completion (failing the test after `timeout` seconds); parse
-    stdout as JSON when it is JSON.
+    """Run `python -m syncd ARGS` to completion (failing the test after `timeout` seconds, by
+    default COMMAND_TIMEOUT as it is when called); parse stdout as JSON when it is JSON.
 
     `popen`: extra subprocess arguments (a `preexec_fn` that limits the child, ...)."""
     full_env = {**os.environ, **(env or {})}
@@ -125,7 +125,7 @@ def run_syncd(
         [sys.executable, "-m", "syncd", *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=COMMAND_TIMEOUT if timeout is None else timeout,
         env=full_env,
         check=False,
         **popen,
