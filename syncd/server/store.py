@@ -2,7 +2,8 @@
 
 Layout of a data dir::
 
-    meta.db          files, parts, directories (sqlite-utils, WAL)
+    meta.db          files, parts, directories, the highest file id ever handed out
+                     (sqlite-utils, WAL)
     blobs/<id>       the contents of every complete file
     parts/<id>       a multipart upload in progress: one sparse file, parts
                      written at their offsets as they arrive, in any order
@@ -30,7 +31,7 @@ import sqlite_utils
 
 from syncd.server.problems import ApiError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BIZ = ("chat", "knowledgeBase", "zero2x")
 
 
@@ -116,7 +117,17 @@ class Store:
                     pk=("user_id", "id"),
                     if_not_exists=True,
                 )
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                self._db.execute("PRAGMA user_version=1")
+        if version < 2:
+            # File ids are never reused: a signed link to a deleted file must never serve the
+            # next upload that would get its id. The highest id ever handed out is kept here.
+            with self._tx():
+                self._db.execute("CREATE TABLE IF NOT EXISTS id_high_water (name TEXT PRIMARY KEY, value INTEGER)")
+                self._db.execute(
+                    "INSERT OR IGNORE INTO id_high_water (name, value)"
+                    " SELECT 'files', coalesce(max(id), 0) FROM files"
+                )
+                self._db.execute("PRAGMA user_version=2")
         self._drop_orphans()
 
     def _drop_orphans(self) -> None:
@@ -235,17 +246,19 @@ class Store:
                     "INSERT OR IGNORE INTO directories (id, user_id, name, created_at) VALUES (?, ?, ?, ?)",
                     [directory_id, user_id, str(dir_name or f"directory {directory_id}"), now_iso()],
                 )
-            cursor = self._db.execute(
-                "INSERT INTO files (user_id, filename, size, hashcode, upload_at, status, biz,"
-                " biz_params, chat_id, directory_id, part_size) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (file_id,) = self._db.execute(
+                "UPDATE id_high_water SET value = max(value, (SELECT coalesce(max(id), 0) FROM files)) + 1"
+                " WHERE name = 'files' RETURNING value"
+            ).fetchone()
+            self._db.execute(
+                "INSERT INTO files (id, user_id, filename, size, hashcode, upload_at, status, biz,"
+                " biz_params, chat_id, directory_id, part_size) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
-                    user_id, filename, size, hashcode, now_iso(), status, biz,
+                    file_id, user_id, filename, size, hashcode, now_iso(), status, biz,
                     json.dumps(biz_params), chat_id, directory_id, part_size,
                 ],
             )
-            file_id = cursor.lastrowid
-        assert file_id is not None
-        return file_id
+        return int(file_id)
 
     def finish(self, file_id: int, *, hashcode: str) -> None:
         """Mark a file complete: its blob is in place."""
