@@ -2,7 +2,10 @@
 
 The signature covers the file id, its owner and the expiry, so a URL works for
 exactly one file, needs no headers, and stops working at `expires`. The key is
-generated once per data dir and kept there (mode 0600).
+generated once per data dir and kept there (mode 0600), written atomically
+(temp file, fsync, rename, fsync of the directory). A key file that is damaged
+(empty, cut short, not hex, under 32 bytes) is never used: a new key replaces
+it, which only invalidates links signed with the old one.
 """
 
 from __future__ import annotations
@@ -13,17 +16,49 @@ import os
 import secrets
 from pathlib import Path
 
+import structlog
+
+from syncd.durable import fsync_dir
+
+KEY_BYTES = 32
+
+log = structlog.get_logger(__name__)
+
 
 def load_or_create_key(path: Path) -> bytes:
-    """The signing key stored at `path`, created on first use."""
+    """The signing key stored at `path`, created on first use, replaced when damaged."""
     try:
-        return bytes.fromhex(path.read_text().strip())
+        text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
+        return _write_new_key(path)
+    except UnicodeDecodeError:  # other trouble reading it (permissions, I/O) is raised, not papered over
+        text = ""
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < KEY_BYTES:
+        log.warning("signing key damaged: a new one replaces it (links signed before stop working)",
+                    path=str(path))
+        return _write_new_key(path)
+    return key
+
+
+def _write_new_key(path: Path) -> bytes:
+    key = secrets.token_bytes(KEY_BYTES)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(key.hex())
-        return key
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return key
 
 
 def sign(key: bytes, file_id: int, user_id: str, expires: int) -> str:
