@@ -37,6 +37,9 @@ from syncd.state import JournalRow, State, write_journal
 
 log = structlog.get_logger("syncd.execute")
 
+#: How far past its listed size a download may run before it is cut off as not the listed file.
+DOWNLOAD_SLACK = 64 * 1024
+
 
 def to_row(entry: BaseEntry) -> JournalRow:
     floor = entry.remote_floor
@@ -405,7 +408,9 @@ class Executor:
         try:
             with os.fdopen(fd, "w+b") as out:
                 hashing = HashingWriter(out)
-                written = self.remote.download(remote.id, cast(BinaryIO, hashing))  # retries rewind it
+                # Retries rewind it; a body past the listed size (plus a little) is cut off there.
+                limit = remote.size + DOWNLOAD_SLACK
+                written = self.remote.download(remote.id, cast(BinaryIO, hashing), limit=limit)
                 out.flush()
                 os.fsync(out.fileno())
             if written != remote.size:

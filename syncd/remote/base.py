@@ -72,8 +72,11 @@ class Remote(Protocol):
         """
         ...
 
-    def download(self, file_id: int, out: BinaryIO, *, progress: Progress | None = None) -> int:
-        """Stream the file's bytes into `out`; return how many were written."""
+    def download(
+        self, file_id: int, out: BinaryIO, *, progress: Progress | None = None, limit: int | None = None
+    ) -> int:
+        """Stream the file's bytes into `out`; return how many were written. A body longer than
+        `limit` bytes is cut off there (a transient error: the file is not what was listed)."""
         ...
 
     def find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> RemoteFile | None:

@@ -500,11 +500,14 @@ class BddRemote:
 
     # -- downloads, deletes --------------------------------------------------------------------
 
-    def download(self, file_id: int, out: BinaryIO, *, progress: Progress | None = None) -> int:
+    def download(
+        self, file_id: int, out: BinaryIO, *, progress: Progress | None = None, limit: int | None = None
+    ) -> int:
         """Stream the file's bytes into `out`; return how many were written.
 
         A retry starts over at `out`'s initial position (truncating what the failed
-        attempt wrote); an `out` that cannot seek gets a single attempt.
+        attempt wrote); an `out` that cannot seek gets a single attempt. A body that runs past
+        `limit` bytes (an endless or wrong answer) is cut off there, never written in full.
         """
         call = self._call("download", f"file {file_id}", "/downloadFile")
         start = out.tell() if out.seekable() else None
@@ -526,6 +529,10 @@ class BddRemote:
                 expected = _content_length(response)
                 written = 0
                 for chunk in response.iter_bytes(_CHUNK):
+                    if limit is not None and written + len(chunk) > limit:
+                        raise TransientError(
+                            f"{call.describe()} failed: the answer is longer than the {limit} bytes expected"
+                        )
                     out.write(chunk)
                     written += len(chunk)
                     if progress is not None:
