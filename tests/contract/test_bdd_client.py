@@ -54,12 +54,6 @@ def remote(server_url: str) -> Iterator[BddRemote]:
         yield client
 
 
-@pytest.fixture
-def proxy(server_url: str) -> Iterator[FaultProxy]:
-    with FaultProxy(server_url) as running:
-        yield running
-
-
 def put(remote: BddRemote, path: Path, data: bytes, *, name: str | None = None, chat: str = CHAT) -> int:
     path.write_bytes(data)
     return remote.upload(path, chat_id=chat, filename=name or path.name, size=len(data), sha256=sha(data))

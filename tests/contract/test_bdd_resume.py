@@ -43,12 +43,6 @@ def _no_leaked_threads() -> Iterator[None]:
 
 
 @pytest.fixture
-def proxy(server_url: str) -> Iterator[FaultProxy]:
-    with FaultProxy(server_url) as running:
-        yield running
-
-
-@pytest.fixture
 def remote(proxy: FaultProxy) -> Iterator[BddRemote]:
     """Multipart above 512 KiB in 256 KiB parts; a few quick retries."""
     with BddRemote(

@@ -56,12 +56,6 @@ def _no_leaked_threads() -> Iterator[None]:
 
 
 @pytest.fixture
-def proxy(server_url: str) -> Iterator[FaultProxy]:
-    with FaultProxy(server_url) as running:
-        yield running
-
-
-@pytest.fixture
 def remote(proxy: FaultProxy) -> Iterator[BddRemote]:
     with make_remote(proxy.url) as client:
         yield client
