@@ -32,7 +32,7 @@ from syncd.config import Config, FolderConfig
 from syncd.errors import FatalError, ItemError, TransientError
 from syncd.execute import Done, Executor, NotSettled, to_base
 from syncd.folderfs import FolderFS, FolderUnavailable, LocalChanged
-from syncd.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan
+from syncd.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan, reported_kind
 from syncd.names import normalize
 from syncd.plan import plan
 from syncd.queue import Job, JobState, Queue
@@ -61,12 +61,6 @@ SETTLE_IN_PLACE = 5.0
 RESTART_DELAY = 0.1
 #: A one-shot drain gives up (raises) after this many worker deaths; the daemon never does.
 MAX_DEATHS = 10
-#: How a row whose payload cannot be read is reported, by the row's kind (else as an upload).
-_REPORTED_KIND = {
-    "upload": "upload", "download": "download", "delete_local": "delete_local",
-    "delete_remote": "delete_remote", "conflict": "conflict", "compare": "conflict", "race": "conflict",
-    "fail": "download",
-}
 
 
 @dataclass
@@ -572,8 +566,7 @@ class Engine:
         with self._lock:
             report = self.reports.get(job.folder)
             if report is not None:
-                reported = _REPORTED_KIND.get(job.kind, "upload")
-                report.results[job.name] = ActionResult(job.name, reported, "failed", message)
+                report.results[job.name] = ActionResult(job.name, reported_kind(job.kind), "failed", message)
 
     def _crashed(self, job: Job, action: Action, exc: Exception) -> None:
         """Something failed outside the action itself (the state database, a bug): fail the row
@@ -739,7 +732,7 @@ def _reported(job: Job) -> tuple[str, str] | None:
     try:
         action = jobcodec.loads(job.payload)
     except Exception:  # noqa: BLE001 - unreadable: `_unreadable` reported it as failed already
-        return job.name, _REPORTED_KIND.get(job.kind, "upload")
+        return job.name, reported_kind(job.kind)
     return (action.spelled, action.report_action) if action.report_action else None
 
 

@@ -268,6 +268,15 @@ _REPORTED: dict[ActionKind, ReportedAction | None] = {
 DELETIONS = frozenset({ActionKind.DELETE_LOCAL, ActionKind.DELETE_REMOTE})
 
 
+def reported_kind(kind: str) -> ReportedAction:
+    """How work of `kind` (a queue row's kind, even one whose payload cannot be read) shows in
+    `reconcile --json` when it fails: as its own action, else as an upload."""
+    try:
+        return _REPORTED[ActionKind(kind)] or "upload"
+    except ValueError:
+        return "upload"
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     """One thing to do for one name, with the state it was planned against.

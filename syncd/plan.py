@@ -34,8 +34,14 @@ remote `upload_at` and gives ties to the remote, whose loser (the local
 content) goes to the trash rather than being deleted. When equality cannot be
 proven (sizes equal, hashcode not a sha256) the action is COMPARE carrying
 the same winner. Actions that would write a file under an unsafe remote name
-(DOWNLOAD, CONFLICT, COMPARE) become FAIL with the reason; a path is never
-built from such a name.
+(DOWNLOAD, CONFLICT, COMPARE, RACE) become FAIL with the reason; a path is
+never built from such a name.
+
+A name's remote side is first read from all its `ok` versions (`remote_view`):
+versions with identical bytes are one file (the newest stays, the others are
+`duplicates` any action deletes afterwards); the newest survivor is current;
+survivors above the journal's floor other than the current one lost a race to
+it (two-way folders: RACE, before the table); the rest is history, left alone.
 """
 
 from __future__ import annotations

@@ -359,10 +359,6 @@ class State:
         with self.transaction() as conn:
             write_journal(conn, folder, name, None)
 
-    def journal_remote_ids(self, folder: str) -> dict[str, int | None]:
-        """name -> the remote id the journal last synced, for every tracked file of `folder`."""
-        return dict(self.fetchall("SELECT name, remote_id FROM journal WHERE folder = ?", (folder,)))
-
     def confirm_floors(self, folder: str, confirmed: Iterable[tuple[str, int, str]]) -> None:
         """For each (name, remote id, upload time as listed) whose row still records that remote
         id: clear the floor and take the service's upload time. An upload of ours that a listing
