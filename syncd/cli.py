@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -62,8 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--api-key-env", metavar="VAR", help="require the API key held in this environment variable")
-    serve.add_argument("--max-upload-size", type=_size, metavar="BYTES",
-                       help="refuse files larger than this (suffixes K, M, G allowed)")
+    serve.add_argument("--max-upload-size", type=_size, metavar="BYTES", default=10 * 1024**3,
+                       help="refuse files larger than this (suffixes K, M, G allowed; 0 = no limit; default 10G)")
+    serve.add_argument("--max-parts", type=_positive_int, metavar="N", default=10_000,
+                       help="most parts one multipart upload may have (default 10000)")
+    serve.add_argument("--upload-ttl", type=_seconds, metavar="SECONDS", default=24 * 3600.0,
+                       help="delete an unfinished upload idle this long, with its parts (default 86400)")
+    serve.add_argument("--public-url", metavar="URL",
+                       help="the URL clients reach this service at, for signed download links"
+                            " (default: from each request's Host header)")
     serve.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     return parser
 
@@ -79,8 +87,37 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _public_url(text: str | None) -> str | None:
+    if text is None:
+        return None
+    url = urlsplit(text)
+    if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+        raise ConfigError(f"--public-url: expected http(s)://host[:port][/path], got {text!r}")
+    return text.rstrip("/")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from syncd.server.app import build_app
+    from syncd.server.app import Limits, build_app
     from syncd.server.runner import serve_forever
 
     configure_logs(args.log_format)
@@ -90,7 +127,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not api_key:
             raise ConfigError(f"--api-key-env: environment variable {args.api_key_env} is not set")
     data = Path(args.data).expanduser()
-    app = build_app(data, api_key=api_key, max_upload_size=args.max_upload_size)
+    limits = Limits(
+        max_upload_size=args.max_upload_size or None, max_parts=args.max_parts,
+        upload_ttl=args.upload_ttl, public_url=_public_url(args.public_url),
+    )
+    app = build_app(data, api_key=api_key, limits=limits)
     log.info("serving", url=f"http://{args.host}:{args.port}", data=str(data), api_key=bool(api_key))
     serve_forever(app, args.host, args.port)
     return EXIT_OK

@@ -21,6 +21,11 @@ from python_multipart.multipart import parse_options_header
 from syncd.server.problems import ApiError
 
 MAX_FIELD_BYTES = 64 * 1024
+#: All text fields together; a client sends one (`params`), so a handful is plenty.
+MAX_FIELDS = 16
+MAX_FIELDS_BYTES = 256 * 1024
+#: The headers of one form part (its Content-Disposition and Content-Type).
+MAX_PART_HEADER_BYTES = 16 * 1024
 
 
 @dataclass
@@ -29,13 +34,14 @@ class FileSink:
 
     out: BinaryIO
     limit: int | None = None
+    limit_reason: str | None = None
     size: int = 0
     sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
         if self.limit is not None and self.size > self.limit:
-            raise ApiError(413, f"upload is larger than the limit of {self.limit} bytes")
+            raise ApiError(413, f"upload has {self.limit_reason or f'more bytes than the limit of {self.limit}'}")
         self.sha256.update(data)
         self.out.write(data)
 
@@ -71,16 +77,28 @@ async def parse_form(
     header_value = bytearray()
     buffer = bytearray()
     sink: list[FileSink] = []
+    seen = {"parts": 0, "field_bytes": 0, "header_bytes": 0}
 
     def on_part_begin() -> None:
         headers.clear()
         buffer.clear()
         current.clear()
+        seen["parts"] += 1
+        seen["header_bytes"] = 0
+        if seen["parts"] > MAX_FIELDS + 1:
+            raise ApiError(413, f"form has more than {MAX_FIELDS} fields")
+
+    def count_header(size: int) -> None:
+        seen["header_bytes"] += size
+        if seen["header_bytes"] > MAX_PART_HEADER_BYTES:
+            raise ApiError(413, f"a form field's headers are larger than {MAX_PART_HEADER_BYTES} bytes")
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
+        count_header(end - start)
         header_field.extend(data[start:end])
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
+        count_header(end - start)
         header_value.extend(data[start:end])
 
     def on_header_end() -> None:
@@ -102,8 +120,11 @@ async def parse_form(
             sink[0].write(data[start:end])
         else:
             buffer.extend(data[start:end])
+            seen["field_bytes"] += end - start
             if len(buffer) > MAX_FIELD_BYTES:
-                raise ApiError(413, f"form field {current.get('name')!r} is too large")
+                raise ApiError(413, f"form field {current.get('name')!r} is larger than {MAX_FIELD_BYTES} bytes")
+            if seen["field_bytes"] > MAX_FIELDS_BYTES:
+                raise ApiError(413, f"form fields are larger than {MAX_FIELDS_BYTES} bytes in all")
 
     def on_part_end() -> None:
         name = current.get("name")
@@ -131,6 +152,6 @@ async def parse_form(
         parser.finalize()
     except ApiError:
         raise
-    except Exception as exc:  # python-multipart raises several types for bad bodies
-        raise ApiError(400, f"malformed multipart body: {exc}") from None
+    except Exception:  # python-multipart raises several types for bad bodies; their text is not for clients
+        raise ApiError(400, "malformed multipart/form-data body") from None
     return ParsedForm(fields=fields, file=sink[0] if sink else None)

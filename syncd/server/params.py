@@ -7,6 +7,7 @@ All untrusted input passes through here and comes out typed, or becomes an
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,14 @@ from syncd.server.problems import ApiError
 from syncd.server.store import BIZ
 
 MAX_USER_ID = 128
+#: The largest integer SQLite (and the protocol's ids) can hold.
+MAX_INT = 2**63 - 1
+#: JSON request bodies (and a form's `params` field) are small; anything bigger is refused unread.
+MAX_JSON_BYTES = 64 * 1024
+#: Deeper nesting than any real client sends; also keeps every JSON parse far from recursion limits.
+MAX_JSON_DEPTH = 32
+MAX_PAGE_NUMBER = 10**9
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 DIRECTORY_ORDER = {
     "name_asc": "name ASC",
     "name_desc": "name DESC",
@@ -52,7 +61,7 @@ def user_of(request: Request) -> str:
 
 def content_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
-    return int(raw) if raw and raw.isdigit() else None
+    return int(raw) if raw and raw.isdigit() and len(raw) <= 19 else None
 
 
 def query_int(
@@ -68,25 +77,25 @@ def query_int(
         if default is None:
             raise ApiError(400, f"missing query parameter {name!r}")
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an integer") from None
-    return _in_range(name, value, minimum, maximum)
+    if not _INTEGER.fullmatch(raw):  # ASCII digits only, and never a huge string for int()
+        raise ApiError(400, f"query parameter {name!r} must be an integer")
+    return _in_range(name, int(raw), minimum, maximum)
 
 
 def _in_range(name: str, value: int, minimum: int | None, maximum: int | None) -> int:
+    """`value` unless it is outside [minimum, maximum]; the maximum is never above `MAX_INT`."""
+    top = MAX_INT if maximum is None else min(maximum, MAX_INT)
     if minimum is not None and value < minimum:
         raise ApiError(400, f"{name!r} must be at least {minimum}")
-    if maximum is not None and value > maximum:
-        raise ApiError(400, f"{name!r} must be at most {maximum}")
+    if value > top:
+        raise ApiError(400, f"{name!r} must be at most {top}")
     return value
 
 
 def page(request: Request) -> tuple[int, int]:
     """(limit, offset) from the SDK's 1-based `page_size` / `page_number`."""
     size = query_int(request, "page_size", default=10, minimum=1, maximum=1000)
-    number = query_int(request, "page_number", default=1, minimum=1)
+    number = query_int(request, "page_number", default=1, minimum=1, maximum=MAX_PAGE_NUMBER)
     return size, (number - 1) * size
 
 
@@ -100,20 +109,61 @@ def sort_order(request: Request, orders: dict[str, str]) -> str:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, read up to `MAX_JSON_BYTES` (a bigger body is refused unread)."""
+    declared = content_length(request)
+    if declared is not None and declared > MAX_JSON_BYTES:
+        raise ApiError(413, f"request body is larger than {MAX_JSON_BYTES} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_JSON_BYTES:
+            raise ApiError(413, f"request body is larger than {MAX_JSON_BYTES} bytes")
+    return parse_json_object(bytes(raw), "request body")
+
+
+def parse_json_object(raw: bytes | str, what: str) -> dict[str, Any]:
+    """A JSON object from untrusted text: valid, an object, and nested at most `MAX_JSON_DEPTH` deep."""
+    if len(raw) > MAX_JSON_BYTES:
+        raise ApiError(413, f"{what} is larger than {MAX_JSON_BYTES} bytes")
+    if _nesting(raw) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "request body is not valid JSON") from None
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ApiError(400, f"{what} is not valid JSON") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
+        raise ApiError(400, f"{what} must be a JSON object")
     return body
 
 
-def int_field(body: dict[str, Any], name: str, *, minimum: int | None = None) -> int:
+def _nesting(raw: bytes | str) -> int:
+    """How deep brackets nest in JSON text, strings skipped (an upper bound of the value's depth)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def int_field(body: dict[str, Any], name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     value = body.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(400, f"{name!r} must be an integer")
-    return _in_range(name, value, minimum, None)
+    return _in_range(name, value, minimum, maximum)
 
 
 def upload_params(raw: str | None) -> UploadParams:
@@ -154,17 +204,11 @@ def check_received(upload: UploadParams, size: int, sha256: str) -> None:
 def part_params(raw: str | None) -> tuple[int, int]:
     """(file_id, part_number) from an uploadFilePart `params` field."""
     body = _params_field(raw)
-    return int_field(body, "file_id"), int_field(body, "part_number", minimum=1)
+    return int_field(body, "file_id", minimum=1), int_field(body, "part_number", minimum=1)
 
 
 def _params_field(raw: str | None) -> dict[str, Any]:
     """The JSON object a multipart form carries in its `params` text field."""
     if raw is None:
         raise ApiError(400, "missing form field 'params'")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "form field 'params' is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "form field 'params' must be a JSON object")
-    return body
+    return parse_json_object(raw, "form field 'params'")

@@ -19,8 +19,10 @@ def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
         port=port,
         log_config=None,
         access_log=False,
-        lifespan="off",
+        lifespan="on",  # the service expires abandoned uploads while it runs
         timeout_keep_alive=30,
+        # Signed URLs must not take their scheme or host from a client's X-Forwarded-* headers.
+        proxy_headers=False,
     )
 
 
@@ -77,7 +79,7 @@ class ServerThread:
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(timeout=10)
-        service = getattr(self.app.state, "service", None)
+        service = getattr(self.app.state, "service", None)  # after the lifespan ended
         if service is not None:
             service.store.close()
 

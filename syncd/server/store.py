@@ -7,6 +7,8 @@ Layout of a data dir::
     blobs/<id>       the contents of every complete file
     parts/<id>       a multipart upload in progress: one sparse file, parts
                      written at their offsets as they arrive, in any order
+                     (renamed to blobs/<id> by completion, status `merging`
+                     meanwhile; a crash there is rolled back at the next start)
     tmp/             simple uploads being received
     signing.key      the download-URL key (0600)
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +34,7 @@ import sqlite_utils
 
 from syncd.server.problems import ApiError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BIZ = ("chat", "knowledgeBase", "zero2x")
 
 
@@ -128,7 +131,15 @@ class Store:
                     " SELECT 'files', coalesce(max(id), 0) FROM files"
                 )
                 self._db.execute("PRAGMA user_version=2")
+        if version < 3:
+            # When an upload in progress last saw activity (epoch seconds): abandoned ones expire.
+            # Uploads older than this column start their time to live at the upgrade.
+            with self._tx():
+                self._db.execute("ALTER TABLE files ADD COLUMN touched_at REAL")
+                self._db.execute("UPDATE files SET touched_at = ? WHERE status != 'ok'", [time.time()])
+                self._db.execute("PRAGMA user_version=3")
         self._drop_orphans()
+        self._roll_back_merging()
 
     def _drop_orphans(self) -> None:
         """A simple upload cut off between row and rename leaves a row with no blob."""
@@ -137,6 +148,22 @@ class Store:
         ).fetchall()
         for (file_id,) in rows:
             self._delete_row(file_id)
+
+    def _roll_back_merging(self) -> None:
+        """A crash while completing leaves an upload `merging`: its part file renamed to the blob
+        or not yet. Either way it goes back to `uploading` with its parts, completable again."""
+        rows = self._db.execute("SELECT id FROM files WHERE status = 'merging'").fetchall()
+        for (file_id,) in rows:
+            blob, part = self.blob_path(file_id), self.part_path(file_id)
+            if not part.exists() and blob.exists():
+                blob.replace(part)
+            if part.exists():
+                with self._tx():
+                    self._db.execute(
+                        "UPDATE files SET status = 'uploading', touched_at = ? WHERE id = ?", [time.time(), file_id]
+                    )
+            else:  # nothing left of its bytes: cleanly gone
+                self._delete_row(file_id)
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
@@ -162,6 +189,11 @@ class Store:
         if row is None:
             raise ApiError(404, f"file {file_id} not found")
         return _stored(row)
+
+    def status_of(self, file_id: int) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT status FROM files WHERE id = ?", [file_id]).fetchone()
+        return None if row is None else str(row[0])
 
     def owner_of(self, file_id: int) -> str | None:
         """Who owns `file_id` (for signed URLs, which carry no user header)."""
@@ -252,10 +284,10 @@ class Store:
             ).fetchone()
             self._db.execute(
                 "INSERT INTO files (id, user_id, filename, size, hashcode, upload_at, status, biz,"
-                " biz_params, chat_id, directory_id, part_size) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " biz_params, chat_id, directory_id, part_size, touched_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     file_id, user_id, filename, size, hashcode, now_iso(), status, biz,
-                    json.dumps(biz_params), chat_id, directory_id, part_size,
+                    json.dumps(biz_params), chat_id, directory_id, part_size, time.time(),
                 ],
             )
         return int(file_id)
@@ -269,9 +301,21 @@ class Store:
             )
             self._db.execute("DELETE FROM parts WHERE file_id = ?", [file_id])
 
-    def set_status(self, file_id: int, status: str) -> None:
+    def begin_merge(self, file_id: int) -> bool:
+        """`uploading` -> `merging`; False if the upload was not (any more) in progress."""
         with self._tx():
-            self._db.execute("UPDATE files SET status = ? WHERE id = ?", [status, file_id])
+            cursor = self._db.execute(
+                "UPDATE files SET status = 'merging' WHERE id = ? AND status = 'uploading'", [file_id]
+            )
+            return cursor.rowcount == 1
+
+    def end_merge(self, file_id: int) -> None:
+        """A completion that failed its checks: back to `uploading`."""
+        with self._tx():
+            self._db.execute(
+                "UPDATE files SET status = 'uploading', touched_at = ? WHERE id = ? AND status = 'merging'",
+                [time.time(), file_id],
+            )
 
     def delete(self, user_id: str, file_id: int) -> None:
         """Delete a file, whatever its state; 404 if the user has no such file."""
@@ -290,12 +334,32 @@ class Store:
     def part_path(self, file_id: int) -> Path:
         return self.parts / str(file_id)
 
-    def record_part(self, file_id: int, part_number: int, size: int) -> None:
+    def start_part(self, file_id: int, part_number: int) -> bool:
+        """A part is being (re)written: it no longer counts as received until it is whole again.
+        False if the upload is not in progress."""
         with self._tx():
+            cursor = self._db.execute(
+                "UPDATE files SET touched_at = ? WHERE id = ? AND status = 'uploading'", [time.time(), file_id]
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._db.execute("DELETE FROM parts WHERE file_id = ? AND part_number = ?", [file_id, part_number])
+            return True
+
+    def record_part(self, file_id: int, part_number: int, size: int) -> bool:
+        """Part `part_number` arrived whole; False (nothing recorded) if its upload is no longer in
+        progress - completed, aborted, deleted or expired while the part arrived."""
+        with self._tx():
+            cursor = self._db.execute(
+                "UPDATE files SET touched_at = ? WHERE id = ? AND status = 'uploading'", [time.time(), file_id]
+            )
+            if cursor.rowcount != 1:
+                return False
             self._db.execute(
                 "INSERT OR REPLACE INTO parts (file_id, part_number, size) VALUES (?, ?, ?)",
                 [file_id, part_number, size],
             )
+            return True
 
     def received_parts(self, file_id: int) -> list[int]:
         with self._lock:
@@ -303,6 +367,68 @@ class Store:
                 "SELECT part_number FROM parts WHERE file_id = ? ORDER BY part_number", [file_id]
             ).fetchall()
         return [r[0] for r in rows]
+
+    def missing_parts(self, file_id: int, count: int, first: int = 20) -> tuple[int, list[int]]:
+        """How many of parts 1..count are missing, and the first `first` of them; no list of every part."""
+        with self._lock:
+            received = self._db.execute(
+                "SELECT count(*) FROM parts WHERE file_id = ? AND part_number BETWEEN 1 AND ?", [file_id, count]
+            ).fetchone()[0]
+            shown: list[int] = []
+            expected = 1
+            cursor = self._db.execute(
+                "SELECT part_number FROM parts WHERE file_id = ? AND part_number BETWEEN 1 AND ?"
+                " ORDER BY part_number", [file_id, count],
+            )
+            for (number,) in cursor:
+                while expected < number and len(shown) < first:
+                    shown.append(expected)
+                    expected += 1
+                if len(shown) >= first:
+                    break
+                expected = number + 1
+            while expected <= count and len(shown) < first:
+                shown.append(expected)
+                expected += 1
+        return count - received, shown
+
+    def stale_uploads(self, idle_since: float) -> list[int]:
+        """Uploads in progress with no activity since `idle_since` (epoch seconds)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM files WHERE status = 'uploading' AND coalesce(touched_at, 0) < ?", [idle_since]
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def expire(self, file_id: int, idle_since: float) -> bool:
+        """Delete the upload `file_id` if it is still in progress and idle since `idle_since`."""
+        with self._tx():
+            cursor = self._db.execute(
+                "DELETE FROM files WHERE id = ? AND status = 'uploading' AND coalesce(touched_at, 0) < ?",
+                [file_id, idle_since],
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._db.execute("DELETE FROM parts WHERE file_id = ?", [file_id])
+        self.part_path(file_id).unlink(missing_ok=True)
+        return True
+
+    def stray_part_files(self, idle_since: float) -> list[Path]:
+        """Files in parts/ untouched since `idle_since` that belong to no upload in progress (left by a
+        crash). Only old ones: an upload that starts right now has its row before its file, but this
+        listing may read the rows before and the directory after."""
+        with self._lock:
+            live = {
+                str(r[0]) for r in self._db.execute("SELECT id FROM files WHERE status != 'ok'").fetchall()
+            }
+        stray = []
+        for path in self.parts.iterdir():
+            try:
+                if path.name not in live and path.stat().st_mtime < idle_since:
+                    stray.append(path)
+            except FileNotFoundError:
+                continue
+        return stray
 
     def close(self) -> None:
         with self._lock:
