@@ -279,8 +279,7 @@ async def upload_part(service: Service, request: Request) -> Response:
             service.part_hashes.hasher_for(target[0], target[1])  # rewriting: the running hash is void
             spool.seek(0)
             writer = _start_part(service, target)
-            while chunk := spool.read(COPY_CHUNK):
-                writer.write(chunk)
+            await run_in_threadpool(_copy, spool, writer)  # a part may be large: not on the event loop
         file_id, part_number, _, expected = target
         if form.file.size != expected:
             service.part_hashes.part_done(file_id, part_number, None, chained=False)
@@ -297,6 +296,11 @@ async def upload_part(service: Service, request: Request) -> Response:
     if not service.store.record_part(file_id, part_number, expected):
         raise ApiError(409, f"upload {file_id} was completed, aborted or deleted while this part arrived")
     return envelope(part_number)
+
+
+def _copy(source: BinaryIO, writer: PartWriter) -> None:
+    while chunk := source.read(COPY_CHUNK):
+        writer.write(chunk)
 
 
 def _hash_file(path: Path) -> tuple[int, str]:
