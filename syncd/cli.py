@@ -203,6 +203,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     config = _config(args)
+    configure_logs(config.daemon.log_format, "warning")  # stdout is the probe's report
     print(f"config {config.path}: ok ({len(config.folders)} folders, {len(config.remotes)} remotes)")
     with ExitStack() as stack:
         problems = probe_remotes(config, stack)

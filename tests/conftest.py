@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,3 +39,13 @@ def sdk(server_url: str) -> Iterator[BddFileClient]:
     BDD_FILE_PROFILES[profile] = server_url
     yield BddFileClient(profile=profile, default_user_id="u", default_biz="chat")
     del BDD_FILE_PROFILES[profile]
+
+
+@pytest.fixture
+def short_home() -> Iterator[Path]:
+    """A home directory others may enter (like most homes: mode 0755) with a path short enough
+    for a Unix socket deep inside it (pytest's own tmp paths may not be)."""
+    with tempfile.TemporaryDirectory(prefix="sd-", dir="/tmp") as base:
+        home = Path(base)
+        home.chmod(0o755)
+        yield home

@@ -149,7 +149,11 @@ class BddRemote:
         max_wait: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         abort: Abort | None = None,
+        origin: str | None = None,
     ) -> None:
+        """`transport` replaces httpx's own (then `max_connections` is the transport's business:
+        a client's limits only apply to the transport it builds). `origin`: what messages call
+        the remote; by default the scheme, host and port of `base_url`."""
         if part_size <= 0 or page_size <= 0 or max_connections <= 0:
             raise ValueError("part_size, page_size and max_connections must be positive")
         headers = {"X-User-Id": user_id, "User-Agent": f"syncd/{__version__}"}
@@ -166,7 +170,7 @@ class BddRemote:
             # a loopback server) never does TLS, and redirects are not followed anywhere else.
             verify=not base_url.lower().startswith("http://"),
         )
-        self._origin = safe_origin(self._client.base_url)
+        self._origin = origin if origin is not None else safe_origin(self._client.base_url)
         self._user_id = user_id
         self._has_key = bool(api_key)
         self._limiter = RateLimiter(requests_per_minute)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import threading
 from types import TracebackType
 
@@ -39,21 +40,27 @@ def serve_forever(app: Starlette, host: str, port: int) -> None:
 
 
 class ServerThread:
-    """The file service on a loopback port in a background thread.
+    """The file service in a background thread: on a loopback port, or on a socket given.
 
-    `port=0` picks a free port; `.url` is the base URL once started.
+    `port=0` picks a free port; `.url` is the base URL once started. With `sock` (a bound,
+    listening socket, e.g. the embedded remote's Unix socket from `syncd.server.unixsock`),
+    the service accepts on that socket only and opens no port; `.url` stays empty for a Unix
+    socket. `stop` closes the socket; removing its file is the caller's business.
     """
 
-    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: Starlette, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None
+    ) -> None:
         self.app = app
         self._server = uvicorn.Server(_config(app, host, port))
+        self._sock = sock
         self._thread = threading.Thread(target=self._run, name="syncd-file-service", daemon=True)
         self._failed: BaseException | None = None
         self.url = ""
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._server.serve())
+            asyncio.run(self._server.serve(sockets=None if self._sock is None else [self._sock]))
         except BaseException as exc:  # surfaced by start()
             self._failed = exc
 
@@ -71,14 +78,18 @@ class ServerThread:
         if not self._server.started:
             self.stop()
             raise RuntimeError(f"file service did not start: {self._failed!r}")
-        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
-        self.url = f"http://{host}:{port}"
+        listener = self._server.servers[0].sockets[0]
+        if listener.family in (socket.AF_INET, socket.AF_INET6):
+            host, port = listener.getsockname()[:2]
+            self.url = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        if self._sock is not None:
+            self._sock.close()  # uvicorn closes it too once it served; not when it never started
         service = getattr(self.app.state, "service", None)  # after the lifespan ended
         if service is not None:
             service.store.close()

@@ -30,7 +30,7 @@ log_format = "auto"                  # auto (json when not a TTY) | json | conso
 log_level = "info"
 
 [remotes.demo]
-kind = "embedded"                    # the reference service, started in-process on loopback
+kind = "embedded"                    # the reference service, in-process, on a Unix socket in state_dir
 user_id = "demo"
 
 [remotes.work]
