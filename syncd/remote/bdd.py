@@ -11,7 +11,7 @@ retried by `RetryPolicy` while the error is transient. File bodies are streamed
 from disk through `FileSlice`, and downloads are streamed to `out`: no file is
 ever held in memory. Nor is an answer: every JSON answer is streamed too and
 read to at most `max_json_bytes` decompressed (`bdd_wire.read_json_capped`), an
-error answer to a little.
+error answer to a little, and a listing to at most `max_listed_files` files.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from syncd.remote.bdd_wire import (
     MAX_JSON_BYTES,
     DecodedBody,
     MultipartStatus,
+    Page,
     content_length,
     envelope_data,
     expect_int,
@@ -62,6 +63,9 @@ T = TypeVar("T")
 log = structlog.get_logger("syncd.remote.bdd")
 
 MiB = 1024 * 1024
+#: The most files one listing may hold: far more than any chat syncd is meant for, and a bound
+#: on what a service whose `total` and pages never end can make the client keep.
+MAX_LISTED_FILES = 1_000_000
 #: Asked on every JSON call: only the encodings the client decodes itself, in bounded steps.
 _JSON_HEADERS = {"Accept-Encoding": ACCEPT_ENCODING}
 
@@ -156,9 +160,12 @@ class BddRemote:
         transport: httpx.BaseTransport | None = None,
         abort: Abort | None = None,
         max_json_bytes: int = MAX_JSON_BYTES,
+        max_listed_files: int = MAX_LISTED_FILES,
     ) -> None:
-        if min(part_size, page_size, max_connections, max_json_bytes) <= 0:
-            raise ValueError("part_size, page_size, max_connections and max_json_bytes must be positive")
+        if min(part_size, page_size, max_connections, max_json_bytes, max_listed_files) <= 0:
+            raise ValueError(
+                "part_size, page_size, max_connections, max_json_bytes and max_listed_files must be positive"
+            )
         headers = {"X-User-Id": user_id, "User-Agent": f"syncd/{__version__}"}
         if api_key:
             headers["X-API-Key"] = api_key
@@ -183,6 +190,7 @@ class BddRemote:
         self._part_size = part_size
         self._page_size = page_size
         self._max_json_bytes = max_json_bytes  # the most of one JSON answer read (decompressed)
+        self._max_listed_files = max_listed_files
 
     def __repr__(self) -> str:
         key = ", api_key=***" if self._has_key else ""
@@ -201,16 +209,23 @@ class BddRemote:
         offset, pages, max_pages = 0, 0, 1
         fullest = self._page_size  # the most items a page may hold: our limit, then the service's own
 
+        def parse(data: object, call: Call) -> Page:
+            return parse_page(data, call, limit=self._page_size)  # a longer page is malformed
+
         while True:
             params: dict[str, str | int] = {"chat_id": chat_id, "offset": offset, "limit": self._page_size}
-            page = self._json(call, "GET", parse_page, params=params, policy=policy)
+            page = self._json(call, "GET", parse, params=params, policy=policy)
             if pages == 0:
-                # Guard against a service whose `total` lies: allow twice the pages it announced.
-                max_pages = 2 * math.ceil(page.total / self._page_size) + 10
+                # Guard against a service whose `total` lies: allow twice the pages it announced
+                # (and never more than a listing of `max_listed_files` would need).
+                announced = min(max(page.total, 0), self._max_listed_files)
+                max_pages = 2 * math.ceil(announced / self._page_size) + 10
             pages += 1
             fresh = [item for item in page.items if item.id not in files]
             for item in fresh:
                 files[item.id] = item
+            if len(files) > self._max_listed_files:
+                raise malformed(call, f"listing holds more than {self._max_listed_files} files")
             offset += len(page.items)
             # The walk ends at `total` with a page that is not full, or at a page with nothing new
             # (an empty one, or offset ignored). A `total` is not trusted further: one the walk went

@@ -264,8 +264,9 @@ def expect_str(data: object, call: Call) -> str:
     return data
 
 
-def parse_page(data: object, call: Call) -> Page:
-    """A `{"total", "items": [FileInfo]}` page."""
+def parse_page(data: object, call: Call, *, limit: int | None = None) -> Page:
+    """A `{"total", "items": [FileInfo]}` page; one with more than the `limit` items asked for is
+    malformed (and is refused before any of its items is read)."""
     if not isinstance(data, dict):
         raise malformed(call, "page is not an object")
     total = data.get("total")
@@ -273,6 +274,8 @@ def parse_page(data: object, call: Call) -> Page:
     if not _is_int(total) or not isinstance(items, list):
         raise malformed(call, "page lacks 'total' or 'items'")
     assert isinstance(total, int)
+    if limit is not None and len(items) > limit:
+        raise malformed(call, f"a page of {len(items)} items where at most {limit} were asked")
     return Page(total=total, items=tuple(parse_file_info(item, call) for item in items))
 
 

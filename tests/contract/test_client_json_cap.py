@@ -23,6 +23,7 @@ from tests.support.hostile_server import (
     Scripted,
     encoded,
     endless,
+    fresh_pages,
     gzip_bomb,
     listed_item,
     many_items,
@@ -194,3 +195,37 @@ def test_an_encoding_the_client_cannot_decode_is_malformed(encoding: str) -> Non
         ):
             remote.list_chat(CHAT)
         assert len(server.seen("/listChatFiles")) == ATTEMPTS
+
+
+# -- listing --------------------------------------------------------------------------------------
+
+
+def test_a_page_longer_than_the_limit_asked_fails_the_listing() -> None:
+    with HostileServer([]) as server:
+        server.scripted["/listChatFiles"] = many_items(5000)
+        with (
+            make_remote(server.url) as remote,
+            pytest.raises(TransientError, match=r"\(a page of 5000 items where at most 1000 were asked\)"),
+        ):
+            remote.list_chat(CHAT)
+        assert {r.query["limit"] for r in server.seen("/listChatFiles")} == {"1000"}
+
+
+def test_a_page_exactly_as_long_as_the_limit_is_fine() -> None:
+    with HostileServer([]) as server:
+        server.scripted["/listChatFiles"] = many_items(100)
+        with make_remote(server.url, page_size=100) as remote:
+            assert len(remote.list_chat(CHAT)) == 100  # ids 1..100 on every page: the second adds nothing
+
+
+def test_a_listing_that_never_ends_is_cut_off() -> None:
+    """A `total` of 10**12 and a fresh full page at every offset: the walk stops at the most files
+    a listing may hold instead of paging (and keeping) forever."""
+    with HostileServer([]) as server:
+        server.scripted["/listChatFiles"] = fresh_pages(10**12)
+        with (
+            make_remote(server.url, page_size=100, max_listed_files=1000) as remote,
+            pytest.raises(TransientError, match=r"\(listing holds more than 1000 files\)"),
+        ):
+            remote.list_chat(CHAT)
+        assert len(server.seen("/listChatFiles")) == 11

@@ -177,6 +177,13 @@ def test_parse_multipart_status() -> None:
             parse_multipart_status(data | bad, CALL)
 
 
+def test_a_page_longer_than_the_limit_asked_is_malformed() -> None:
+    items = [ITEM | {"id": n} for n in range(1, 4)]
+    assert len(parse_page({"total": 3, "items": items}, CALL, limit=3).items) == 3
+    with pytest.raises(TransientError, match=r"\(a page of 3 items where at most 2 were asked\)"):
+        parse_page({"total": 3, "items": items}, CALL, limit=2)
+
+
 # -- reading answers within bounds ----------------------------------------------------------------
 
 KiB = 1024
