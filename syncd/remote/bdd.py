@@ -9,7 +9,9 @@ Every call goes the same way: rate limit, one HTTP exchange inside
 `bdd_wire` (status codes and envelope -> syncd errors), and the whole attempt
 retried by `RetryPolicy` while the error is transient. File bodies are streamed
 from disk through `FileSlice`, and downloads are streamed to `out`: no file is
-ever held in memory.
+ever held in memory. Nor is an answer: every JSON answer is streamed too and
+read to at most `max_json_bytes` decompressed (`bdd_wire.read_json_capped`), an
+error answer to a little, and a listing to at most `max_listed_files` files.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import contextlib
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, BinaryIO, TypeVar, cast
@@ -32,19 +34,24 @@ from syncd.names import unsafe_reason
 from syncd.remote.base import FileStatus, OnResume, Progress, RemoteFile
 from syncd.remote.bdd_errors import (
     Call,
-    check_status,
     converting,
     malformed,
     request_may_have_arrived,
     safe_origin,
 )
 from syncd.remote.bdd_wire import (
+    ACCEPT_ENCODING,
+    MAX_JSON_BYTES,
+    DecodedBody,
     MultipartStatus,
+    Page,
+    content_length,
     envelope_data,
     expect_int,
     expect_str,
     parse_multipart_status,
     parse_page,
+    raise_for_status,
     representable,
 )
 from syncd.remote.fileslice import FileSlice
@@ -56,8 +63,11 @@ T = TypeVar("T")
 log = structlog.get_logger("syncd.remote.bdd")
 
 MiB = 1024 * 1024
-_CHUNK = 64 * 1024  # download chunk; httpx also streams uploads 64 KiB at a time
-_ERROR_BODY_LIMIT = 64 * 1024  # at most this much of an error answer is read
+#: The most files one listing may hold: far more than any chat syncd is meant for, and a bound
+#: on what a service whose `total` and pages never end can make the client keep.
+MAX_LISTED_FILES = 1_000_000
+#: Asked on every JSON call: only the encodings the client decodes itself, in bounded steps.
+_JSON_HEADERS = {"Accept-Encoding": ACCEPT_ENCODING}
 
 
 class MultipartUploadInterrupted(TransientError):
@@ -150,12 +160,16 @@ class BddRemote:
         transport: httpx.BaseTransport | None = None,
         abort: Abort | None = None,
         origin: str | None = None,
+        max_json_bytes: int = MAX_JSON_BYTES,
+        max_listed_files: int = MAX_LISTED_FILES,
     ) -> None:
         """`transport` replaces httpx's own (then `max_connections` is the transport's business:
         a client's limits only apply to the transport it builds). `origin`: what messages call
         the remote; by default the scheme, host and port of `base_url`."""
-        if part_size <= 0 or page_size <= 0 or max_connections <= 0:
-            raise ValueError("part_size, page_size and max_connections must be positive")
+        if min(part_size, page_size, max_connections, max_json_bytes, max_listed_files) <= 0:
+            raise ValueError(
+                "part_size, page_size, max_connections, max_json_bytes and max_listed_files must be positive"
+            )
         headers = {"X-User-Id": user_id, "User-Agent": f"syncd/{__version__}"}
         if api_key:
             headers["X-API-Key"] = api_key
@@ -179,6 +193,8 @@ class BddRemote:
         self._multipart_threshold = multipart_threshold
         self._part_size = part_size
         self._page_size = page_size
+        self._max_json_bytes = max_json_bytes  # the most of one JSON answer read (decompressed)
+        self._max_listed_files = max_listed_files
 
     def __repr__(self) -> str:
         key = ", api_key=***" if self._has_key else ""
@@ -196,16 +212,24 @@ class BddRemote:
         files: dict[int, RemoteFile] = {}
         offset, pages, max_pages = 0, 0, 1
         fullest = self._page_size  # the most items a page may hold: our limit, then the service's own
+
+        def parse(data: object, call: Call) -> Page:
+            return parse_page(data, call, limit=self._page_size)  # a longer page is malformed
+
         while True:
             params: dict[str, str | int] = {"chat_id": chat_id, "offset": offset, "limit": self._page_size}
-            page = self._json(call, "GET", parse_page, params=params, policy=policy)
+            page = self._json(call, "GET", parse, params=params, policy=policy)
             if pages == 0:
-                # Guard against a service whose `total` lies: allow twice the pages it announced.
-                max_pages = 2 * math.ceil(page.total / self._page_size) + 10
+                # Guard against a service whose `total` lies: allow twice the pages it announced
+                # (and never more than a listing of `max_listed_files` would need).
+                announced = min(max(page.total, 0), self._max_listed_files)
+                max_pages = 2 * math.ceil(announced / self._page_size) + 10
             pages += 1
             fresh = [item for item in page.items if item.id not in files]
             for item in fresh:
                 files[item.id] = item
+            if len(files) > self._max_listed_files:
+                raise malformed(call, f"listing holds more than {self._max_listed_files} files")
             offset += len(page.items)
             # The walk ends at `total` with a page that is not full, or at a page with nothing new
             # (an empty one, or offset ignored). A `total` is not trusted further: one the walk went
@@ -296,14 +320,15 @@ class BddRemote:
                     return existing.id
             self._limiter.acquire()
             try:
-                with path.open("rb") as file, converting(call):
+                with path.open("rb") as file:
                     body = FileSlice(file, 0, size, name=filename, on_read=progress)
-                    response = self._client.post(
-                        call.endpoint,
+                    data = self._exchange(
+                        call,
+                        "POST",
                         files={"file": (filename, cast(IO[bytes], body), "application/octet-stream")},
                         data={"params": params},
                     )
-                return expect_int(envelope_data(response, call), call)
+                return expect_int(data, call)
             except TransientError as exc:
                 maybe_created = maybe_created or request_may_have_arrived(exc)
                 raise
@@ -464,13 +489,13 @@ class BddRemote:
             self._limiter.acquire()
             # A fresh slice per attempt: it seeks back to the part's first byte.
             body = FileSlice(file, start, length, name=label, on_read=on_read)
-            with converting(call):
-                response = self._client.post(
-                    call.endpoint,
-                    files={"part": (f"part_{number}", cast(IO[bytes], body), "application/octet-stream")},
-                    data={"params": params},
-                )
-            expect_int(envelope_data(response, call), call)
+            data = self._exchange(
+                call,
+                "POST",
+                files={"part": (f"part_{number}", cast(IO[bytes], body), "application/octet-stream")},
+                data={"params": params},
+            )
+            expect_int(data, call)
 
         self._retry.run(attempt, what=call.describe())
 
@@ -529,10 +554,13 @@ class BddRemote:
                 ) as response,
             ):
                 if response.status_code != 200:
-                    _raise_for_stream(response, call)
-                expected = _content_length(response)
+                    raise_for_status(response, call)
+                expected = content_length(response)
                 written = 0
-                for chunk in response.iter_bytes(_CHUNK):
+                # Decoded here in bounded steps, should the service compress it although not asked.
+                for chunk in DecodedBody(response, call):
+                    if not chunk:
+                        continue
                     if limit is not None and written + len(chunk) > limit:
                         raise TransientError(
                             f"{call.describe()} failed: the answer is longer than the {limit} bytes expected"
@@ -585,11 +613,30 @@ class BddRemote:
 
         def attempt() -> T:
             self._limiter.acquire()
-            with converting(call):
-                response = self._client.request(method, call.endpoint, params=params, json=json)
-            return parse(envelope_data(response, call), call)
+            return parse(self._exchange(call, method, params=params, json=json), call)
 
         return (policy or self._retry).run(attempt, what=call.describe())
+
+    def _exchange(
+        self,
+        call: Call,
+        method: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        json: object = None,
+        files: Mapping[str, tuple[str, IO[bytes], str]] | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> object:
+        """One HTTP exchange whose answer is a JSON envelope: its `data`. The answer is streamed
+        and read to at most `max_json_bytes` decompressed (an error answer to a little), never
+        whole: it is the way every JSON call of this client reads its answer."""
+        with (
+            converting(call),
+            self._client.stream(
+                method, call.endpoint, params=params, json=json, files=files, data=data, headers=_JSON_HEADERS
+            ) as response,
+        ):
+            return envelope_data(response, call, self._max_json_bytes)
 
     def close(self) -> None:
         """Release connections."""
@@ -605,21 +652,3 @@ class BddRemote:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _content_length(response: httpx.Response) -> int | None:
-    value = response.headers.get("Content-Length")
-    return int(value) if value is not None and value.isdigit() else None
-
-
-def _raise_for_stream(response: httpx.Response, call: Call) -> None:
-    """Raise the error for a non-200 streamed answer, reading at most a little of its body."""
-    body = bytearray()
-    for chunk in response.iter_bytes(_CHUNK):
-        body += chunk
-        if len(body) >= _ERROR_BODY_LIMIT:
-            break
-    wanted = ("Content-Type", "Retry-After")
-    kept = {name: response.headers[name] for name in wanted if name in response.headers}
-    check_status(httpx.Response(response.status_code, headers=kept, content=bytes(body)), call)
-    raise malformed(call, f"HTTP {response.status_code} instead of 200")

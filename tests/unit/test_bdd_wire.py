@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -11,7 +13,16 @@ import pytest
 from syncd.errors import FatalError, ItemError, TransientError
 from syncd.remote.base import FileStatus
 from syncd.remote.bdd_errors import Call, check_status, parse_retry_after, safe_origin
-from syncd.remote.bdd_wire import envelope_data, expect_int, parse_multipart_status, parse_page
+from syncd.remote.bdd_wire import (
+    DecodedBody,
+    describe_size,
+    envelope_data,
+    expect_int,
+    parse_multipart_status,
+    parse_page,
+    read_error_body,
+    read_json_capped,
+)
 
 CALL = Call(action="upload", subject="'a.txt'", endpoint="/uploadSimpleFile", remote="http://files:80")
 ITEM = {
@@ -164,3 +175,159 @@ def test_parse_multipart_status() -> None:
     for bad in ({"part_size": 0}, {"uploaded_parts": [0]}, {"remaining_parts": ["1"]}, {"file_id": None}):
         with pytest.raises(TransientError, match="malformed"):
             parse_multipart_status(data | bad, CALL)
+
+
+def test_a_page_longer_than_the_limit_asked_is_malformed() -> None:
+    items = [ITEM | {"id": n} for n in range(1, 4)]
+    assert len(parse_page({"total": 3, "items": items}, CALL, limit=3).items) == 3
+    with pytest.raises(TransientError, match=r"\(a page of 3 items where at most 2 were asked\)"):
+        parse_page({"total": 3, "items": items}, CALL, limit=2)
+
+
+# -- reading answers within bounds ----------------------------------------------------------------
+
+KiB = 1024
+
+
+class Pieces(httpx.SyncByteStream):
+    """A streamed body in the given pieces; `pulled` counts the bytes handed out so far."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self.pieces:
+            self.pulled += len(piece)
+            yield piece
+
+
+def streamed(body: bytes, *, status: int = 200, piece: int = 1000, **headers: str) -> httpx.Response:
+    """An answer not yet read, its body arriving in `piece`-byte reads."""
+    pieces = [body[i : i + piece] for i in range(0, len(body), piece)]
+    return httpx.Response(
+        status, headers={k.replace("_", "-"): v for k, v in headers.items()}, stream=Pieces(pieces)
+    )
+
+
+def compress(data: bytes, wbits: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    return packer.compress(data) + packer.flush()
+
+
+GZIP, ZLIB, RAW = zlib.MAX_WBITS | 16, zlib.MAX_WBITS, -zlib.MAX_WBITS
+ENVELOPE = json.dumps({"code": 0, "data": 42, "message": None}).encode()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("", ENVELOPE),
+        ("identity", ENVELOPE),
+        ("gzip", compress(ENVELOPE, GZIP)),
+        ("GZip", compress(ENVELOPE, GZIP)),
+        ("x-gzip", compress(ENVELOPE, GZIP)),
+        ("deflate", compress(ENVELOPE, ZLIB)),
+        ("deflate", compress(ENVELOPE, RAW)),  # raw deflate, as some servers send it
+        ("identity, gzip", compress(ENVELOPE, GZIP)),
+    ],
+)
+@pytest.mark.parametrize("piece", [1, 5, 1000])
+def test_plain_and_compressed_answers_are_decoded(encoding: str, body: bytes, piece: int) -> None:
+    response = streamed(body, piece=piece, content_encoding=encoding)
+    assert envelope_data(response, CALL) == 42
+
+
+def test_the_cap_counts_decompressed_bytes_and_is_inclusive() -> None:
+    exact = b" " * (100 * KiB - len(ENVELOPE)) + ENVELOPE
+    assert envelope_data(streamed(compress(exact, GZIP), content_encoding="gzip"), CALL, cap=100 * KiB) == 42
+    over = b" " + exact
+    with pytest.raises(TransientError, match=r"\(answer larger than 100 KiB\)"):
+        envelope_data(streamed(compress(over, GZIP), content_encoding="gzip"), CALL, cap=100 * KiB)
+    with pytest.raises(TransientError, match=r"\(answer larger than 100 KiB\)"):
+        envelope_data(streamed(over), CALL, cap=100 * KiB)
+
+
+def test_no_decompression_step_makes_more_than_64_kib() -> None:
+    bomb = compress(b"\0" * (64 * 1024 * KiB), GZIP)  # 64 MiB in about 64 KiB: one network read
+    response = streamed(bomb, piece=len(bomb), content_encoding="gzip")
+    sizes = [len(piece) for piece in DecodedBody(response, CALL)]
+    assert sum(sizes) == 64 * 1024 * KiB
+    assert max(sizes) <= 64 * KiB
+
+
+def test_reading_stops_at_the_cap() -> None:
+    stream = Pieces([b" " * KiB] * 10_000)  # 10 MiB of whitespace
+    response = httpx.Response(200, stream=stream)
+    with pytest.raises(TransientError, match=r"\(answer larger than 64 KiB\)"):
+        read_json_capped(response, 64 * KiB, CALL)
+    assert stream.pulled <= 65 * KiB
+
+
+def test_a_content_length_past_the_cap_is_refused_unread() -> None:
+    stream = Pieces([b" " * KiB] * 100)
+    response = httpx.Response(200, headers={"Content-Length": str(100 * KiB)}, stream=stream)
+    with pytest.raises(TransientError, match=r"\(answer larger than 64 KiB\)"):
+        read_json_capped(response, 64 * KiB, CALL)
+    assert stream.pulled == 0
+
+
+def test_compressed_bytes_that_make_nothing_are_capped_too() -> None:
+    header = compress(b"", GZIP)[:10]
+    empty_block = b"\x00\x00\x00\xff\xff"  # a stored deflate block, not final, of no bytes
+    stream = Pieces([header] + [empty_block * 100] * 200)  # 100 KiB of gzip, not one byte of JSON
+    response = httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=stream)
+    with pytest.raises(TransientError, match=r"\(answer larger than 32 KiB\)"):
+        read_json_capped(response, 32 * KiB, CALL)
+    assert stream.pulled <= 33 * KiB
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "why"),
+    [
+        ("br", ENVELOPE, "content encoding 'br' cannot be decoded"),
+        ("zstd", ENVELOPE, "content encoding 'zstd' cannot be decoded"),
+        ("gzip, gzip", compress(compress(ENVELOPE, GZIP), GZIP), "content encoding 'gzip, gzip' cannot be decoded"),
+        ("gzip", b"not gzip at all", "the compressed answer is damaged"),
+        ("gzip", compress(ENVELOPE, GZIP)[:-6], "the compressed answer is cut short"),
+        ("gzip", b"", "the compressed answer is cut short"),
+        ("deflate", b"x", "the compressed answer is cut short"),
+        ("gzip", compress(ENVELOPE, GZIP) + b"more", "data after the end of the compressed answer"),
+        ("gzip", compress(ENVELOPE, GZIP) * 2, "data after the end of the compressed answer"),
+    ],
+)
+def test_an_answer_that_cannot_be_decoded_is_malformed(encoding: str, body: bytes, why: str) -> None:
+    with pytest.raises(TransientError, match=rf"malformed answer from /uploadSimpleFile \({why}"):
+        envelope_data(streamed(body, content_encoding=encoding), CALL)
+
+
+def test_json_nested_too_deep_is_malformed() -> None:
+    with pytest.raises(TransientError, match=r"\(not JSON\)"):
+        envelope_data(streamed(b"[" * 200_000 + b"]" * 200_000), CALL)
+
+
+def test_an_error_answer_is_read_only_a_little() -> None:
+    stream = Pieces([b"x" * KiB] * 10_000)
+    response = httpx.Response(503, headers={"Content-Type": "text/plain"}, stream=stream)
+    with pytest.raises(TransientError, match=r"HTTP 503 from /uploadSimpleFile: xxx") as caught:
+        envelope_data(response, CALL)
+    assert caught.value.status == 503
+    assert stream.pulled <= 65 * KiB
+
+
+def test_an_error_answer_keeps_its_message_and_status_whatever_its_body() -> None:
+    message = json.dumps({"code": 409, "data": None, "message": "name taken"}).encode()
+    gzipped = streamed(compress(message, GZIP), status=409, content_encoding="gzip")
+    with pytest.raises(ItemError, match="HTTP 409 from /uploadSimpleFile: name taken"):
+        envelope_data(gzipped, CALL)
+    for encoding, body in (("br", message), ("gzip", b"damaged")):
+        with pytest.raises(ItemError, match=r"HTTP 409 from /uploadSimpleFile$"):
+            envelope_data(streamed(body, status=409, content_encoding=encoding), CALL)
+    bomb = compress(b" " * (256 * 1024 * KiB), GZIP)
+    assert len(read_error_body(streamed(bomb, content_encoding="gzip"), CALL)) == 64 * KiB
+
+
+def test_describe_size() -> None:
+    assert [describe_size(n) for n in (16 * 1024 * KiB, 64 * KiB, 1000, 1536 * KiB)] == [
+        "16 MiB", "64 KiB", "1000 bytes", "1536 KiB"
+    ]
