@@ -48,7 +48,7 @@ class OpenFileResponse(Response):
                     break  # the file shrank under us: the client sees a short body, as it should
                 remaining -= len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
-            if remaining > 0:
+            if remaining > 0 or self.size == 0:  # the body's end has not been sent yet
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             self.file.close()
