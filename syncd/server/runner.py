@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
 from types import TracebackType
@@ -11,8 +10,11 @@ from types import TracebackType
 import uvicorn
 from starlette.applications import Starlette
 
+from syncd.server.guard import ServeLimits, guarded_protocol, install_log_rate_limit
 
-def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+
+def _config(app: Starlette, host: str, port: int, limits: ServeLimits) -> uvicorn.Config:
+    install_log_rate_limit()
     return uvicorn.Config(
         app,
         host=host,
@@ -20,38 +22,46 @@ def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         lifespan="off",
-        timeout_keep_alive=30,
+        loop="syncd.server.guard:new_event_loop",  # an accept loop that does not spin when descriptors run out
+        http=guarded_protocol(limits),  # h11 with the header/body/send deadlines and the connection limit
+        ws="none",  # no WebSocket endpoints: an upgrade must not leave the guarded protocol
+        timeout_keep_alive=limits.keep_alive_timeout,
+        timeout_graceful_shutdown=limits.shutdown_timeout,
     )
 
 
-def serve_forever(app: Starlette, host: str, port: int) -> None:
+def serve_forever(app: Starlette, host: str, port: int, limits: ServeLimits | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then return normally (exit status 0).
 
-    uvicorn handles the signals for a graceful shutdown and afterwards re-raises
-    them at the handlers it found installed; ours swallow them, so a service
-    manager sees a clean stop rather than death by signal.
+    uvicorn handles the signals for a graceful shutdown (at most `limits.shutdown_timeout`
+    seconds) and afterwards re-raises them at the handlers it found installed; ours swallow
+    them, so a service manager sees a clean stop rather than death by signal.
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    uvicorn.Server(_config(app, host, port)).run()
+    uvicorn.Server(_config(app, host, port, limits or ServeLimits())).run()
 
 
 class ServerThread:
     """The file service on a loopback port in a background thread.
 
-    `port=0` picks a free port; `.url` is the base URL once started.
+    `port=0` picks a free port; `.url` is the base URL once started. The limits on clients
+    are `syncd serve`'s defaults unless given.
     """
 
-    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: Starlette, host: str = "127.0.0.1", port: int = 0, limits: ServeLimits | None = None
+    ) -> None:
         self.app = app
-        self._server = uvicorn.Server(_config(app, host, port))
+        self.limits = limits or ServeLimits()
+        self._server = uvicorn.Server(_config(app, host, port, self.limits))
         self._thread = threading.Thread(target=self._run, name="syncd-file-service", daemon=True)
         self._failed: BaseException | None = None
         self.url = ""
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._server.serve())
+            self._server.run()  # on the loop of the config
         except BaseException as exc:  # surfaced by start()
             self._failed = exc
 
@@ -76,7 +86,7 @@ class ServerThread:
     def stop(self) -> None:
         self._server.should_exit = True
         if self._thread.is_alive():
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=self.limits.shutdown_timeout + 10)
         service = getattr(self.app.state, "service", None)
         if service is not None:
             service.store.close()
