@@ -73,7 +73,58 @@ def _parser() -> argparse.ArgumentParser:
                        help="the URL clients reach this service at, for signed download links"
                             " (default: from each request's Host header)")
     serve.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
+    limits = serve.add_argument_group(
+        "limits on clients", "slow, silent or greedy clients must not hold the service (see README, syncd serve)"
+    )
+    limits.add_argument("--header-timeout", type=_seconds, default=20.0, metavar="SECONDS",
+                        help="time to send the request headers, plus 1 s per 500 bytes, at most twice this "
+                             "(default 20)")
+    limits.add_argument("--body-timeout", type=_seconds, default=20.0, metavar="SECONDS",
+                        help="time for the request body after the headers, plus 1 s per 500 bytes; also the "
+                             "longest pause within it (default 20)")
+    limits.add_argument("--send-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                        help="abort a connection whose client takes none of the response for this long "
+                             "(default 60)")
+    limits.add_argument("--keep-alive-timeout", type=_whole_seconds, default=30, metavar="SECONDS",
+                        help="close an idle kept-alive connection after this long (default 30)")
+    limits.add_argument("--max-connections", type=_max_connections, default=None, metavar="N|auto",
+                        help="open connections at most; more are answered 503 and closed at once (default "
+                             "auto: from the open-files limit, (soft limit - 64) / 3, between 16 and 1000)")
+    limits.add_argument("--shutdown-timeout", type=_whole_seconds, default=10, metavar="SECONDS",
+                        help="on SIGTERM/SIGINT, wait this long for requests in flight, then cut them (default 10)")
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _whole_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _max_connections(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of connections (or auto): {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
 
 
 def _size(text: str) -> int:
@@ -97,16 +148,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
-    return value
-
-
 def _public_url(text: str | None) -> str | None:
     if text is None:
         return None
@@ -118,6 +159,7 @@ def _public_url(text: str | None) -> str | None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from syncd.server.app import Limits, build_app
+    from syncd.server.guard import ServeLimits
     from syncd.server.runner import serve_forever
 
     configure_logs(args.log_format)
@@ -127,13 +169,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not api_key:
             raise ConfigError(f"--api-key-env: environment variable {args.api_key_env} is not set")
     data = Path(args.data).expanduser()
+    try:
+        guard = ServeLimits(
+            header_timeout=args.header_timeout, body_timeout=args.body_timeout, send_timeout=args.send_timeout,
+            keep_alive_timeout=args.keep_alive_timeout, max_connections=args.max_connections,
+            shutdown_timeout=args.shutdown_timeout,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     limits = Limits(
         max_upload_size=args.max_upload_size or None, max_parts=args.max_parts,
         upload_ttl=args.upload_ttl, public_url=_public_url(args.public_url),
     )
     app = build_app(data, api_key=api_key, limits=limits)
-    log.info("serving", url=f"http://{args.host}:{args.port}", data=str(data), api_key=bool(api_key))
-    serve_forever(app, args.host, args.port)
+    log.info("serving", url=f"http://{args.host}:{args.port}", data=str(data), api_key=bool(api_key),
+             max_connections=guard.connection_limit())
+    serve_forever(app, args.host, args.port, guard)
     return EXIT_OK
 
 

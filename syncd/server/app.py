@@ -29,7 +29,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -142,6 +142,9 @@ def endpoint(*, auth: bool = True) -> Callable[[Callable[[Service, Request], Awa
             except ApiError as exc:
                 log.info("refused", path=request.url.path, status=exc.status, reason=exc.message)
                 return error_envelope(exc.status, exc.message)
+            except ClientDisconnect:  # the client went away, or was cut off as too slow: nobody to answer
+                log.info("client disconnected", path=request.url.path)
+                return error_envelope(400, "client disconnected")
             except Exception:
                 log.exception("internal error", path=request.url.path)
                 return error_envelope(500, "internal error")

@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
+from starlette.requests import ClientDisconnect
 
 from syncd.server.problems import ApiError
 
@@ -150,7 +151,7 @@ async def parse_form(
         async for chunk in body:
             parser.write(chunk)
         parser.finalize()
-    except ApiError:
+    except (ApiError, ClientDisconnect):
         raise
     except Exception:  # python-multipart raises several types for bad bodies; their text is not for clients
         raise ApiError(400, "malformed multipart/form-data body") from None

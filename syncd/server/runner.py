@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import socket
 import threading
@@ -12,8 +11,11 @@ from types import TracebackType
 import uvicorn
 from starlette.applications import Starlette
 
+from syncd.server.guard import ServeLimits, guarded_protocol, install_log_rate_limit
 
-def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+
+def _config(app: Starlette, host: str, port: int, limits: ServeLimits) -> uvicorn.Config:
+    install_log_rate_limit()
     return uvicorn.Config(
         app,
         host=host,
@@ -21,22 +23,26 @@ def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         lifespan="on",  # the service expires abandoned uploads while it runs
-        timeout_keep_alive=30,
         # Signed URLs must not take their scheme or host from a client's X-Forwarded-* headers.
         proxy_headers=False,
+        loop="syncd.server.guard:new_event_loop",  # an accept loop that does not spin when descriptors run out
+        http=guarded_protocol(limits),  # h11 with the header/body/send deadlines and the connection limit
+        ws="none",  # no WebSocket endpoints: an upgrade must not leave the guarded protocol
+        timeout_keep_alive=limits.keep_alive_timeout,
+        timeout_graceful_shutdown=limits.shutdown_timeout,
     )
 
 
-def serve_forever(app: Starlette, host: str, port: int) -> None:
+def serve_forever(app: Starlette, host: str, port: int, limits: ServeLimits | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then return normally (exit status 0).
 
-    uvicorn handles the signals for a graceful shutdown and afterwards re-raises
-    them at the handlers it found installed; ours swallow them, so a service
-    manager sees a clean stop rather than death by signal.
+    uvicorn handles the signals for a graceful shutdown (at most `limits.shutdown_timeout`
+    seconds) and afterwards re-raises them at the handlers it found installed; ours swallow
+    them, so a service manager sees a clean stop rather than death by signal.
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    uvicorn.Server(_config(app, host, port)).run()
+    uvicorn.Server(_config(app, host, port, limits or ServeLimits())).run()
 
 
 class ServerThread:
@@ -45,14 +51,22 @@ class ServerThread:
     `port=0` picks a free port; `.url` is the base URL once started. With `sock` (a bound,
     listening socket, e.g. the embedded remote's Unix socket from `syncd.server.unixsock`),
     the service accepts on that socket only and opens no port; `.url` stays empty for a Unix
-    socket. `stop` closes the socket; removing its file is the caller's business.
+    socket. `stop` closes the socket; removing its file is the caller's business. The limits
+    on clients are `syncd serve`'s defaults unless given.
     """
 
     def __init__(
-        self, app: Starlette, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None
+        self,
+        app: Starlette,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: ServeLimits | None = None,
+        *,
+        sock: socket.socket | None = None,
     ) -> None:
         self.app = app
-        self._server = uvicorn.Server(_config(app, host, port))
+        self.limits = limits or ServeLimits()
+        self._server = uvicorn.Server(_config(app, host, port, self.limits))
         self._sock = sock
         self._thread = threading.Thread(target=self._run, name="syncd-file-service", daemon=True)
         self._failed: BaseException | None = None
@@ -60,7 +74,7 @@ class ServerThread:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._server.serve(sockets=None if self._sock is None else [self._sock]))
+            self._server.run(sockets=None if self._sock is None else [self._sock])  # on the config's loop
         except BaseException as exc:  # surfaced by start()
             self._failed = exc
 
@@ -87,7 +101,7 @@ class ServerThread:
     def stop(self) -> None:
         self._server.should_exit = True
         if self._thread.is_alive():
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=self.limits.shutdown_timeout + 10)
         if self._sock is not None:
             self._sock.close()  # uvicorn closes it too once it served; not when it never started
         service = getattr(self.app.state, "service", None)  # after the lifespan ended

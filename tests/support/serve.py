@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -23,10 +24,17 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """`python -m syncd serve --data DATA --port PORT`; `.url` once started."""
+    """`python -m syncd serve --data DATA --port PORT [ARGS]`; `.url` once started.
 
-    def __init__(self, data: Path) -> None:
+    `preexec_fn` runs in the child before `syncd` starts (e.g. to lower its resource limits).
+    """
+
+    def __init__(
+        self, data: Path, args: Sequence[str] = (), *, preexec_fn: Callable[[], None] | None = None
+    ) -> None:
         self.data = data
+        self.args = list(args)
+        self.preexec_fn = preexec_fn
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data.parent / f"{data.name}-serve.log"  # a file, not a pipe nobody drains
@@ -35,8 +43,9 @@ class ServeProcess:
     def start(self, timeout: float = 20.0) -> ServeProcess:
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "syncd", "serve", "--data", str(self.data), "--port", str(self.port)],
-                stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ),
+                [sys.executable, "-m", "syncd", "serve", "--data", str(self.data), "--port", str(self.port),
+                 *self.args],
+                stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ), preexec_fn=self.preexec_fn,
             )
         deadline = time.monotonic() + timeout
         while True:
