@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -658,8 +658,9 @@ def test_an_upload_caught_merging_by_a_crash_is_completable_after_restart(how: s
                 content = os.urandom(2 * PART)
                 file_id = upload_all_parts(api, content, PART)
                 server.kill()
-                with sqlite3.connect(server.data / "meta.db") as db:  # the state a crash mid-merge leaves
+                with closing(sqlite3.connect(server.data / "meta.db")) as db:  # what a crash mid-merge leaves
                     db.execute("UPDATE files SET status = 'merging' WHERE id = ?", [file_id])
+                    db.commit()
                 caught = True
             else:
                 content = os.urandom(48 * MiB)
@@ -727,17 +728,19 @@ def finish_after_crash(api: Api, file_id: int, content: bytes) -> tuple[str, str
     state = answer.json()["data"]["status"]
     if state == "ok":
         ok = sha256(api.download(file_id).content) == sha256(content)
-        return state, "finished at start" + ("" if ok else " with WRONG BYTES")
+        return state, "finished at start" if ok else "WRONG BYTES: finished at start with other bytes"
     completed = api.complete(file_id)
+    resent = ""
     if not accepted(completed) and state == "uploading":  # resend what it says is missing, then again
         status = api.status(file_id).json()["data"]
         part_size = int(status["part_size"])
         for n in status["remaining_parts"]:
             api.part(file_id, n, content[(n - 1) * part_size : n * part_size])
+        resent = f" after resending parts {status['remaining_parts']}"
         completed = api.complete(file_id)
     fetched = api.download(file_id)
     if accepted(completed) and sha256(fetched.content) == sha256(content):
-        return state, "completed again"
+        return state, "completed again" + resent
     return state, f"STUCK: complete {describe(completed)}, download {describe(fetched)}"
 
 

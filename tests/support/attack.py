@@ -271,6 +271,11 @@ class Watch:
         outcome = self.outcome
         if exc is not None and not isinstance(exc, AssertionError):
             outcome = f"{outcome}; attack stopped by {type(exc).__name__}: {exc}".lstrip("; ")
+        if self.server.log_count(b"MemoryError", self.log_start):
+            outcome += "; MemoryError in the log"
+        code = self.server.proc.returncode if self.server.proc is not None else None
+        if code not in (None, 0, -9):
+            outcome += f"; the server died (exit status {code})"
         if self.server.dropped:
             outcome = f"{outcome} (options dropped: {' '.join(self.server.dropped)})"
         worst = round(self.monitor.worst, 3) if self.health else None
