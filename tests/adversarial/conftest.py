@@ -1,9 +1,13 @@
-"""The adversarial suite's scoreboard: each scenario records its audit; the run prints them as a table.
+"""The adversarial suite's scoreboards: each scenario records its audit; the run prints them as a table.
 
 `audited(scenario, counts)` records one scenario's `Counts` and fails the test
 unless every count is 0. At the end of the run a table of scenarios x (lost,
 duplicates, partial, outside) is printed, and written as JSON when
 `SYNCD_ADVERSARIAL_JSON` names a file.
+
+The attacks on `syncd serve` (test_service_attacks.py) record a row each, pass or fail:
+attack, the server's peak RSS, the worst `/health` latency, what happened. They are
+printed as a second table, and written as JSON when `SYNCD_ATTACKS_JSON` names a file.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from tests.adversarial.audit import Counts
+from tests.support.attack import ATTACKS
 
 COLUMNS = ("lost", "duplicates", "partial", "outside")
 _RESULTS: list[tuple[str, Counts]] = []
@@ -35,6 +41,7 @@ def audited(request: pytest.FixtureRequest) -> Audited:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    _attacks_table(terminalreporter)
     if not _RESULTS:
         return
     width = max(len("scenario"), *(len(name) for name, _ in _RESULTS))
@@ -48,4 +55,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if out:
         doc = [{"scenario": name, **counts.row()} for name, counts in _RESULTS]
         Path(out).write_text(json.dumps(doc, indent=2))
+        tr.write_line(f"written to {out}")
+
+
+def _attacks_table(tr: pytest.TerminalReporter) -> None:
+    if not ATTACKS:
+        return
+    width = max(len("attack"), *(len(row.attack) for row in ATTACKS))
+    tr.section("attacks on syncd serve: server peak RSS, worst /health latency, outcome")
+    tr.write_line(f"{'attack':<{width}}  {'RSS MB':>8}  {'/health s':>9}  outcome")
+    for row in ATTACKS:
+        rss = "-" if row.peak_rss_mb is None else f"{row.peak_rss_mb:.0f}"
+        health = "-" if row.worst_health_s is None else f"{row.worst_health_s:.2f}"
+        tr.write_line(f"{row.attack:<{width}}  {rss:>8}  {health:>9}  {row.outcome}")
+    out = os.environ.get("SYNCD_ATTACKS_JSON")
+    if out:
+        Path(out).write_text(json.dumps([asdict(row) for row in ATTACKS], indent=2))
         tr.write_line(f"written to {out}")
