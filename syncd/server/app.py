@@ -326,7 +326,7 @@ def _fsync_file(path: Path) -> int:
 @endpoint()
 async def complete_multipart(service: Service, request: Request) -> Response:
     user = p.user_of(request)
-    file_id = p.int_field(await p.json_body(request), "file_id")
+    file_id = p.int_field(await p.json_body(request), "file_id", minimum=1)
     f = service.store.get(user, file_id)
     if f.status == "ok":
         return envelope(file_id)  # a retried complete after an ambiguous failure
@@ -364,7 +364,7 @@ async def complete_multipart(service: Service, request: Request) -> Response:
 @endpoint()
 async def abort_multipart(service: Service, request: Request) -> Response:
     user = p.user_of(request)
-    file_id = p.int_field(await p.json_body(request), "file_id")
+    file_id = p.int_field(await p.json_body(request), "file_id", minimum=1)
     f = service.store.get(user, file_id)
     if f.status == "ok":
         raise ApiError(400, f"file {file_id} is complete; delete it instead")
@@ -378,7 +378,7 @@ async def abort_multipart(service: Service, request: Request) -> Response:
 @endpoint()
 async def multipart_status(service: Service, request: Request) -> Response:
     user = p.user_of(request)
-    file_id = p.query_int(request, "file_id")
+    file_id = p.query_int(request, "file_id", minimum=1)
     f = service.store.get(user, file_id)
     part_size = f.part_size or max(f.size, 1)
     count = math.ceil(f.size / part_size)
@@ -413,13 +413,13 @@ def _file_response(service: Service, user: str, file_id: int) -> Response:
 
 @endpoint()
 async def download(service: Service, request: Request) -> Response:
-    return _file_response(service, p.user_of(request), p.query_int(request, "file_id"))
+    return _file_response(service, p.user_of(request), p.query_int(request, "file_id", minimum=1))
 
 
 @endpoint()
 async def download_url(service: Service, request: Request) -> Response:
     user = p.user_of(request)
-    file_id = p.query_int(request, "file_id")
+    file_id = p.query_int(request, "file_id", minimum=1)
     expires_in = p.query_int(request, "expires_in", default=600, minimum=1, maximum=7 * 86400)
     service.store.get(user, file_id)
     base = service.base_url(request)
@@ -432,7 +432,7 @@ async def download_url(service: Service, request: Request) -> Response:
 
 @endpoint(auth=False)
 async def signed_download(service: Service, request: Request) -> Response:
-    file_id = p.query_int(request, "file_id")
+    file_id = p.query_int(request, "file_id", minimum=1)
     expires = p.query_int(request, "expires")
     signature = request.query_params.get("signature", "")
     owner = service.store.owner_of(file_id)
@@ -447,7 +447,7 @@ async def signed_download(service: Service, request: Request) -> Response:
 @endpoint()
 async def delete_file(service: Service, request: Request) -> Response:
     user = p.user_of(request)
-    file_id = p.query_int(request, "file_id")
+    file_id = p.query_int(request, "file_id", minimum=1)
     service.store.get(user, file_id)  # 404 before fencing anything of another user's
     service.stop_writers(file_id)
     service.store.delete(user, file_id)
@@ -479,7 +479,7 @@ async def list_directories(service: Service, request: Request) -> Response:
 @endpoint()
 async def list_files_in_directory(service: Service, request: Request) -> Response:
     user = p.user_of(request)
-    directory_id = p.query_int(request, "directory_id")
+    directory_id = p.query_int(request, "directory_id", minimum=0)
     limit, offset = p.page(request)
     order = p.sort_order(request, p.FILE_ORDER)
     total, files = service.store.list_directory_files(

@@ -184,10 +184,13 @@ def upload_params_from(body: dict[str, Any]) -> UploadParams:
     hashcode = body.get("hashcode")
     if hashcode is not None and not isinstance(hashcode, str):
         raise ApiError(400, "'hashcode' must be a string or null")
+    biz_params = body.get("biz_params")
+    if isinstance(biz_params, dict) and isinstance(biz_params.get("directory_id"), int):
+        int_field(biz_params, "directory_id", minimum=0)  # it becomes a column: in SQLite's range
     return UploadParams(
         filename=filename,
         biz=biz,
-        biz_params=body.get("biz_params"),
+        biz_params=biz_params,
         size=int_field(body, "size", minimum=0),
         hashcode=hashcode or None,
     )
