@@ -492,6 +492,10 @@ class _AcceptUntilResourceError:
         return getattr(self.sock, name)
 
 
+#: Connections accepted in one go before the loop runs its callbacks again.
+ACCEPT_ROUND = 32
+
+
 class GuardedEventLoop(asyncio.SelectorEventLoop):
     """asyncio's loop, with an accept round that stops at its first resource error.
 
@@ -505,6 +509,13 @@ class GuardedEventLoop(asyncio.SelectorEventLoop):
     def _accept_connection(self, protocol_factory: Any, sock: Any, *args: Any, **kwargs: Any) -> None:
         if isinstance(sock, _AcceptUntilResourceError):  # a retry scheduled by an earlier round
             sock = sock.sock
+        # (sslcontext, server, backlog, ...): a round accepts at most ACCEPT_ROUND connections, so
+        # that the ones over `max_connections` are closed (their `connection_made` runs between
+        # rounds) before more descriptors are taken; a round of 2048 could exhaust them alone.
+        if len(args) >= 3:
+            args = (*args[:2], min(args[2], ACCEPT_ROUND), *args[3:])
+        elif "backlog" in kwargs:
+            kwargs["backlog"] = min(kwargs["backlog"], ACCEPT_ROUND)
         accept_round = getattr(super(), "_accept_connection")  # noqa: B009 - private, not in the stubs
         accept_round(protocol_factory, _AcceptUntilResourceError(sock), *args, **kwargs)
 

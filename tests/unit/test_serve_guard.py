@@ -3,6 +3,7 @@ limit, and the accept round that stops at its first resource error."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import resource
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from syncd.cli import _parser
-from syncd.server.guard import GuardedEventLoop, RateLimitFilter, ServeLimits, auto_max_connections
+from syncd.server.guard import ACCEPT_ROUND, GuardedEventLoop, RateLimitFilter, ServeLimits, auto_max_connections
 
 
 @pytest.mark.parametrize(
@@ -105,4 +106,38 @@ def test_the_accept_round_stops_at_the_first_resource_error() -> None:
         assert "out of system resource" in reported[0]["message"]
     finally:
         listening.sock.close()
+        loop.close()
+
+
+def test_an_accept_round_takes_a_bounded_number_of_connections() -> None:
+    """Connections over the limit are closed between rounds: a round of uvicorn's backlog (2048)
+    could take every descriptor before the first of them is closed."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=200)
+    server.setblocking(False)
+    clients = [socket.create_connection(server.getsockname()) for _ in range(100)]
+    loop = GuardedEventLoop()
+    accepted: list[socket.socket] = []
+
+    class Counting:
+        def accept(self) -> tuple[socket.socket, Any]:
+            conn, addr = server.accept()
+            accepted.append(conn)
+            return conn, addr
+
+        def fileno(self) -> int:
+            return server.fileno()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(server, name)
+
+    try:
+        loop._accept_connection(lambda: None, Counting(), None, None, 2048)
+        assert len(accepted) == ACCEPT_ROUND
+        pending = asyncio.all_tasks(loop)  # the connections' set-up, never run here
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    finally:
+        for s in (*accepted, *clients, server):
+            s.close()
         loop.close()
