@@ -1,0 +1,24 @@
+"""Log set-up: every record, syncd's own or a library's, is one line of the chosen format."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from syncd.logs import configure
+
+
+def test_a_library_records_traceback_is_text_in_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("json")
+    try:
+        raise OSError(24, "Too many open files")
+    except OSError:
+        logging.getLogger("asyncio").error("socket.accept() out of system resource", exc_info=True)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["logger"] == "asyncio" and record["level"] == "error"
+    assert "Traceback (most recent call last)" in record["exception"]
+    assert "OSError: [Errno 24] Too many open files" in record["exception"]
+    assert "exc_info" not in record
