@@ -15,16 +15,16 @@ from pathlib import Path
 import httpx
 import structlog
 
-from syncd.breaker import Breakers
 from syncd.config import Config, RemoteConfig
-from syncd.engine import Engine
 from syncd.errors import StateLocked
-from syncd.folderfs import FolderFS
-from syncd.queue import Queue
+from syncd.local.folderfs import FolderFS
 from syncd.remote.base import Remote
-from syncd.remote.bdd import BddRemote
+from syncd.remote.bdd.client import BddRemote
+from syncd.remote.breaker import Breakers
 from syncd.remote.retry import Abort
-from syncd.state import State, open_state
+from syncd.state.db import State, open_state
+from syncd.state.queue import Queue
+from syncd.sync.engine import Engine
 
 log = structlog.get_logger("syncd.app")
 

@@ -25,8 +25,8 @@ from pathlib import Path, PurePosixPath
 from typing import Literal, NoReturn, TypeVar, get_args
 from urllib.parse import urlsplit
 
+from syncd.core.names import unsafe_reason
 from syncd.errors import ConfigError
-from syncd.names import unsafe_reason
 
 LogFormat = Literal["auto", "json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]

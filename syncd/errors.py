@@ -1,5 +1,5 @@
 """syncd's error tree. Every failure is converted into one of these once, at
-the edge where it happens (HTTP in `remote/bdd.py`, config in `config.py`), so
+the edge where it happens (HTTP in `remote/bdd/`, config in `config.py`), so
 the rest of syncd decides what to do from the class alone::
 
     SyncdError

@@ -5,7 +5,7 @@ through. Waits are exponential with full jitter, but never shorter than the
 server's `Retry-After`, and never longer than `max_wait`. After the last
 attempt the final syncd error itself is raised (not a tenacity RetryError).
 
-`abort` (the remote's circuit breaker, `syncd.breaker`) cuts a retry loop short: once it
+`abort` (the remote's circuit breaker, `syncd.remote.breaker`) cuts a retry loop short: once it
 is set, a loop sleeping between attempts wakes at once and raises its last error instead of
 trying again. The first attempt of a call is always made.
 """

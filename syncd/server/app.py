@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from syncd.durable import fsync_dir
+from syncd.local.durable import fsync_dir
 from syncd.server import params as p
 from syncd.server.filestream import OpenFileResponse
 from syncd.server.formstream import FileSink, parse_form

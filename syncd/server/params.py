@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from syncd.names import unsafe_reason
+from syncd.core.names import unsafe_reason
 from syncd.server.problems import ApiError
 from syncd.server.store import BIZ
 

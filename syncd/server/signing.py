@@ -18,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from syncd.durable import fsync_dir
+from syncd.local.durable import fsync_dir
 
 KEY_BYTES = 32
 

@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 from bdd_file import BddFileClient
 
-from syncd.remote.bdd import BddRemote
+from syncd.remote.bdd.client import BddRemote
 from tests.adversarial.audit import Ledger, RemoteFile, audit, local_files, remote_files
 from tests.adversarial.conftest import Audited
 from tests.support.faultproxy import (

@@ -56,8 +56,8 @@ from typing import Any, Protocol
 import pytest
 from bdd_file import BddFileClient
 
-from syncd.queue import Queue
-from syncd.state import open_state
+from syncd.state.db import open_state
+from syncd.state.queue import Queue
 from tests.adversarial.audit import MARKER, Counts, Ledger, audit, local_files, remote_files
 from tests.adversarial.conftest import Audited
 from tests.support import privileges

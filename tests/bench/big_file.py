@@ -55,7 +55,7 @@ TARGETS = {"syncd_over_curl_min": 0.70, "syncd_peak_rss_max": 100 * MB}
 CLIENT = r"""
 import hashlib, json, resource, sys, time
 from pathlib import Path
-from syncd.remote.bdd import BddRemote
+from syncd.remote.bdd.client import BddRemote
 url, src, dst = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 size = src.stat().st_size
 with BddRemote(url, "bench", timeout=120) as remote:

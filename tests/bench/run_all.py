@@ -164,7 +164,7 @@ def print_table(figures: dict[str, Any]) -> None:
     print_rows([Row(**{k: v for k, v in row.items() if k != "verdict"}) for row in figures["targets"]])
     rss = "unavailable" if big["curl_peak_rss"] is None else f"{big['curl_peak_rss'] / 1e6:.1f} MB"
     print(
-        f"\ninterpreter start {rec['python_startup_s']:.3f} s, + import syncd.cli/httpx {rec['syncd_import_s']:.3f} s "
+        f"\ninterpreter start {rec['python_startup_s']:.3f} s, + import syncd/httpx {rec['syncd_import_s']:.3f} s "
         f"(in every syncd figure); curl: {big['curl'] or 'not installed'}, peak RSS {rss}; "
         f"server start {server['startup_s']:.2f} s, peak RSS {server['peak_rss'] / 1e6:.1f} MB, "
         f"log levels {server['log']['levels']}; daemon exit codes {daemon['exit_codes']}"

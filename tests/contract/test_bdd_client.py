@@ -16,7 +16,7 @@ import pytest
 
 from syncd.errors import FatalError, ItemError
 from syncd.remote.base import FileStatus, Remote
-from syncd.remote.bdd import BddRemote, MultipartUploadInterrupted
+from syncd.remote.bdd.client import BddRemote, MultipartUploadInterrupted
 from syncd.server.app import build_app
 from syncd.server.runner import ServerThread
 from tests.support.faultproxy import FaultProxy, Reset, Seen

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from syncd.remote.base import FileStatus, OnResume, Progress
-from syncd.remote.bdd import BddRemote, MultipartToken, MultipartUploadInterrupted
+from syncd.remote.bdd.client import BddRemote, MultipartToken, MultipartUploadInterrupted
 from tests.support.daemon import wait_for
 from tests.support.faultproxy import FaultProxy, Reset, Seen
 from tests.support.leaks import no_new_threads

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import TransientError
-from syncd.execute import DOWNLOAD_SLACK
-from syncd.remote.bdd import BddRemote
+from syncd.remote.bdd.client import BddRemote
+from syncd.sync.execute import DOWNLOAD_SLACK
 from tests.support.hostile_server import HostileServer
 from tests.support.syncd_cli import reconcile, write_config
 

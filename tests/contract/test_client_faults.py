@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import FatalError, ItemError, TransientError
-from syncd.remote.bdd import BddRemote, MultipartUploadInterrupted
+from syncd.remote.bdd.client import BddRemote, MultipartUploadInterrupted
 from tests.support.faultproxy import (
     Fault,
     FaultProxy,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import ItemError, TransientError
-from syncd.remote.bdd import BddRemote
+from syncd.remote.bdd.client import BddRemote
 from tests.support.hostile_server import (
     HostileServer,
     Scripted,

@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from syncd.remote.base import FileStatus
-from syncd.remote.bdd import BddRemote
+from syncd.remote.bdd.client import BddRemote
 from tests.support.daemon import wait_for
 from tests.support.faultproxy import FaultProxy
 from tests.support.syncd_cli import write_config

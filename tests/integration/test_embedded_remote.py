@@ -24,7 +24,7 @@ import pytest
 
 from syncd.app import build_remotes, start_embedded
 from syncd.config import Config, load_config
-from syncd.remote.bdd import BddRemote
+from syncd.remote.bdd.client import BddRemote
 from syncd.server.unixsock import SOCKET_NAME, SUN_PATH_MAX
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "config.example.toml"

@@ -12,9 +12,9 @@ from typing import Any
 
 from syncd.app import open_app
 from syncd.config import load_config
-from syncd.engine import Engine
-from syncd.queue import JobState
-from syncd.remote.bdd import BddRemote
+from syncd.remote.bdd.client import BddRemote
+from syncd.state.queue import JobState
+from syncd.sync.engine import Engine
 from tests.support.syncd_cli import write_config
 
 

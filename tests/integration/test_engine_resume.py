@@ -13,10 +13,10 @@ from pathlib import Path
 
 from syncd.app import open_app
 from syncd.config import load_config
-from syncd.engine import Engine
-from syncd.queue import Queue
 from syncd.remote.base import FileStatus
-from syncd.remote.bdd import BddRemote, MultipartToken
+from syncd.remote.bdd.client import BddRemote, MultipartToken
+from syncd.state.queue import Queue
+from syncd.sync.engine import Engine
 from tests.support.faultproxy import Fault, FaultProxy, Reset, Seen
 from tests.support.syncd_cli import write_config
 

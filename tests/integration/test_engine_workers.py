@@ -22,9 +22,9 @@ from structlog.testing import capture_logs
 
 from syncd.app import open_app
 from syncd.config import Config, load_config
-from syncd.engine import Engine
-from syncd.queue import Job, JobState, Queue
-from syncd.remote.bdd import BddRemote
+from syncd.remote.bdd.client import BddRemote
+from syncd.state.queue import Job, JobState, Queue
+from syncd.sync.engine import Engine
 from tests.support.daemon import wait_for
 from tests.support.syncd_cli import write_config
 

@@ -18,13 +18,13 @@ import pytest
 from bdd_file import BddFileClient
 
 from syncd.config import FolderConfig
-from syncd.execute import Executor
-from syncd.folderfs import FolderFS, LocalChanged
-from syncd.model import Action, ActionKind
-from syncd.queue import JobState, Queue
-from syncd.remote.bdd import BddRemote
-from syncd.scan import scan_folder
-from syncd.state import open_state
+from syncd.core.model import Action, ActionKind
+from syncd.local.folderfs import FolderFS, LocalChanged
+from syncd.local.scan import scan_folder
+from syncd.remote.bdd.client import BddRemote
+from syncd.state.db import open_state
+from syncd.state.queue import JobState, Queue
+from syncd.sync.execute import Executor
 from tests.support import chat
 from tests.support.chat import chat_files, leftovers
 from tests.support.chat import local_files as local

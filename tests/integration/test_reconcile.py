@@ -422,7 +422,7 @@ def test_a_held_state_dir_exits_3_naming_the_holder(box: Sync) -> None:
     box.write("a.txt", b"a")
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys; from pathlib import Path; from syncd.state import open_state;"
+         "import sys; from pathlib import Path; from syncd.state.db import open_state;"
          "state = open_state(Path(sys.argv[1])); print('holding', flush=True); sys.stdin.read()",
          str(box.state_dir)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

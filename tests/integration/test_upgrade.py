@@ -35,10 +35,10 @@ from typing import Any
 import httpx
 import pytest
 
-from syncd import jobcodec
-from syncd.model import ActionKind
-from syncd.queue import Queue
-from syncd.state import open_state
+from syncd.core.model import ActionKind
+from syncd.state import jobcodec
+from syncd.state.db import open_state
+from syncd.state.queue import Queue
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.syncd_cli import Result, reconcile, run_syncd
 

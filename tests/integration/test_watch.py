@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-import syncd.watch as watch_module
-from syncd.watch import Watcher
+import syncd.local.watch as watch_module
+from syncd.local.watch import Watcher
 from tests.support.leaks import no_new_threads
 
 pytestmark = pytest.mark.timeout(60)

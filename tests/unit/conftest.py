@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.state import State, open_state
+from syncd.state.db import State, open_state
 
 
 @pytest.fixture

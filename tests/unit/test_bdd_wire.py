@@ -12,8 +12,8 @@ import pytest
 
 from syncd.errors import FatalError, ItemError, TransientError
 from syncd.remote.base import FileStatus
-from syncd.remote.bdd_errors import Call, check_status, parse_retry_after, safe_origin
-from syncd.remote.bdd_wire import (
+from syncd.remote.bdd.errors import Call, check_status, parse_retry_after, safe_origin
+from syncd.remote.bdd.wire import (
     DecodedBody,
     describe_size,
     envelope_data,

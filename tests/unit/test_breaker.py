@@ -10,9 +10,9 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from syncd.breaker import Breaker, Breakers, GuardedRemote
 from syncd.errors import FatalError, ItemError, TransientError
 from syncd.remote.base import RemoteFile
+from syncd.remote.breaker import Breaker, Breakers, GuardedRemote
 
 T0 = 1_700_000_000.0
 

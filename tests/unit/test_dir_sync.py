@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import syncd.durable as durable
-from syncd.durable import DirSync
+import syncd.local.durable as durable
+from syncd.local.durable import DirSync
 
 
 class Disk:

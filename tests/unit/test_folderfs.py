@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.folderfs import FolderFS, FolderUnavailable
-from syncd.model import LocalFile
+from syncd.core.model import LocalFile
+from syncd.local.folderfs import FolderFS, FolderUnavailable
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from syncd.logs import configure
+from syncd.cli.logs import configure
 
 
 def test_a_library_records_traceback_is_text_in_json_lines(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.notify import Notifier, watchdog_interval
+from syncd.daemon.notify import Notifier, watchdog_interval
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="needs AF_UNIX sockets")
 
@@ -119,11 +119,11 @@ def test_without_notify_socket_everything_is_a_no_op(env: dict[str, str], monkey
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "syncd.notify" and r.levelno >= logging.WARNING]
+    return [r for r in caplog.records if r.name == "syncd.daemon.notify" and r.levelno >= logging.WARNING]
 
 
 def test_unreachable_socket_is_logged_once_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="syncd.notify")
+    caplog.set_level(logging.DEBUG, logger="syncd.daemon.notify")
     notifier = Notifier(str(tmp_path / "gone.sock"))
     assert notifier.enabled
     assert not notifier.ready()
@@ -161,7 +161,7 @@ def test_a_full_socket_drops_messages_instead_of_blocking(
     listener: tuple[socket.socket, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     sock, address = listener
-    caplog.set_level(logging.DEBUG, logger="syncd.notify")
+    caplog.set_level(logging.DEBUG, logger="syncd.daemon.notify")
     notifier = Notifier(address)
 
     def fill() -> list[bool]:
@@ -192,7 +192,7 @@ def test_a_full_socket_drops_messages_instead_of_blocking(
 def test_a_vanished_socket_drops_messages_and_a_new_one_is_used(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, how: str
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="syncd.notify")
+    caplog.set_level(logging.DEBUG, logger="syncd.daemon.notify")
     path = tmp_path / "notify.sock"
     first = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     first.bind(str(path))

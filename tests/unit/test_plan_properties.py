@@ -2,7 +2,7 @@
 
 A `World` is a folder (name -> content, mtime), a chat file list (id ->
 remote file and its content), a journal and a trash. `World.apply` carries a
-plan out the way the workers do (see `syncd.model`); the properties say what
+plan out the way the workers do (see `syncd.core.model`); the properties say what
 users rely on: a second pass plans nothing, nothing unsynced is lost, remote
 files are deleted only when deletions are on, `max_delete` holds, and unsafe
 remote names are never written.
@@ -18,8 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.folderfs import race_copy_names
-from syncd.model import (
+from syncd.core.model import (
     FLOOR_NONE,
     Action,
     ActionKind,
@@ -31,8 +30,9 @@ from syncd.model import (
     Mode,
     Plan,
 )
-from syncd.names import normalize, unsafe_reason
-from syncd.plan import plan
+from syncd.core.names import normalize, unsafe_reason
+from syncd.core.plan import plan
+from syncd.local.folderfs import race_copy_names
 from syncd.remote.base import FileStatus, RemoteFile
 
 SAFE_NAMES = ("a.txt", "b", "\u00e9.md")

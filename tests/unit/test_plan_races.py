@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from syncd.model import FLOOR_NONE, ActionKind, BaseEntry, Floor, FolderPolicy, LocalFile, Mode
-from syncd.plan import plan, remote_changes
+from syncd.core.model import FLOOR_NONE, ActionKind, BaseEntry, Floor, FolderPolicy, LocalFile, Mode
+from syncd.core.plan import plan, remote_changes
 from syncd.remote.base import FileStatus, RemoteFile
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from _pytest.mark import ParameterSet
 
-from syncd.model import (
+from syncd.core.model import (
     Action,
     ActionKind,
     BaseEntry,
@@ -26,7 +26,7 @@ from syncd.model import (
     Mode,
     Plan,
 )
-from syncd.plan import MARKER_MISSING, plan
+from syncd.core.plan import MARKER_MISSING, plan
 from syncd.remote.base import FileStatus, RemoteFile
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

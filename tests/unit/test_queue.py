@@ -1,4 +1,4 @@
-"""syncd.queue against real SQLite files: coalescing, leases, retries, crash recovery."""
+"""syncd.state.queue against real SQLite files: coalescing, leases, retries, crash recovery."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from syncd.queue import Job, JobState, Queue
-from syncd.state import State, open_state
+from syncd.state.db import State, open_state
+from syncd.state.queue import Job, JobState, Queue
 
 T0 = 1_700_000_000.0
 
@@ -459,8 +459,8 @@ def test_put_without_revive_leaves_a_failed_row_with_the_same_work(queue: Queue)
 CLAIM_AND_HANG = """
 import sys
 from pathlib import Path
-from syncd.queue import Queue
-from syncd.state import open_state
+from syncd.state.queue import Queue
+from syncd.state.db import open_state
 queue = Queue(open_state(Path(sys.argv[1])))
 queue.put_many([("f", name, "upload", name) for name in ("a", "b", "c")])
 jobs = queue.claim("doomed", lease=3600, limit=2)
@@ -573,8 +573,8 @@ def test_done_drops_the_token_even_when_the_row_stays_for_newer_work(queue: Queu
 SET_TOKEN_AND_HANG = """
 import sys
 from pathlib import Path
-from syncd.queue import Queue
-from syncd.state import open_state
+from syncd.state.queue import Queue
+from syncd.state.db import open_state
 queue = Queue(open_state(Path(sys.argv[1])))
 queue.put("f", "big.bin", "upload", "v1")
 [job] = queue.claim("doomed", lease=3600)

@@ -6,10 +6,10 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from syncd.execute import to_base, to_row
-from syncd.model import BaseEntry, Floor, LocalFile
+from syncd.core.model import BaseEntry, Floor, LocalFile
+from syncd.local.scan import scan_folder
 from syncd.remote.base import FileStatus, RemoteFile
-from syncd.scan import scan_folder
+from syncd.sync.execute import to_base, to_row
 
 NFC = "caf\u00e9.txt"
 NFD = "cafe\u0301.txt"

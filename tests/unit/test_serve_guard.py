@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from syncd.cli import _parser
+from syncd.cli.main import _parser
 from syncd.server.guard import ACCEPT_ROUND, GuardedEventLoop, RateLimitFilter, ServeLimits, auto_max_connections
 
 

@@ -1,4 +1,4 @@
-"""syncd.state against real SQLite files, with real subprocesses for locking."""
+"""syncd.state.db against real SQLite files, with real subprocesses for locking."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-import syncd.state as state_mod
+import syncd.state.db as state_mod
 from syncd.errors import StateDamaged, StateLocked
-from syncd.state import (
+from syncd.state.db import (
     SCHEMA_VERSION,
     FolderStatus,
     JournalRow,
@@ -33,7 +33,7 @@ Spawn = Callable[[str, Path], "subprocess.Popen[str]"]
 HOLD_WRITER = """
 import sys
 from pathlib import Path
-from syncd.state import open_state
+from syncd.state.db import open_state
 state = open_state(Path(sys.argv[1]))
 print("ready", flush=True)
 sys.stdin.readline()
@@ -42,7 +42,7 @@ sys.stdin.readline()
 WRITE_WHILE_READ = """
 import sys
 from pathlib import Path
-from syncd.state import JournalRow, open_state
+from syncd.state.db import JournalRow, open_state
 state = open_state(Path(sys.argv[1]))
 state.put_journal_many("f", [JournalRow(f"a{i}", local_size=i) for i in range(100)])
 with state.transaction() as conn:

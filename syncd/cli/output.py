@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from syncd.config import Config
 from syncd.errors import FatalError, RemoteError
-from syncd.queue import JobState, Queue
-from syncd.state import lock_holder, open_state
+from syncd.state.db import lock_holder, open_state
+from syncd.state.queue import JobState, Queue
 
 if TYPE_CHECKING:
     from syncd.app import App
-    from syncd.engine import FolderReport
+    from syncd.sync.engine import FolderReport
 
 
 def print_report(report: FolderReport) -> None:

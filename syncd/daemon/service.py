@@ -38,15 +38,15 @@ import structlog
 
 from syncd.app import App, open_app
 from syncd.config import Config, FolderConfig, load_config
-from syncd.engine import policy_of
+from syncd.core.plan import remote_changes
+from syncd.daemon.notify import Notifier, watchdog_interval
 from syncd.errors import ConfigError, SyncdError
-from syncd.execute import to_base
-from syncd.notify import Notifier, watchdog_interval
-from syncd.plan import remote_changes
-from syncd.queue import JobState
-from syncd.watch import Watcher
+from syncd.local.watch import Watcher
+from syncd.state.queue import JobState
+from syncd.sync.engine import policy_of
+from syncd.sync.execute import to_base
 
-log = structlog.get_logger("syncd.daemon")
+log = structlog.get_logger("syncd.daemon.service")
 
 #: How long in-flight transfers may run on after SIGTERM before they are aborted.
 GRACE = 10.0

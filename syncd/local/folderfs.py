@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from syncd.durable import DirSync
-from syncd.model import LocalFile
+from syncd.core.model import LocalFile
+from syncd.local.durable import DirSync
+from syncd.local.scan import MARKER, stat_key
 from syncd.remote.base import RemoteFile
-from syncd.scan import MARKER, stat_key
 
 
 class LocalChanged(Exception):

@@ -20,12 +20,12 @@ import structlog
 
 from syncd import __version__
 from syncd.app import open_app
+from syncd.cli.logs import configure as configure_logs
+from syncd.cli.output import Progress, print_report, print_status, probe_remotes, read_status
 from syncd.config import Config, FolderConfig, find_config_path, load_config
 from syncd.errors import ConfigError, StateDamaged, StateLocked
-from syncd.logs import configure as configure_logs
-from syncd.output import Progress, print_report, print_status, probe_remotes, read_status
-from syncd.queue import Queue
-from syncd.state import StateVersionError, damaged, is_damage, open_state
+from syncd.state.db import StateVersionError, damaged, is_damage, open_state
+from syncd.state.queue import Queue
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -197,7 +197,7 @@ def _folders(config: Config, names: list[str] | None) -> list[FolderConfig]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from syncd.daemon import Daemon
+    from syncd.daemon.service import Daemon
 
     path = find_config_path(args.config)
     config = load_config(path)

@@ -16,8 +16,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syncd.model import BaseEntry, LocalFile
-from syncd.names import normalize
+from syncd.core.model import BaseEntry, LocalFile
+from syncd.core.names import normalize
 
 MARKER = ".syncd"
 BUILTIN_IGNORES = (

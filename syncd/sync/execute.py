@@ -26,16 +26,16 @@ from typing import BinaryIO, cast
 import structlog
 
 from syncd.config import FolderConfig
+from syncd.core.model import FLOOR_NONE, Action, ActionKind, BaseEntry, Floor, LocalFile
+from syncd.core.names import normalize
+from syncd.core.plan import is_sha256
 from syncd.errors import ItemError, TransientError
-from syncd.folderfs import FolderFS, LocalChanged, conflict_name, race_copy_names
-from syncd.model import FLOOR_NONE, Action, ActionKind, BaseEntry, Floor, LocalFile
-from syncd.names import normalize
-from syncd.plan import is_sha256
+from syncd.local.folderfs import FolderFS, LocalChanged, conflict_name, race_copy_names
+from syncd.local.scan import sha256_of
 from syncd.remote.base import FileStatus, OnResume, Remote, RemoteFile
-from syncd.scan import sha256_of
-from syncd.state import JournalRow, State, write_journal
+from syncd.state.db import JournalRow, State, write_journal
 
-log = structlog.get_logger("syncd.execute")
+log = structlog.get_logger("syncd.sync.execute")
 
 #: How far past its listed size a download may run before it is cut off as not the listed file.
 DOWNLOAD_SLACK = 64 * 1024

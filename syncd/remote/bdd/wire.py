@@ -32,7 +32,7 @@ import structlog
 
 from syncd.errors import ItemError, TransientError
 from syncd.remote.base import FileStatus, RemoteFile
-from syncd.remote.bdd_errors import Call, check_status, malformed
+from syncd.remote.bdd.errors import Call, check_status, malformed
 
 log = structlog.get_logger(__name__)
 

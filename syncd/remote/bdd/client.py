@@ -29,17 +29,17 @@ import httpx
 import structlog
 
 from syncd import __version__
+from syncd.core.names import unsafe_reason
 from syncd.errors import ItemError, TransientError
-from syncd.names import unsafe_reason
 from syncd.remote.base import FileStatus, OnResume, Progress, RemoteFile
-from syncd.remote.bdd_errors import (
+from syncd.remote.bdd.errors import (
     Call,
     converting,
     malformed,
     request_may_have_arrived,
     safe_origin,
 )
-from syncd.remote.bdd_wire import (
+from syncd.remote.bdd.wire import (
     ACCEPT_ENCODING,
     MAX_JSON_BYTES,
     DecodedBody,
@@ -60,7 +60,7 @@ from syncd.remote.retry import Abort, RetryPolicy
 
 T = TypeVar("T")
 
-log = structlog.get_logger("syncd.remote.bdd")
+log = structlog.get_logger("syncd.remote.bdd.client")
 
 MiB = 1024 * 1024
 #: The most files one listing may hold: far more than any chat syncd is meant for, and a bound

@@ -36,10 +36,10 @@ import structlog
 from watchdog import events as ev
 from watchdog.observers.api import BaseObserver, EventQueue, ObservedWatch
 
-from syncd.names import normalize
-from syncd.scan import is_ignored
+from syncd.core.names import normalize
+from syncd.local.scan import is_ignored
 
-log = structlog.get_logger("syncd.watch")
+log = structlog.get_logger("syncd.local.watch")
 
 Key = tuple[str, str]  # (folder name, file name as on disk)
 Stat = tuple[int, int] | None  # (size, mtime_ns), None when the file does not exist

@@ -1,6 +1,6 @@
 """The planner's vocabulary: what a folder looks like, and what to do about it.
 
-Everything here is a frozen value. `syncd.plan.plan` reads `LocalFile`,
+Everything here is a frozen value. `syncd.core.plan.plan` reads `LocalFile`,
 `RemoteFile` (from `syncd.remote.base`), `BaseEntry` and `FolderPolicy`, and
 returns a `Plan` of `Action`s; workers carry the actions out. What each action
 asks of a worker, and what it leaves in the journal once done, is the contract

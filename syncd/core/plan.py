@@ -52,7 +52,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from syncd.model import (
+from syncd.core.model import (
     Action,
     ActionKind,
     BaseEntry,
@@ -65,7 +65,7 @@ from syncd.model import (
     Winner,
     sides_synced,
 )
-from syncd.names import normalize, unsafe_reason
+from syncd.core.names import normalize, unsafe_reason
 from syncd.remote.base import FileStatus, RemoteFile
 
 MARKER_MISSING = "folder marker .syncd/ missing: folder paused (unmounted disk or wrong path?)"

@@ -42,7 +42,7 @@ import structlog
 from syncd.errors import TransientError
 from syncd.remote.base import Progress, Remote, RemoteFile
 
-log = structlog.get_logger("syncd.breaker")
+log = structlog.get_logger("syncd.remote.breaker")
 
 T = TypeVar("T")
 

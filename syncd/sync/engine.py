@@ -8,7 +8,7 @@ with backoff, or failed with a reason. `reconcile` and the daemon share both.
 A worker never dies of a job: whatever one raises settles that job's row (failed, or kept
 for later) and the worker goes on; a worker thread that dies anyway is replaced by `work`,
 and the row it held is put back at once. Each remote has a circuit breaker
-(`syncd.breaker`): while it is open, no work of that remote's folders is claimed.
+(`syncd.remote.breaker`): while it is open, no work of that remote's folders is claimed.
 """
 
 from __future__ import annotations
@@ -26,21 +26,21 @@ from functools import partial
 
 import structlog
 
-from syncd import jobcodec
-from syncd.breaker import Breaker, Breakers, GuardedRemote
 from syncd.config import Config, FolderConfig
+from syncd.core.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan, reported_kind
+from syncd.core.names import normalize
+from syncd.core.plan import plan
 from syncd.errors import FatalError, ItemError, TransientError
-from syncd.execute import Done, Executor, NotSettled, to_base
-from syncd.folderfs import FolderFS, FolderUnavailable, LocalChanged
-from syncd.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan, reported_kind
-from syncd.names import normalize
-from syncd.plan import plan
-from syncd.queue import Job, JobState, Queue
+from syncd.local.folderfs import FolderFS, FolderUnavailable, LocalChanged
+from syncd.local.scan import is_ignored, scan_folder
 from syncd.remote.base import Remote, RemoteFile
-from syncd.scan import is_ignored, scan_folder
-from syncd.state import State
+from syncd.remote.breaker import Breaker, Breakers, GuardedRemote
+from syncd.state import jobcodec
+from syncd.state.db import State
+from syncd.state.queue import Job, JobState, Queue
+from syncd.sync.execute import Done, Executor, NotSettled, to_base
 
-log = structlog.get_logger("syncd.engine")
+log = structlog.get_logger("syncd.sync.engine")
 
 #: How far ahead `drain` waits for a job's retry before reporting it as failed.
 WAIT_HORIZON = 10.0

@@ -3,7 +3,7 @@
 ``state_dir/syncd.db`` holds the journal (the last synced version of every
 file, the base the planner compares against), per-folder and per-remote
 status, and the job queue (its table is created here, its logic lives in
-`syncd.queue`). The file and its ``-wal``/``-shm`` companions are mode 0600 in
+`syncd.state.queue`). The file and its ``-wal``/``-shm`` companions are mode 0600 in
 a 0700 directory: they name every synced file.
 
 Concurrency model:
@@ -95,7 +95,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             paused TEXT
         )
         """,
-        # The work queue (see syncd.queue). UNIQUE (folder, name): one row per
+        # The work queue (see syncd.state.queue). UNIQUE (folder, name): one row per
         # file, so repeated triggers coalesce. `claims` counts leases handed
         # out; with AUTOINCREMENT ids (never reused) (id, claims) names one
         # lease exactly, so a stale Job can never act on a newer lease.

@@ -49,7 +49,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
-from syncd.state import State
+from syncd.state.db import State
 
 _MAX_EXPONENT = 64  # 2**64 * any sane base is far beyond max_backoff; avoids float overflow
 

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from syncd.model import Action, ActionKind, BaseEntry, Floor, LocalFile
+from syncd.core.model import Action, ActionKind, BaseEntry, Floor, LocalFile
 from syncd.remote.base import FileStatus, RemoteFile
 
 VERSION = 2

@@ -1,0 +1,1 @@
+"""The command line: argument parsing, commands, what they print, log set-up."""

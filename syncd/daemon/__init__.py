@@ -1,0 +1,1 @@
+"""`syncd run`: the long-running service and its systemd notifications."""

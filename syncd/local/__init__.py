@@ -1,0 +1,1 @@
+"""The local side: scanning a folder, writing into it durably, watching it."""

@@ -1,0 +1,1 @@
+"""The BDD file service: its client, its wire format, its errors."""

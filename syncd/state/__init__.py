@@ -1,0 +1,1 @@
+"""syncd's own state: the SQLite database, the journal, the work queue and its payloads."""

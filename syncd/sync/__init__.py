@@ -1,0 +1,1 @@
+"""Doing the work: passes, workers, and the executor that carries out planned actions."""
