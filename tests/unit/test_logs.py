@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from syncd.cli.logs import configure
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """`configure` binds the current stderr (here, the capture): undo it for the tests after."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_a_library_records_traceback_is_text_in_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
