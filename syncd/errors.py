@@ -12,6 +12,8 @@ the rest of syncd decides what to do from the class alone::
         │                  malformed answers (HTML, bad JSON, missing fields)
         ├── ItemError      this one file cannot be synced as asked: other 4xx,
         │                  envelope code != 0, unsafe names; fail the item now
+        │   └── Unsupported  the remote cannot do this at all (a capability it
+        │                    lacks, `syncd.remote.base.Capability`)
         └── FatalError     the remote as a whole is unusable: 401/403 (auth);
                            pause the remote and say so in status
 
@@ -61,3 +63,14 @@ class ItemError(RemoteError):
 
 class FatalError(RemoteError):
     """The remote refuses us altogether (authentication); pause it."""
+
+
+class Unsupported(ItemError):
+    """The operation is outside the remote's capabilities: not supported by this remote.
+
+    `capability` names the flag it lacks (its name, e.g. "DELETE"), so a caller can tell this
+    apart from an item the remote refused."""
+
+    def __init__(self, message: str, *, capability: str) -> None:
+        super().__init__(message)
+        self.capability = capability

@@ -40,7 +40,7 @@ from typing import Any, BinaryIO, TypeVar
 import structlog
 
 from syncd.errors import TransientError
-from syncd.remote.base import Progress, Remote, RemoteFile
+from syncd.remote.base import Capability, Progress, Remote, RemoteFile
 
 log = structlog.get_logger("syncd.remote.breaker")
 
@@ -240,6 +240,10 @@ class GuardedRemote:
             raise
         self.breaker.success()
         return result
+
+    @property
+    def capabilities(self) -> Capability:
+        return self.remote.capabilities
 
     def list_chat(self, chat_id: str) -> list[RemoteFile]:
         return self.remote.list_chat(chat_id)

@@ -31,7 +31,7 @@ import structlog
 from syncd import __version__
 from syncd.core.names import unsafe_reason
 from syncd.errors import ItemError, TransientError
-from syncd.remote.base import FileStatus, OnResume, Progress, RemoteFile
+from syncd.remote.base import Capability, FileStatus, OnResume, Progress, RemoteFile
 from syncd.remote.bdd.errors import (
     Call,
     converting,
@@ -141,6 +141,19 @@ class MultipartToken:
 
 class BddRemote:
     """A `Remote` speaking the BDD file-service protocol for one user."""
+
+    #: A chat's file list: listed with a sha256 per file (the service computes it when the client
+    #: sends none), server-chosen ids, deletable, multipart uploads that resume, signed download
+    #: URLs. No folders (a name is one component), no rename, no file times of its own
+    #: (`upload_at` is the upload's), no overwrite (a name may hold several versions).
+    capabilities = (
+        Capability.LIST
+        | Capability.DELETE
+        | Capability.SHA256
+        | Capability.SERVER_KEYS
+        | Capability.RESUMABLE
+        | Capability.SIGN_URL
+    )
 
     def __init__(
         self,
