@@ -110,11 +110,22 @@ def memory_id(caps: Capability) -> str:
     return "memory-" + ("+".join(names) or "bare")
 
 
+def everyday(caps: Capability) -> bool:
+    """The combinations the default run covers: none, all, and each optional capability alone
+    or missing alone (every flag seen both ways next to every other); the other combinations
+    run with `-m slow`."""
+    on = sum(1 for flag in OPTIONAL if flag in caps)
+    return on in (0, 1, len(OPTIONAL) - 1, len(OPTIONAL)) or caps == BddRemote.capabilities
+
+
 REMOTE_KINDS: dict[str, SubjectFactory] = {"bdd": bdd_subject}
 REMOTE_KINDS.update({memory_id(caps): partial(memory_subject, caps) for caps in memory_combinations()})
+SLOW_KINDS = {memory_id(caps) for caps in memory_combinations() if not everyday(caps)}
 
 
-@pytest.fixture(params=list(REMOTE_KINDS))
+@pytest.fixture(
+    params=[pytest.param(kind, marks=pytest.mark.slow) if kind in SLOW_KINDS else kind for kind in REMOTE_KINDS]
+)
 def subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
     with REMOTE_KINDS[request.param](request) as made:
         yield made
