@@ -27,8 +27,11 @@ import pathspec
 MARKER = ".syncd"
 BUILTIN_PATTERNS = ("*.part", "*.crdownload", "*.tmp", "~$*", ".~lock.*", "*~", ".*.swp", ".DS_Store")
 
-# What pathspec's gitignore patterns name their directory group; two copies of a named group
-# cannot share one expression, and the screen has no use for it.
+# How pathspec (1.x) writes a pattern without `/` ("*.bak": any depth, a file or a directory):
+# `^(?:.+/)?` + the name's expression + `(?:(?P<ps_d>/)|$)`. The screen writes the two ends once
+# for all such patterns (far cheaper than once per pattern, and no named group twice).
+_ANY_DEPTH = "^(?:.+/)?"
+_NAME_END = "(?:(?P<ps_d>/)|$)"
 _DIR_GROUP = "(?P<ps_d>/)"
 
 
@@ -78,7 +81,7 @@ class IgnoreRules:
     def matches(self, relpath: str, *, is_dir: bool = False) -> bool:
         """True when `relpath` (`/`-joined, relative to the folder; a bare name at the top) is
         ignored. `is_dir`: it names a directory, which `logs/`-style patterns match."""
-        if MARKER in relpath.split("/"):
+        if MARKER in relpath and MARKER in relpath.split("/"):
             return True
         path = relpath + "/" if is_dir else relpath
         if self._screen is not None and self._screen(path) is None:
@@ -89,21 +92,28 @@ class IgnoreRules:
         return f"IgnoreRules({self.patterns!r})"
 
 
-def _screen(spec: pathspec.GitIgnoreSpec) -> Callable[[str], re.Match[str] | None] | None:
+def _screen(spec: pathspec.GitIgnoreSpec) -> Callable[[str], object] | None:
     """One expression that matches whatever any excluding pattern of `spec` matches (the
     patterns' own expressions, joined), or None when they cannot be joined."""
-    parts = []
+    names: list[str] = []  # patterns of the any-depth shape, their middles
+    others: list[str] = []
     for pattern in spec.patterns:
-        regex = getattr(pattern, "regex", None)
-        if pattern.include is None or not pattern.include:
+        if not pattern.include:
             continue  # a no-op or a re-include: it never makes a path ignored
+        regex = getattr(pattern, "regex", None)
         if not isinstance(regex, re.Pattern) or regex.flags & ~re.UNICODE:
             return None
-        parts.append(f"(?:{regex.pattern.replace(_DIR_GROUP, '/')})")
-    if not parts:
+        text = regex.pattern
+        if text.startswith(_ANY_DEPTH) and text.endswith(_NAME_END):
+            names.append(f"(?:{text[len(_ANY_DEPTH):-len(_NAME_END)]})")
+        else:
+            others.append(f"(?:{text.replace(_DIR_GROUP, '/')})")
+    if names:
+        others.insert(0, f"{_ANY_DEPTH}(?:{'|'.join(names)})(?:/|$)")
+    if not others:
         return lambda _path: None
     try:
-        return re.compile("|".join(parts)).search
+        return re.compile("|".join(others)).search
     except re.error:
         return None  # the library's expressions changed shape: ask it about every path
 
