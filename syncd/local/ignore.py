@@ -129,5 +129,7 @@ def ignore_rules(patterns: Iterable[str]) -> IgnoreRules:
 
 
 def is_ignored(name: str, patterns: Iterable[str]) -> bool:
-    """True when the folder-relative `name` is ignored under a folder's `ignore` patterns."""
-    return ignore_rules(patterns).matches(name)
+    """True when the file name `name` (one name, as a chat lists it) is ignored under a folder's
+    `ignore` patterns. A name with a `/` in it names no file of the folder: no rule applies, so
+    the name checks further on refuse it (a hostile `.syncd/tmp/x` is reported, not hidden)."""
+    return "/" not in name and ignore_rules(patterns).matches(name)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd.local.ignore import BUILTIN_PATTERNS, MARKER, IgnoreRules, ignore_rules, pattern_problem
+from syncd.local.ignore import BUILTIN_PATTERNS, MARKER, IgnoreRules, ignore_rules, is_ignored, pattern_problem
 
 # A folder's patterns as configs wrote them before patterns became gitignore-style.
 OLD_PATTERNS = ("*.bak", "~*", "[Tt]emp*", "report?.txt", "data[!0-9].csv", "Thumbs.db")
@@ -243,3 +243,14 @@ def test_the_shortcut_is_in_use() -> None:
     """If a pathspec release changed its expressions so they cannot be joined, matching would
     still be right but ten times slower: this says so."""
     assert ignore_rules(("*.bak", "!keep.bak", "/build", "logs/"))._screen is not None
+
+
+def test_a_listed_name_with_a_slash_is_left_to_the_name_checks() -> None:
+    """A chat's file names are single names: one with a `/` is refused as unsafe further on,
+    and must not vanish as ignored first."""
+    assert is_ignored("x.tmp", ())
+    assert is_ignored(".syncd", ())
+    assert is_ignored("!keep.bak", ["*.bak"])
+    assert not is_ignored("keep.tmp", ["!keep.tmp"])
+    for name in (".syncd/tmp/x", ".syncd/trash/x", "a/b.tmp", "./x.tmp", "/abs.tmp", "dir/"):
+        assert not is_ignored(name, ["*.bak"]), name
