@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from syncd.core.names import unsafe_reason
 from syncd.errors import ConfigError
+from syncd.local.ignore import pattern_problem
 
 LogFormat = Literal["auto", "json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -494,15 +495,17 @@ class _Loader:
         return number
 
     def ignore_list(self, path: str, value: object) -> tuple[str, ...]:
+        """gitignore-style patterns, each compiled here so a bad one is named at start."""
         if not isinstance(value, list):
-            self.fail(path, f"must be a list of glob strings (got {_describe(value)})")
+            self.fail(path, f"must be a list of gitignore-style pattern strings (got {_describe(value)})")
         for n, item in enumerate(value):
             if not isinstance(item, str):
                 self.fail(f"{path}[{n}]", f"must be a string (got {_describe(item)})")
             if not item:
                 self.fail(f"{path}[{n}]", "must not be empty")
-            if "/" in item or "\x00" in item:
-                self.fail(f"{path}[{n}]", f"patterns match top-level file names, not paths (got {item!r})")
+            problem = pattern_problem(item)
+            if problem is not None:
+                self.fail(f"{path}[{n}]", problem)
         return tuple(value)
 
     def check_url(self, path: str, url: str) -> str:

@@ -7,35 +7,20 @@ one `scandir` and a `stat` per file, no reads.
 
 from __future__ import annotations
 
-import fnmatch
-import functools
 import hashlib
 import os
-import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncd.core.model import BaseEntry, LocalFile
 from syncd.core.names import normalize
+from syncd.local.ignore import MARKER, ignore_rules, is_ignored
 
-MARKER = ".syncd"
-BUILTIN_IGNORES = (
-    MARKER, "*.part", "*.crdownload", "*.tmp", "~$*", ".~lock.*", "*~", ".*.swp", ".DS_Store",
-)
+# MARKER and is_ignored live in syncd.local.ignore; older callers import them from here.
+__all__ = ["MARKER", "LocalListing", "is_ignored", "scan_folder", "sha256_of", "stat_key"]
+
 HASH_CHUNK = 1024 * 1024
-
-
-@functools.lru_cache(maxsize=64)
-def ignore_matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
-    """One compiled regex for the built-in ignores plus `patterns` (fnmatch globs, case-sensitive)."""
-    union = "|".join(f"(?:{fnmatch.translate(p)})" for p in (*BUILTIN_IGNORES, *patterns))
-    return re.compile(union).match
-
-
-def is_ignored(name: str, patterns: Iterable[str]) -> bool:
-    """True when `name` matches a built-in ignore or one of the folder's globs."""
-    return ignore_matcher(tuple(patterns))(name) is not None
 
 
 def sha256_of(path: Path) -> str:
@@ -73,12 +58,12 @@ def scan_folder(
     spellings share an NFC name, the one the journal knows (else the NFC one,
     else the first in code-point order) is synced and the other is `shadowed`.
     """
-    ignored = ignore_matcher(tuple(ignore))
+    rules = ignore_rules(ignore)
     listing = LocalListing()
     taken: dict[str, str] = {}  # NFC name -> the spelling synced for it
     with os.scandir(folder) as entries:
         for entry in entries:
-            if ignored(entry.name):
+            if rules.matches(entry.name):
                 continue
             name = normalize(entry.name)
             if only is not None and name not in only:

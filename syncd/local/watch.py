@@ -37,7 +37,7 @@ from watchdog import events as ev
 from watchdog.observers.api import BaseObserver, EventQueue, ObservedWatch
 
 from syncd.core.names import normalize
-from syncd.local.scan import is_ignored
+from syncd.local.ignore import ignore_rules
 
 log = structlog.get_logger("syncd.local.watch")
 
@@ -114,7 +114,7 @@ class _Folder:
         """The name of `path` if it is directly in this folder and not ignored."""
         name = os.path.basename(path)
         inside = bool(path) and os.path.dirname(path) == str(self.path)
-        return name if inside and not is_ignored(name, self.ignore) else None
+        return name if inside and not ignore_rules(self.ignore).matches(name) else None
 
 
 class Watcher:

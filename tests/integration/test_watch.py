@@ -216,6 +216,15 @@ def test_ignored_names_and_subdirectories_are_never_reported(make: Make, tmp_pat
     assert rec.names() == []
 
 
+def test_ignore_patterns_are_gitignore_style_with_negation(make: Make, tmp_path: Path) -> None:
+    _, rec, path = started(make, tmp_path, ignore=("*.bak", "!important.bak", "!keep.tmp", "!.syncd"))
+    for name in ("other.bak", "important.bak", "scratch.tmp", "keep.tmp"):
+        write(path / name)
+    write(path / ".syncd" / "tmp" / "partial")
+    barrier(rec, path)
+    assert sorted(rec.names()) == ["important.bak", "keep.tmp"]
+
+
 def test_deletion_and_renames_report_every_name_involved(make: Make, tmp_path: Path) -> None:
     _, rec, path = started(make, tmp_path)
     outside = tmp_path / "outside"

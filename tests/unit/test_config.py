@@ -509,7 +509,11 @@ BAD: list[tuple[str, str, str]] = [
         R + folder(mode='"download"', after_upload='"move:done"'),
         "folders[0].after_upload: 'move:done' needs mode = \"upload\" (mode is 'download')",
     ),
-    ("ignore-str", R + folder(ignore='"*.bak"'), "folders[0].ignore: must be a list of glob strings"),
+    (
+        "ignore-str",
+        R + folder(ignore='"*.bak"'),
+        "folders[0].ignore: must be a list of gitignore-style pattern strings",
+    ),
     (
         "ignore-item-int",
         R + folder(ignore='["*.bak", 3]'),
@@ -517,10 +521,16 @@ BAD: list[tuple[str, str, str]] = [
     ),
     ("ignore-item-empty", R + folder(ignore='[""]'), "folders[0].ignore[0]: must not be empty"),
     (
-        "ignore-item-path",
-        R + folder(ignore='["sub/*.txt"]'),
-        "folders[0].ignore[0]: patterns match top-level file names, not paths",
+        "ignore-item-trailing-backslash",
+        R + folder(ignore="['*.bak', 'notes\\']"),
+        "folders[0].ignore[1]: 'notes\\\\' is not a valid gitignore pattern",
     ),
+    (
+        "ignore-item-unclosed-bracket",
+        R + folder(ignore="['[draft']"),
+        "folders[0].ignore[0]: '[draft' matches nothing as a gitignore pattern",
+    ),
+    ("ignore-item-nul", R + folder(ignore='["a\\u0000b"]'), "folders[0].ignore[0]: must not contain a NUL character"),
     # across folders
     (
         "dup-name",
@@ -727,3 +737,10 @@ def test_a_given_directory_is_refused(tmp_path: Path) -> None:
 def test_defaults_use_the_real_environment() -> None:
     # The env parameters default to os.environ: calling without them must work.
     assert default_state_dir().name == "syncd"
+
+
+def test_ignore_takes_gitignore_patterns_as_written(tmp_path: Path, env: dict[str, str]) -> None:
+    patterns = ["*.bak", "!important.bak", "/build", "logs/", "**/cache/**", "sub/*.txt", "#not-a-comment", "a "]
+    text = R + folder(ignore="[" + ", ".join(f"'{p}'" for p in patterns) + "]")
+    cfg = load(tmp_path, text, env)
+    assert cfg.folders[0].ignore == tuple(patterns)
