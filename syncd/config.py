@@ -179,6 +179,12 @@ class FolderConfig:
     conflict: ConflictPolicy = "keep-both"
     after_upload: AfterUpload = AfterUpload()
     ignore: tuple[str, ...] = ()
+    recursive: bool = False
+
+
+#: Remote kinds whose collections have folders, so that `recursive = true` can mean something.
+#: A chat's file list (bdd, embedded) is one flat list of names.
+TREE_KINDS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +370,13 @@ class _Loader:
             self.fail(f"{prefix}.after_upload", str(exc))
         if after.action != "keep" and mode != "upload":
             self.fail(f"{prefix}.after_upload", f'{str(after)!r} needs mode = "upload" (mode is {mode!r})')
+        recursive = self.get_bool(raw, prefix, "recursive", False)
+        if recursive and remotes[remote].kind not in TREE_KINDS:
+            self.fail(
+                f"{prefix}.recursive",
+                f"remote {remote!r} (kind {remotes[remote].kind}) has no folders, so only the top level"
+                " of a folder can sync to it; remove the key or set it to false",
+            )
         return FolderConfig(
             name=name,
             path=path,
@@ -375,6 +388,7 @@ class _Loader:
             conflict=self.get_choice(raw, prefix, "conflict", "keep-both", CONFLICT_POLICIES),
             after_upload=after,
             ignore=self.ignore_list(f"{prefix}.ignore", raw.get("ignore", [])),
+            recursive=recursive,
         )
 
     def check_folder_paths(self, folders: tuple[FolderConfig, ...], state_dir: Path) -> None:

@@ -744,3 +744,33 @@ def test_ignore_takes_gitignore_patterns_as_written(tmp_path: Path, env: dict[st
     text = R + folder(ignore="[" + ", ".join(f"'{p}'" for p in patterns) + "]")
     cfg = load(tmp_path, text, env)
     assert cfg.folders[0].ignore == tuple(patterns)
+
+
+# -- recursive ------------------------------------------------------------------------
+
+
+RECURSIVE = """\
+[remotes.r]
+kind = "{kind}"
+url = "https://files.example.com"
+user_id = "u"
+
+[[folders]]
+path = "~/f"
+remote = "r"
+chat_id = "c"
+{line}
+"""
+
+
+@pytest.mark.parametrize("line", ["", "recursive = false"])
+def test_recursive_false_is_the_default_and_accepted(tmp_path: Path, env: dict[str, str], line: str) -> None:
+    [folder] = load(tmp_path, RECURSIVE.format(kind="bdd", line=line), env).folders
+    assert folder.recursive is False
+
+
+def test_recursive_on_a_remote_without_folders_names_the_key(tmp_path: Path, env: dict[str, str]) -> None:
+    message = error_of(tmp_path, RECURSIVE.format(kind="bdd", line="recursive = true"), env)
+    assert "folders[0].recursive" in message and "has no folders" in message and "'r'" in message
+    wrong_type = error_of(tmp_path, RECURSIVE.format(kind="bdd", line='recursive = "yes"'), env)
+    assert "folders[0].recursive" in wrong_type
