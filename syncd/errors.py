@@ -1,12 +1,21 @@
 """syncd's error tree. Every failure is converted into one of these once, at
-the edge where it happens (HTTP in `remote/bdd/`, config in `config.py`), so
-the rest of syncd decides what to do from the class alone::
+the edge where it happens (HTTP in `remote/bdd/`, the folder in `local/`,
+config in `config.py`), so the rest of syncd decides what to do from the class
+alone::
 
     SyncdError
     ├── ConfigError        bad config: exit 2, message names file and key
     ├── StateLocked        another process holds the state dir: exit 3
     ├── StateDamaged       the state database is unreadable: exit 2, offers
     │                      `reconcile --rebuild-journal`
+    ├── LocalError         the local folder, not the remote, stood in the way
+    │   ├── LocalChanged       the file is not what the plan saw: plan the
+    │   │                      name again (never retried as it was)
+    │   ├── FolderUnavailable  the folder's marker is gone (unmounted disk):
+    │   │                      pause the folder, keep its work
+    │   ├── NotSettled         written too recently: wait out `settle`
+    │   └── FileShrank         the file got shorter while it was being sent
+    │                          (also a TransientError: see its docstring)
     └── RemoteError        something the remote said or failed to say
         ├── TransientError retry: connection errors, timeouts, 408, 429, 5xx,
         │                  malformed answers (HTML, bad JSON, missing fields)
@@ -15,7 +24,14 @@ the rest of syncd decides what to do from the class alone::
         │   └── Unsupported  the remote cannot do this at all (a capability it
         │                    lacks, `syncd.remote.base.Capability`)
         └── FatalError     the remote as a whole is unusable: 401/403 (auth);
-                           pause the remote and say so in status
+            │              pause the remote and say so in status
+            └── AuthExpired    a login that ran out: log in again (then the
+                               pause lifts like any other)
+
+Order of handling, where one failure could read as several: the worker looks
+at the local classes first (`sync/workers.py`): a folder that went away is
+not the remote's fault. Within `FatalError` the more specific advice comes
+first ("log in again" before "remote paused").
 
 Messages say what failed and on which file; they never carry a secret.
 """
@@ -37,6 +53,34 @@ class StateLocked(SyncdError):
 
 class StateDamaged(SyncdError):
     """The state database cannot be read (damaged, or not a database); the message says how to rebuild it."""
+
+
+# -- the local side -------------------------------------------------------------------------------
+
+
+class LocalError(SyncdError):
+    """The local folder stood in the way of an action; the remote is not to blame."""
+
+
+class LocalChanged(LocalError):
+    """The local file is not what the plan saw: it must be planned again."""
+
+
+class FolderUnavailable(LocalError):
+    """The folder's marker is gone (its disk unmounted, the folder moved away): nothing may be
+    written into it or concluded from it until it is back."""
+
+
+class NotSettled(LocalError):
+    """The file changed too recently to upload; try again once it is quiet (`retry_after`
+    seconds from now, when known)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# -- the remote side ------------------------------------------------------------------------------
 
 
 class RemoteError(SyncdError):
@@ -74,3 +118,15 @@ class Unsupported(ItemError):
     def __init__(self, message: str, *, capability: str) -> None:
         super().__init__(message)
         self.capability = capability
+
+
+class AuthExpired(FatalError):
+    """The remote's login ran out: someone must log in again. Handled as every `FatalError`
+    (the remote is paused, its work waits), with this advice in the message."""
+
+
+class FileShrank(LocalError, TransientError):
+    """The local file got shorter while an upload was reading it: what was promised in
+    Content-Length cannot be sent. Raised from inside a transfer call, so it is also a
+    `TransientError`: the call's retries and the worker's backoff treat it as they always did
+    (the next pass re-reads the file)."""

@@ -16,7 +16,7 @@ from syncd.state.queue import JobState, Queue
 
 if TYPE_CHECKING:
     from syncd.app import App
-    from syncd.sync.engine import FolderReport
+    from syncd.sync.report import FolderReport
 
 
 def print_report(report: FolderReport) -> None:

@@ -43,8 +43,8 @@ from syncd.daemon.notify import Notifier, watchdog_interval
 from syncd.errors import ConfigError, SyncdError
 from syncd.local.watch import Watcher
 from syncd.state.queue import JobState
-from syncd.sync.engine import policy_of
-from syncd.sync.execute import to_base
+from syncd.sync.outcome import to_base
+from syncd.sync.passes import policy_of
 
 log = structlog.get_logger("syncd.daemon.service")
 

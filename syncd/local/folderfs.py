@@ -19,18 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from syncd.core.model import LocalFile
+
+# Raised here; defined with the rest of the local errors (and imported from here by callers).
+from syncd.errors import FolderUnavailable as FolderUnavailable
+from syncd.errors import LocalChanged as LocalChanged
 from syncd.local.durable import DirSync
 from syncd.local.scan import MARKER, stat_key
 from syncd.remote.base import RemoteFile
-
-
-class LocalChanged(Exception):
-    """The local file is not what the plan saw: it must be planned again."""
-
-
-class FolderUnavailable(Exception):
-    """The folder's marker is gone (its disk unmounted, the folder moved away): nothing may be
-    written into it or concluded from it until it is back."""
 
 
 class FolderFS:

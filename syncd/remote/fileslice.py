@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import BinaryIO
 
-from syncd.errors import TransientError
+from syncd.errors import FileShrank
 
 
 class FileSlice(io.RawIOBase):
@@ -65,7 +65,7 @@ class FileSlice(io.RawIOBase):
         data = self._file.read(want)
         if not data:
             # The file shrank under us: what we promised in Content-Length cannot be sent.
-            raise TransientError(
+            raise FileShrank(
                 f"upload {self._name!r} failed: the local file is shorter than expected "
                 f"({self._start + self._pos} of {self._start + self._length} bytes); it changed"
             )

@@ -1,23 +1,35 @@
-"""Carrying out one planned action for one name: transfers, trash, journal.
+"""Carrying out one planned action for one name: transfers, trash, conflicts.
 
-An `Executor` belongs to one folder. `run(action)` either finishes the action
-and writes the journal row that says both sides are in sync, or raises:
+An `Executor` belongs to one folder. `execute(action)` returns an `Outcome`
+(`sync/outcome.py`): the journal writes the action asks for, in the order its
+steps happened, and how it ended: done, or the error that stopped it:
 `TransientError` (try again later), `ItemError` (this item cannot be done),
-`FatalError` (the remote refuses us), `LocalChanged` (the folder changed since
-the plan; plan this name again). It never leaves a partial file under a real
-name and never replaces local content that changed since the plan.
+`FatalError` (the remote refuses us), a `LocalError` (`LocalChanged`: the
+folder changed since the plan, plan this name again; `FolderUnavailable`: its
+disk went away; `NotSettled`: written too recently). The executor never
+writes the journal itself: its caller applies the outcome (a worker, together
+with its queue row's done).
+
+Invariants:
+
+* It never leaves a partial file under a real name (downloads land in
+  `.syncd/tmp/`, fsynced and checked, then renamed) and never replaces local
+  content that changed since the plan (`FolderFS` checks before every write).
+* It acts only on the journal row the plan saw: a stale plan raises
+  `LocalChanged` before any step.
+* A journal write is recorded only once the transfer or rename it rests on
+  took effect, so an outcome never claims a sync that did not happen,
+  whatever stopped the action.
+* After an attempt that may have half-happened (`attempts` > 0) an upload
+  first looks for the copy that attempt created (SPEC, "No duplicates").
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import sqlite3
-import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,58 +38,22 @@ from typing import BinaryIO, cast
 import structlog
 
 from syncd.config import FolderConfig
-from syncd.core.model import FLOOR_NONE, Action, ActionKind, BaseEntry, Floor, LocalFile
+from syncd.core.model import FLOOR_NONE, Action, ActionKind, Floor, LocalFile
 from syncd.core.names import normalize
 from syncd.core.plan import is_sha256
-from syncd.errors import ItemError, TransientError
-from syncd.local.folderfs import FolderFS, LocalChanged, conflict_name, race_copy_names
+from syncd.errors import ItemError, LocalChanged, TransientError
+from syncd.errors import NotSettled as NotSettled  # raised here (`_current_local`); callers import it from here
+from syncd.local.folderfs import FolderFS, conflict_name, race_copy_names
 from syncd.local.scan import sha256_of
-from syncd.remote.base import FileStatus, OnResume, Remote, RemoteFile
-from syncd.state.db import JournalRow, State, write_journal
+from syncd.remote.base import FileStatus, Remote, RemoteFile
+from syncd.state.db import State
+from syncd.sync.hashing import HashingWriter
+from syncd.sync.outcome import NO_RESUME, Outcome, Recorder, Resume, same_base, to_row
 
 log = structlog.get_logger("syncd.sync.execute")
 
 #: How far past its listed size a download may run before it is cut off as not the listed file.
 DOWNLOAD_SLACK = 64 * 1024
-
-
-def to_row(entry: BaseEntry) -> JournalRow:
-    floor = entry.remote_floor
-    return JournalRow(
-        name=entry.name, local_size=entry.local_size, local_mtime_ns=entry.local_mtime_ns,
-        local_sha256=entry.local_sha256, remote_id=entry.remote_id, remote_size=entry.remote_size,
-        remote_hashcode=entry.remote_hashcode,
-        remote_upload_at=entry.remote_upload_at.isoformat() if entry.remote_upload_at else None,
-        dropped=entry.dropped, local_name=entry.local_name, remote_name=entry.remote_name,
-        remote_floor_at=floor.upload_at.isoformat() if floor else None,
-        remote_floor_id=floor.id if floor else None,
-    )
-
-
-def to_base(row: JournalRow) -> BaseEntry:
-    floor = (
-        Floor(datetime.fromisoformat(row.remote_floor_at), row.remote_floor_id)
-        if row.remote_floor_at is not None and row.remote_floor_id is not None
-        else None
-    )
-    return BaseEntry(
-        name=row.name, local_size=row.local_size, local_mtime_ns=row.local_mtime_ns,
-        local_sha256=row.local_sha256, remote_id=row.remote_id, remote_size=row.remote_size,
-        remote_hashcode=row.remote_hashcode,
-        remote_upload_at=datetime.fromisoformat(row.remote_upload_at) if row.remote_upload_at else None,
-        dropped=row.dropped, local_name=row.local_name, remote_name=row.remote_name, remote_floor=floor,
-    )
-
-
-def _same_base(row: JournalRow | None, base: BaseEntry | None) -> bool:
-    """True when the journal row now is the one a plan was made against."""
-    if row is None or base is None:
-        return row is None and base is None
-    return to_base(row).sides == base.sides
-
-
-class NotSettled(TransientError):
-    """The file changed too recently to upload; try again once it is quiet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,66 +62,6 @@ class Done:
 
     bytes: int = 0
     unchanged: bool = False  # a COMPARE that found equal content
-
-
-class HashingWriter:
-    """A download's temp file, hashed as it is written, so it need not be read back.
-
-    The client writes front to back and starts a retry over at 0 (seek, truncate): that resets
-    the hash. Any other seek leaves the hash unknown (`sha256()` None: read the file back)."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        self._digest = hashlib.sha256()
-        self._known = True
-
-    def write(self, data: bytes) -> int:
-        written = self._file.write(data)
-        if self._known:
-            self._digest.update(memoryview(data)[:written])
-        return written
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        position = self._file.seek(offset, whence)
-        if position == 0:
-            self._digest, self._known = hashlib.sha256(), True
-        else:
-            self._known = False
-        return position
-
-    def tell(self) -> int:
-        return self._file.tell()
-
-    def truncate(self, size: int | None = None) -> int:
-        if size is not None and size != self._file.tell():
-            self._known = False
-        return self._file.truncate(size)
-
-    def seekable(self) -> bool:
-        return True
-
-    def sha256(self) -> str | None:
-        return self._digest.hexdigest() if self._known else None
-
-
-class JournalWrites:
-    """Journal writes held back from one action, in order, to commit with the worker's `done`."""
-
-    def __init__(self, folder: str) -> None:
-        self.folder = folder
-        self._writes: list[tuple[str, JournalRow | None]] = []
-
-    def add(self, name: str, row: JournalRow | None) -> None:
-        self._writes.append((name, row))
-
-    def apply(self, conn: sqlite3.Connection) -> None:
-        """Inside the caller's transaction."""
-        for name, row in self._writes:
-            write_journal(conn, self.folder, name, row)
-        self._writes.clear()
-
-    def __bool__(self) -> bool:
-        return bool(self._writes)
 
 
 class Executor:
@@ -162,8 +78,6 @@ class Executor:
     ) -> None:
         self.folder = folder
         self.fs = FolderFS(folder.path)
-        self._deferred = threading.local()
-        self._resume = threading.local()
         self.remote = remote
         self.state = state
         self.settle = settle
@@ -172,115 +86,79 @@ class Executor:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC).astimezone()
 
-    # -- journal ------------------------------------------------------------
-
-    def record(
-        self,
-        name: str,
-        local: LocalFile | None,
-        remote: RemoteFile | None,
-        *,
-        dropped: bool = False,
-        floor: Floor | None = None,
-    ) -> None:
-        """Journal `name` as in sync: `local` (its spelling kept) and `remote`; `floor` after an
-        upload (the version it replaced, or FLOOR_NONE when it replaced nothing)."""
-        if local is None and remote is None:
-            self._write(name, None)
-            return
-        self._write(name, to_row(BaseEntry.synced(name, local, remote, dropped=dropped, floor=floor)))
-
-    def _write(self, name: str, row: JournalRow | None) -> None:
-        writes: JournalWrites | None = getattr(self._deferred, "writes", None)
-        if writes is not None:
-            writes.add(name, row)
-        elif row is None:
-            self.state.delete_journal(self.folder.name, name)
-        else:
-            self.state.put_journal(self.folder.name, row)
-
-    @contextlib.contextmanager
-    def deferred_journal(self) -> Iterator[JournalWrites]:
-        """Hold this thread's journal writes back, for the caller to commit in its own transaction
-        (the worker's `done`, saving one per action). If the body raises, what it recorded is
-        committed at once, on its own: an action that half-happened keeps what did happen."""
-        writes = JournalWrites(self.folder.name)
-        self._deferred.writes = writes
-        try:
-            yield writes
-        except BaseException:
-            self._deferred.writes = None
-            if writes:
-                with self.state.transaction() as conn:
-                    writes.apply(conn)
-            raise
-        finally:
-            self._deferred.writes = None
-
-    @contextlib.contextmanager
-    def resumable(self, token: str | None, save: OnResume) -> Iterator[None]:
-        """Let this thread's upload go on from `token` (what its queue row kept of an earlier,
-        interrupted try) and hand `save` each new token at once (SPEC, "Resumable uploads")."""
-        self._resume.slot = (token, save)
-        try:
-            yield
-        finally:
-            self._resume.slot = None
-
     # -- dispatch -----------------------------------------------------------
 
-    def run(self, action: Action, *, attempts: int = 0) -> Done:
+    def execute(self, action: Action, *, attempts: int = 0, resume: Resume = NO_RESUME) -> Outcome:
         """Carry out `action`; `attempts` > 0 means an earlier try may have half-happened.
+        `resume`: where an interrupted upload of this very work stopped, and where to keep
+        new tokens. Never raises: whatever stopped the action is the outcome's `error`.
 
         The journal row must still be the one the plan saw: a plan made while a worker
         was syncing the same name (the daemon plans while workers run) is stale, and
         acting on it could upload twice. Then LocalChanged asks for a fresh plan.
         """
+        rec = Recorder(self.folder.name, resume)
+        try:
+            done = self._checked_run(rec, action, attempts)
+        except BaseException as exc:  # noqa: BLE001 - handed back with what happened before it
+            return rec.outcome(error=exc)
+        return rec.outcome(bytes=done.bytes, unchanged=done.unchanged)
+
+    def run(self, action: Action, *, attempts: int = 0) -> Done:
+        """`execute`, for a caller without a queue row: what the action recorded is committed at
+        once, on its own (also when it failed midway), then its error, if any, is raised."""
+        outcome = self.execute(action, attempts=attempts)
+        outcome.commit(self.state)
+        if outcome.error is not None:
+            raise outcome.error
+        return Done(outcome.bytes, outcome.unchanged)
+
+    def _checked_run(self, rec: Recorder, action: Action, attempts: int) -> Done:
         self.fs.require_marker()
-        if not _same_base(self.state.journal_row(self.folder.name, action.name), action.base):
+        if not same_base(self.state.journal_row(self.folder.name, action.name), action.base):
             raise LocalChanged(action.name)
-        done = self._run(action, attempts)
+        done = self._run(rec, action, attempts)
         for file_id in action.duplicates:  # their content stays in a kept version
             self.remote.delete(file_id)
         if action.duplicates:
             log.info("duplicates removed", folder=self.folder.name, name=action.name, ids=list(action.duplicates))
         return done
 
-    def _run(self, action: Action, attempts: int) -> Done:
+    def _run(self, rec: Recorder, action: Action, attempts: int) -> Done:
         kind = action.kind
         if kind is ActionKind.UPLOAD:
             assert action.local is not None
-            return self._upload_action(action, attempts)
+            return self._upload_action(rec, action, attempts)
         if kind is ActionKind.DOWNLOAD:
             assert action.remote is not None
             spelling = action.local.on_disk if action.local else action.remote.filename
-            return Done(self._download_into(action.name, spelling, action.remote, action.local))
+            return Done(self._download_into(rec, action.name, spelling, action.remote, action.local))
         if kind is ActionKind.DELETE_LOCAL:
             assert action.local is not None
             self.fs.to_trash(action.local.on_disk, action.local, self.now())
-            self.record(action.name, None, None)
+            rec.record(action.name, None, None)
             return Done()
         if kind is ActionKind.DELETE_REMOTE:
             if self._local_exists(action):
                 raise LocalChanged(action.name)
             for file_id in (*((action.remote.id,) if action.remote else ()), *action.older_ids):
                 self.remote.delete(file_id)
-            self.record(action.name, None, None)
+            rec.record(action.name, None, None)
             return Done()
         if kind is ActionKind.CONFLICT:
-            return self._conflict(action, attempts)
+            return self._conflict(rec, action, attempts)
         if kind is ActionKind.COMPARE:
-            return self._compare(action, attempts)
+            return self._compare(rec, action, attempts)
         if kind is ActionKind.RACE:
-            return self._race(action, attempts)
+            return self._race(rec, action, attempts)
         if kind is ActionKind.RECORD:
             self._drop_superseded(action)
-            if self._redelivered(action):
+            if self._redelivered(rec, action):
                 return Done(unchanged=True)
-            self._write(action.name, to_row(action.recorded()))
+            rec.write(action.name, to_row(action.recorded()))
             return Done(unchanged=True)
         if kind is ActionKind.FORGET:
-            self.record(action.name, None, None)
+            rec.record(action.name, None, None)
             return Done(unchanged=True)
         raise ItemError(action.reason or f"{action.name}: refused")
 
@@ -291,7 +169,7 @@ class Executor:
             spellings.add(action.base.local_name)
         return any(self.fs.current(spelling) is not None for spelling in spellings)
 
-    def _redelivered(self, action: Action) -> bool:
+    def _redelivered(self, rec: Recorder, action: Action) -> bool:
         """A drop whose bytes the remote already holds (identical bytes are one file): nothing to
         send, but it is a delivery like any other, so `after_upload` takes it out of the outbox
         once it has settled. True when that was done."""
@@ -302,7 +180,7 @@ class Executor:
         local = self._current_local(local.on_disk, local)
         if local.sha256 != remote.hashcode.lower():
             raise LocalChanged(action.name)
-        self._after_upload(action.name, local, remote, None)
+        self._after_upload(rec, action.name, local, remote, None)
         return True
 
     def _drop_superseded(self, action: Action) -> None:
@@ -339,7 +217,7 @@ class Executor:
             return expected
         return replace(expected, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256_of(path))
 
-    def _upload_file(self, name: str, as_name: str, local: LocalFile, attempts: int) -> RemoteFile:
+    def _upload_file(self, rec: Recorder, name: str, as_name: str, local: LocalFile, attempts: int) -> RemoteFile:
         """Upload the local file `name` (its on-disk spelling) as `as_name`; returns the remote
         file it became.
 
@@ -351,7 +229,7 @@ class Executor:
             if existing is not None:
                 return existing
         path = self.fs.path(name)
-        token, save = getattr(self._resume, "slot", None) or (None, None)
+        token, save = rec.resume.token, rec.resume.save
         try:
             file_id = self.remote.upload(
                 path, chat_id=self.folder.chat_id, filename=as_name, size=local.size, sha256=local.sha256,
@@ -367,32 +245,36 @@ class Executor:
         return RemoteFile(id=file_id, filename=as_name, size=local.size, hashcode=local.sha256,
                           upload_at=datetime.now(UTC), status=FileStatus.OK)
 
-    def _upload_action(self, action: Action, attempts: int) -> Done:
+    def _upload_action(self, rec: Recorder, action: Action, attempts: int) -> Done:
         assert action.local is not None
         spelling = action.local.on_disk
         local = self._current_local(spelling, action.local)
         # A new version keeps the remote's spelling of the name; a new file takes the local one.
         as_name = action.remote.filename if action.remote is not None else spelling
-        remote = self._upload_file(spelling, as_name, local, attempts)
+        remote = self._upload_file(rec, spelling, as_name, local, attempts)
         if action.supersedes is not None and action.supersedes != remote.id:
             self.remote.delete(action.supersedes)
         floor = Floor.of(action.remote) if action.remote is not None else FLOOR_NONE
-        self._after_upload(action.name, local, remote, floor)
+        self._after_upload(rec, action.name, local, remote, floor)
         return Done(local.size)
 
-    def _after_upload(self, name: str, local: LocalFile, remote: RemoteFile, floor: Floor | None) -> None:
+    def _after_upload(
+        self, rec: Recorder, name: str, local: LocalFile, remote: RemoteFile, floor: Floor | None
+    ) -> None:
         """Upload mode's `after_upload`: keep, delete or move aside; never a deletion."""
         after = self.folder.after_upload
         spelling = local.on_disk
         if self.folder.mode != "upload" or after.action == "keep":
-            self.record(name, local, remote, floor=floor)
+            rec.record(name, local, remote, floor=floor)
             return
         if not self.fs.matches(spelling, local):
-            self.record(name, local, remote, floor=floor)  # changed again: keep it, the next pass uploads it
+            rec.record(name, local, remote, floor=floor)  # changed again: keep it, the next pass uploads it
             return
-        # Journal first: a crash between the two lines leaves a recorded file that is still here,
-        # which the next pass sees as unchanged; never a "deleted" file.
-        self.record(name, local, remote, dropped=True, floor=floor)
+        # Recorded ahead of the removal: should the removal fail, the outcome committed with the
+        # failure says "delivered" of a file that is still here, which the next pass sees as
+        # unchanged; never a "deleted" file. (A worker commits it after the removal, with its
+        # done: a crash in between leaves the row, whose retry finds the file gone and replans.)
+        rec.record(name, local, remote, dropped=True, floor=floor)
         if after.action == "delete":
             os.unlink(self.fs.path(spelling))
         else:
@@ -426,7 +308,14 @@ class Executor:
             raise
 
     def _install(
-        self, name: str, spelling: str, temp: Path, sha: str, remote: RemoteFile, expected: LocalFile | None
+        self,
+        rec: Recorder,
+        name: str,
+        spelling: str,
+        temp: Path,
+        sha: str,
+        remote: RemoteFile,
+        expected: LocalFile | None,
     ) -> LocalFile:
         """Put a fetched download at `spelling` (the on-disk name of `name`); journal it."""
         try:
@@ -434,26 +323,28 @@ class Executor:
         finally:
             temp.unlink(missing_ok=True)
         written = _local_file(name, spelling, st.st_size, st.st_mtime_ns, sha)
-        self.record(name, written, remote)
+        rec.record(name, written, remote)
         return written
 
-    def _download_into(self, name: str, spelling: str, remote: RemoteFile, expected: LocalFile | None) -> int:
+    def _download_into(
+        self, rec: Recorder, name: str, spelling: str, remote: RemoteFile, expected: LocalFile | None
+    ) -> int:
         temp, sha = self._fetch(remote)
-        return self._install(name, spelling, temp, sha, remote, expected).size
+        return self._install(rec, name, spelling, temp, sha, remote, expected).size
 
     # -- conflicts ----------------------------------------------------------
 
-    def _conflict(self, action: Action, attempts: int, fetched: tuple[Path, str] | None = None) -> Done:
+    def _conflict(self, rec: Recorder, action: Action, attempts: int, fetched: tuple[Path, str] | None = None) -> Done:
         assert action.local is not None and action.remote is not None
         winner = action.winner or "both"
         spelling = action.local.on_disk
         if winner == "local":
             if fetched:
                 fetched[0].unlink(missing_ok=True)
-            return self._upload_action(action, attempts)
+            return self._upload_action(rec, action, attempts)
         if winner == "remote":
             temp, sha = fetched or self._fetch(action.remote)
-            return Done(self._install(action.name, spelling, temp, sha, action.remote, action.local).size)
+            return Done(self._install(rec, action.name, spelling, temp, sha, action.remote, action.local).size)
         # keep-both: the local version moves to its conflicted-copy name and is uploaded under it;
         # the remote version takes the name. Nothing is lost at any step.
         temp, sha = fetched or self._fetch(action.remote)
@@ -461,26 +352,26 @@ class Executor:
             copy = conflict_name(spelling, self.now())
             self.fs.rename_aside(spelling, copy, action.local)
             moved = _local_file(normalize(copy), copy, action.local.size, action.local.mtime_ns, action.local.sha256)
-            size = self._install(action.name, spelling, temp, sha, action.remote, None).size
+            size = self._install(rec, action.name, spelling, temp, sha, action.remote, None).size
         finally:
             temp.unlink(missing_ok=True)
-        uploaded = self._upload_file(copy, copy, moved, attempts)
-        self.record(moved.name, moved, uploaded, floor=FLOOR_NONE)
+        uploaded = self._upload_file(rec, copy, copy, moved, attempts)
+        rec.record(moved.name, moved, uploaded, floor=FLOOR_NONE)
         log.info("conflict", folder=self.folder.name, name=action.name, copy=copy)
         return Done(size + moved.size)
 
-    def _compare(self, action: Action, attempts: int) -> Done:
+    def _compare(self, rec: Recorder, action: Action, attempts: int) -> Done:
         assert action.local is not None and action.remote is not None
         temp, sha = self._fetch(action.remote)
         if sha == action.local.sha256:
             temp.unlink(missing_ok=True)
-            self.record(action.name, action.local, action.remote)
+            rec.record(action.name, action.local, action.remote)
             return Done(unchanged=True)
-        return self._conflict(action, attempts, fetched=(temp, sha))
+        return self._conflict(rec, action, attempts, fetched=(temp, sha))
 
     # -- concurrent writers -------------------------------------------------
 
-    def _race(self, action: Action, attempts: int) -> Done:
+    def _race(self, rec: Recorder, action: Action, attempts: int) -> Done:
         """Several writers changed the name at once (model, RACE): each older racing version
         becomes a conflicted copy, named by its own upload time so that every machine names it
         alike, on both sides; then it is deleted under the name, which `remote` keeps."""
@@ -505,20 +396,20 @@ class Executor:
             else:
                 kept = self._race_copy_here(copy_key, copy, version)
             existing = self.remote.find_copy(self.folder.chat_id, copy, kept.size, kept.sha256)
-            uploaded = existing or self._upload_file(kept.on_disk, copy, kept, attempts)
-            self.record(copy_key, kept, uploaded, floor=None if existing else FLOOR_NONE)
+            uploaded = existing or self._upload_file(rec, kept.on_disk, copy, kept, attempts)
+            rec.record(copy_key, kept, uploaded, floor=None if existing else FLOOR_NONE)
             self.remote.delete(version.id)
             moved += kept.size
             log.info("concurrent write", folder=self.folder.name, name=action.name, copy=copy, version=version.id)
         current = action.remote
         if local is None:
-            return Done(moved + self._download_into(action.name, spelling, current, None))
+            return Done(moved + self._download_into(rec, action.name, spelling, current, None))
         if is_sha256(current.hashcode) and local.sha256 == current.hashcode.lower():
-            self.record(action.name, local, current)
+            rec.record(action.name, local, current)
             return Done(moved)
         # Changed here too, to something else again: an ordinary keep-both conflict with `current`.
         conflict = replace(action, kind=ActionKind.CONFLICT, local=local, winner="both", racing=())
-        return Done(moved + self._conflict(conflict, attempts).bytes)
+        return Done(moved + self._conflict(rec, conflict, attempts).bytes)
 
     def _race_copy_here(self, key: str, copy: str, version: RemoteFile) -> LocalFile:
         """The local file holding a racing `version` under its copy name: already there (an

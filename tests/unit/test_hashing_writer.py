@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from syncd.sync.execute import HashingWriter
+from syncd.sync.hashing import HashingWriter
 
 
 def test_front_to_back_writes_hash_the_file(tmp_path: Path) -> None:

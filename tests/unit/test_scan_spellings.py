@@ -9,7 +9,7 @@ from pathlib import Path
 from syncd.core.model import BaseEntry, Floor, LocalFile
 from syncd.local.scan import scan_folder
 from syncd.remote.base import FileStatus, RemoteFile
-from syncd.sync.execute import to_base, to_row
+from syncd.sync.outcome import to_base, to_row
 
 NFC = "caf\u00e9.txt"
 NFD = "cafe\u0301.txt"

@@ -1,0 +1,203 @@
+"""A pass over one folder: look (scan + listing + journal), plan (pure), enqueue; and the
+replanning of one name whose action found the folder changed under it.
+
+What a pass guarantees:
+
+* it changes nothing in the folder or on the remote: all it writes is the queue (one row per
+  planned action, coalescing with work already queued), the folder's and the remote's status,
+  and the floors a listing confirmed (`State.confirm_floors`, not on a dry run);
+* it never plans from an empty mount point: a tracked folder whose marker is missing is
+  paused (blocked), and nothing in it is read as deleted;
+* a name the scan could not read is reported as failed and left out of the plan on both sides,
+  so it is neither uploaded nor taken for a deletion;
+* a listing the remote refuses pauses the remote; one it answers lifts that pause
+  (`RemotePauses`); the listing leaves out the names the folder ignores, which are never
+  written locally and so must not look deleted next time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import structlog
+
+from syncd.config import Config, FolderConfig
+from syncd.core.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan
+from syncd.core.names import normalize
+from syncd.core.plan import plan
+from syncd.errors import FatalError, ItemError, TransientError
+from syncd.local.folderfs import FolderFS
+from syncd.local.scan import is_ignored, scan_folder
+from syncd.remote.base import Remote, RemoteFile
+from syncd.state import jobcodec
+from syncd.state.db import State
+from syncd.state.queue import Queue
+from syncd.sync.outcome import to_base
+from syncd.sync.pauses import RemotePauses
+from syncd.sync.report import ActionResult, FolderReport, Reports
+
+log = structlog.get_logger("syncd.sync.passes")
+
+
+def policy_of(folder: FolderConfig) -> FolderPolicy:
+    return FolderPolicy(
+        mode=Mode(folder.mode), delete=folder.delete, max_delete=folder.max_delete,
+        conflict=ConflictPolicy(folder.conflict),
+        additive=folder.mode == "upload" and folder.after_upload.action != "keep",
+    )
+
+
+def now_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+class Passes:
+    """Passes over the folders of one config (`reconfigure` swaps it)."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: State,
+        queue: Queue,
+        remotes: Mapping[str, Remote],
+        *,
+        reports: Reports,
+        pauses: RemotePauses,
+        notify_work: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.remotes = remotes
+        self.state = state
+        self.queue = queue
+        self.reports = reports
+        self.pauses = pauses
+        self.clock = clock
+        self._notify_work = notify_work
+
+    def reconfigure(self, config: Config, remotes: Mapping[str, Remote]) -> None:
+        self.config, self.remotes = config, remotes
+
+    # -- looking and planning -------------------------------------------------
+
+    def check_folder(self, folder: FolderConfig) -> str | None:
+        """Why the folder must be left alone, or None. A new folder gets its marker here."""
+        fs = FolderFS(folder.path)
+        tracked = self.state.journal_count(folder.name) > 0
+        if not folder.path.is_dir():
+            if tracked:
+                return f"folder {folder.path} is missing (unmounted disk or wrong path?): paused"
+            fs.create_marker()
+        elif not fs.marker_present():
+            if tracked:
+                return f"folder marker {fs.marker} is missing (unmounted disk or wrong path?): paused"
+            fs.create_marker()
+        return None
+
+    def plan_folder(
+        self,
+        folder: FolderConfig,
+        report: FolderReport,
+        names: Collection[str] | None = None,
+        remote: list[RemoteFile] | None = None,
+    ) -> Plan:
+        """Scan, list and plan one folder (no changes to it): every name, or just `names`.
+
+        `remote` is a chat listing the caller just fetched (the poller), else one is fetched.
+        """
+        blocked = self.check_folder(folder)
+        if blocked:
+            return Plan(blocked=blocked)
+        # The remote listing waits on the network while the journal is read and the disk
+        # scanned: overlap them.
+        with ThreadPoolExecutor(1, thread_name_prefix="syncd-list") as pool:
+            remote_future = pool.submit(self.remote_listing, folder) if remote is None else None
+            base = {name: to_base(row) for name, row in self.state.journal(folder.name).items()}
+            listing = scan_folder(folder.path, folder.ignore, base, only=names)
+            if remote_future is not None:
+                remote = remote_future.result()
+        assert remote is not None
+        for name, error in listing.errors.items():  # unreadable: not "deleted", just not now
+            base.pop(name, None)
+            report.results[name] = ActionResult(name, "upload", "failed", error)
+        for spelling, reason in listing.shadowed.items():  # SPEC, "Names": kept, reported, not synced
+            report.results[spelling] = ActionResult(spelling, "upload", "failed", reason)
+            log.warning("not synced", folder=folder.name, name=spelling, reason=reason)
+        unreadable = set(listing.errors)
+        if unreadable:
+            remote = [f for f in remote if normalize(f.filename) not in unreadable]
+        return plan(listing.files, remote, base, policy_of(folder), marker_present=True, only=names)
+
+    def remote_listing(self, folder: FolderConfig) -> list[RemoteFile]:
+        """The chat's files, less the names the folder ignores: those are never written locally,
+        so a downloaded one would look deleted here on the next pass.
+
+        The one place the remote's pause is decided from a listing: refused (401/403), it is
+        paused; answered, whatever refused us before is over."""
+        try:
+            files = self.remotes[folder.remote].list_chat(folder.chat_id)
+        except FatalError as exc:
+            self.pauses.pause(folder.remote, str(exc))
+            raise
+        self.pauses.pause(folder.remote, None)
+        return [f for f in files if not is_ignored(f.filename, folder.ignore)]
+
+    def pass_folder(
+        self,
+        folder: FolderConfig,
+        *,
+        dry_run: bool = False,
+        urgent: bool = False,
+        names: Collection[str] | None = None,
+        remote: list[RemoteFile] | None = None,
+        revive_failed: bool = True,
+    ) -> FolderReport:
+        """Plan a folder and (unless `dry_run`) queue its actions.
+
+        `urgent` (a pass someone asked for) makes queued work due now, even work
+        waiting out a backoff: the full disk may have been freed meanwhile.
+        """
+        report = self.reports.start(folder.name)
+        try:
+            result = self.plan_folder(folder, report, names, remote)
+        except (TransientError, FatalError, ItemError, OSError) as exc:
+            report.blocked = str(exc)
+            self.state.set_last_pass(folder.name, now_iso(self.clock()), str(exc))
+            return report
+        report.blocked, report.warning, report.unchanged = result.blocked, result.warning, result.unchanged
+        self.state.set_folder_paused(folder.name, result.blocked)
+        if result.confirmed and not dry_run:
+            self.state.confirm_floors(
+                folder.name, [(name, f.id, f.upload_at.isoformat()) for name, f in result.confirmed]
+            )
+        if result.warning:
+            log.warning("max_delete", folder=folder.name, message=result.warning)
+        jobs = []
+        for action in result.actions:
+            reported = action.report_action
+            if reported is not None:
+                report.results[action.name] = ActionResult(
+                    action.spelled, reported, "planned", action.reason if action.kind is ActionKind.FAIL else None
+                )
+            if not dry_run:
+                jobs.append((folder.name, action.name, action.kind.value, jobcodec.dumps(action)))
+        if not dry_run:
+            self.queue.put_many(jobs, urgent=urgent, revive_failed=revive_failed)
+            self._notify_work()
+        return report
+
+    def replan(self, folder_name: str, name: str, fs: FolderFS) -> Action | None:
+        """The folder changed under an action on `name`: plan that one name again (never from an
+        empty mount point: a file that vanished with its disk is not a deletion). None: nothing
+        is left to do for it."""
+        fs.require_marker()
+        folder = self.config.folder(folder_name)
+        base = {n: to_base(r) for n, r in self.state.journal(folder.name).items() if n == name}
+        listing = scan_folder(folder.path, folder.ignore, base)
+        local = {n: f for n, f in listing.files.items() if n == name}
+        remote = [f for f in self.remote_listing(folder) if normalize(f.filename) == name]
+        fresh = plan(local, remote, base, policy_of(folder))
+        return fresh.actions[0] if fresh.actions else None
