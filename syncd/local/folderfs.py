@@ -24,7 +24,8 @@ from syncd.core.model import LocalFile
 from syncd.errors import FolderUnavailable as FolderUnavailable
 from syncd.errors import LocalChanged as LocalChanged
 from syncd.local.durable import DirSync
-from syncd.local.scan import MARKER, stat_key
+from syncd.local.ignore import MARKER
+from syncd.local.scan import stat_key
 from syncd.remote.base import RemoteFile
 
 

@@ -15,10 +15,7 @@ from pathlib import Path
 
 from syncd.core.model import BaseEntry, LocalFile
 from syncd.core.names import normalize
-from syncd.local.ignore import MARKER, ignore_rules, is_ignored
-
-# MARKER and is_ignored live in syncd.local.ignore; older callers import them from here.
-__all__ = ["MARKER", "LocalListing", "is_ignored", "scan_folder", "sha256_of", "stat_key"]
+from syncd.local.ignore import ignore_rules
 
 HASH_CHUNK = 1024 * 1024
 

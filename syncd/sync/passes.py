@@ -30,7 +30,8 @@ from syncd.core.names import normalize
 from syncd.core.plan import plan
 from syncd.errors import FatalError, ItemError, TransientError
 from syncd.local.folderfs import FolderFS
-from syncd.local.scan import is_ignored, scan_folder
+from syncd.local.ignore import is_ignored
+from syncd.local.scan import scan_folder
 from syncd.remote.base import Remote, RemoteFile
 from syncd.state import jobcodec
 from syncd.state.db import State
