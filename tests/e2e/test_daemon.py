@@ -44,7 +44,13 @@ def remote(sdk: BddFileClient, chat: str = CHAT) -> dict[str, bytes]:
 
 
 def remote_names(sdk: BddFileClient, chat: str = CHAT) -> list[str]:
-    return sorted(info.filename for info in sdk.list_chat_files(chat_id=chat))
+    """The names of the chat's `ok` files: an upload still under way is listed, but is not a
+    file yet (waiting for its name alone would race the comparison of contents)."""
+    return sorted(
+        info.filename
+        for info in sdk.list_chat_files(chat_id=chat)
+        if str(getattr(info.status, "value", info.status)) == "ok"
+    )
 
 
 class Setup:
