@@ -44,8 +44,13 @@ def remote(sdk: BddFileClient, chat: str = CHAT) -> dict[str, bytes]:
 
 
 def remote_names(sdk: BddFileClient, chat: str = CHAT) -> list[str]:
-    """The names of the chat's `ok` files: an upload still under way is listed, but is not a
-    file yet (waiting for its name alone would race the comparison of contents)."""
+    """Every name the chat lists, an upload still under way included."""
+    return sorted(info.filename for info in sdk.list_chat_files(chat_id=chat))
+
+
+def ok_names(sdk: BddFileClient, chat: str = CHAT) -> list[str]:
+    """The names of the chat's `ok` files: an upload still under way is listed but is not a file
+    yet, so waiting for names alone would race a comparison of contents."""
     return sorted(
         info.filename
         for info in sdk.list_chat_files(chat_id=chat)
@@ -270,7 +275,7 @@ def test_sigterm_mid_transfer_exits_cleanly_and_a_restart_finishes(setup: Setup,
     assert local(folder) == files  # nothing local was touched
 
     d2 = setup.start()
-    wait_for(lambda: set(remote_names(sdk)) == set(files), timeout=60, what="the rest uploaded")
+    wait_for(lambda: set(ok_names(sdk)) == set(files), timeout=60, what="the rest uploaded")
     try:
         assert remote(sdk) == files  # exactly one copy each, whole
     except AssertionError:
@@ -295,7 +300,7 @@ def test_sigkill_then_restart_finishes_without_duplicates(setup: Setup, sdk: Bdd
     d.kill()
 
     d2 = setup.start()
-    wait_for(lambda: len(local(folder)) == 80 and len(remote_names(sdk)) == 80, timeout=60, what="convergence")
+    wait_for(lambda: len(local(folder)) == 80 and len(ok_names(sdk)) == 80, timeout=60, what="convergence")
     assert remote(sdk) == local(folder)
     assert d2.stop() == 0
     assert leftovers(folder) == []
