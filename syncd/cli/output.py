@@ -27,7 +27,8 @@ def print_report(report: FolderReport) -> None:
         print(f"{report.name}: warning: {report.warning}")
     for r in sorted(report.results.values(), key=lambda r: r.name):
         tail = f": {r.error}" if r.error else ""
-        print(f"{report.name}: {r.action} {r.name} {r.status}{tail}")
+        what = f"rename {r.renamed_from} \u2192 {r.name}" if r.renamed_from else f"{r.action} {r.name}"
+        print(f"{report.name}: {what} {r.status}{tail}")
     d = report.as_json()
     print(
         f"{report.name}: {d['uploaded']} uploaded, {d['downloaded']} downloaded, "

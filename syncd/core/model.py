@@ -25,8 +25,17 @@ COMPARE         downloads `remote` to temp, compares bytes:   as RECORD or CONFL
 RACE            several writers changed the name at once      each racing version under
                 (below): every `racing` version becomes a     its copy name; `name` as
                 conflicted copy, `remote` takes the name      (local, remote)
+RENAME          uploads `local` under `name`, then deletes    `name`: (local, the new
+                the old name's remote file (the journal's     remote); the old name's
+                `renamed_from.remote_id`) and `older_ids`     row removed
 FAIL            nothing; reports `reason`                     unchanged
 ==============  ============================================  =========================
+
+RENAME (SPEC, "Renames"): a local file gone from `renamed_from.name` while the
+same content appeared at `name`, in one pass. It is never a deletion (never
+counted against `max_delete`), and the old remote file is deleted once the new
+one is up whatever `delete` says: a rename is not a deletion. It reports as
+the upload of `name`, renamed from the old name.
 
 CONFLICT winners: ``both`` (keep-both) renames the local file to its
 conflicted-copy name, uploads it under that name and downloads `remote` under
@@ -240,6 +249,7 @@ class ActionKind(enum.StrEnum):
     FORGET = "forget"
     COMPARE = "compare"
     RACE = "race"
+    RENAME = "rename"
     FAIL = "fail"
 
 
@@ -261,6 +271,7 @@ _REPORTED: dict[ActionKind, ReportedAction | None] = {
     ActionKind.COMPARE: "conflict",
     ActionKind.RACE: "conflict",
     ActionKind.FAIL: "download",
+    ActionKind.RENAME: "upload",
     ActionKind.RECORD: None,
     ActionKind.FORGET: None,
 }
@@ -288,7 +299,8 @@ class Action:
     after the upload succeeded. `older_ids` are older `ok` versions of the same
     name, deleted together with `remote` by DELETE_REMOTE so that an old
     version never resurfaces as the current one. `winner` is set on CONFLICT
-    and COMPARE, `reason` on FAIL, `racing` on RACE.
+    and COMPARE, `reason` on FAIL, `racing` on RACE. `renamed_from` is set on
+    RENAME: the journal row of the old name (its remote side the version to delete).
     """
 
     kind: ActionKind
@@ -302,6 +314,7 @@ class Action:
     reason: str | None = None
     racing: tuple[RemoteFile, ...] = ()
     duplicates: tuple[int, ...] = ()
+    renamed_from: BaseEntry | None = None
 
     def recorded(self) -> BaseEntry:
         """The journal row a RECORD leaves: `local` and `remote` as they are, in sync.
@@ -324,6 +337,12 @@ class Action:
         if self.remote is not None and self.kind in (ActionKind.DOWNLOAD, ActionKind.RACE):
             return self.remote.filename
         return self.name
+
+    @property
+    def renamed_spelled(self) -> str | None:
+        """For a RENAME, the old name as it was spelled on the local disk; otherwise None."""
+        old = self.renamed_from
+        return None if old is None else old.local_name or old.name
 
     @property
     def report_action(self) -> ReportedAction | None:

@@ -37,6 +37,15 @@ the same winner. Actions that would write a file under an unsafe remote name
 (DOWNLOAD, CONFLICT, COMPARE, RACE) become FAIL with the reason; a path is
 never built from such a name.
 
+Local renames (SPEC, "Renames") are paired before that, in modes that send local
+changes: a *vanished* name (journal row with both sides, not a drop-in removal,
+local file gone, remote current version the journal's own) and an *appeared*
+name (local file, no journal row, no remote version) with the same size and
+sha256 (the scan's and the journal's local sha256) become one RENAME on the
+appeared name, and the vanished name gets no action of its own. Several
+candidates with one content pair in name order on both sides, so the result
+does not depend on input order. With `only`, both names must be in it.
+
 A name's remote side is first read from all its `ok` versions (`remote_view`):
 versions with identical bytes are one file (the newest stays, the others are
 `duplicates` any action deletes afterwards); the newest survivor is current;
@@ -171,10 +180,21 @@ def plan(
     confirmed: list[tuple[str, RemoteFile]] = []
     unchanged = 0
     names = set(local) | set(versions) | set(base) if only is None else set(only)
+    renamed = _renames(local, versions, base, policy, names)
+    gone = {entry.name for entry, _ in renamed.values()}
     for name in sorted(names):
+        if name in gone:
+            continue  # the rename on its new name takes care of it
         entry = base.get(name)
         view = remote_view(versions.get(name, ()), entry, policy)
-        action = _decide(name, local.get(name), view, entry, policy, versions.get(name, ()))
+        if name in renamed:
+            old, old_view = renamed[name]
+            action: Action | None = Action(
+                ActionKind.RENAME, name, local[name], renamed_from=old,
+                older_ids=tuple(sorted((*old_view.older, *old_view.duplicates))),
+            )
+        else:
+            action = _decide(name, local.get(name), view, entry, policy, versions.get(name, ()))
         if action is not None:
             actions.append(action)
         elif entry is not None and entry.remote_floor is not None and view.current is not None \
@@ -198,6 +218,40 @@ def plan(
             kept, warning=warning, skipped_deletions=deletions, unchanged=unchanged, confirmed=tuple(confirmed)
         )
     return Plan(tuple(actions), unchanged=unchanged, confirmed=tuple(confirmed))
+
+
+def _renames(
+    local: Mapping[str, LocalFile],
+    versions: Mapping[str, Sequence[RemoteFile]],
+    base: Mapping[str, BaseEntry],
+    policy: FolderPolicy,
+    names: Collection[str],
+) -> dict[str, tuple[BaseEntry, RemoteView]]:
+    """Local renames: new name -> (the old name's journal row, its remote view). See the module
+    docstring; a pure function of its inputs, whatever their order."""
+    if policy.mode is Mode.DOWNLOAD:
+        return {}
+    vanished: dict[tuple[int, str], list[tuple[BaseEntry, RemoteView]]] = {}
+    for name in sorted(names):
+        entry = base.get(name)
+        if entry is None or name in local or not entry.tracked or entry.dropped:
+            continue
+        view = remote_view(versions.get(name, ()), entry, policy)
+        if view.current is None or view.current.id != entry.remote_id or view.racing:
+            continue  # changed or gone on the remote: not ours to move
+        assert entry.local_size is not None and entry.local_sha256 is not None  # tracked
+        vanished.setdefault((entry.local_size, entry.local_sha256), []).append((entry, view))
+    if not vanished:
+        return {}
+    pairs: dict[str, tuple[BaseEntry, RemoteView]] = {}
+    for name in sorted(names):
+        file = local.get(name)
+        if file is None or name in base or versions.get(name):
+            continue
+        candidates = vanished.get((file.size, file.sha256))
+        if candidates:
+            pairs[name] = candidates.pop(0)
+    return pairs
 
 
 def remote_changes(

@@ -11,6 +11,7 @@ v   what changed
 === =========================================================================
 1   (no "v" key) the first release
 2   local spelling, journal spellings and floor, `racing`, `duplicates`
+3   `renamed_from` (the RENAME kind)
 === =========================================================================
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 from syncd.core.model import Action, ActionKind, BaseEntry, Floor, LocalFile
 from syncd.remote.base import FileStatus, RemoteFile
 
-VERSION = 2
+VERSION = 3
 
 
 class PayloadError(ValueError):
@@ -82,6 +83,7 @@ def dumps(action: Action) -> str:
             "reason": action.reason,
             "racing": [_remote(f) for f in action.racing],
             "duplicates": list(action.duplicates),
+            "renamed_from": _base(action.renamed_from) if action.renamed_from else None,
         },
         ensure_ascii=False,
     )
@@ -111,6 +113,7 @@ def loads(text: str) -> Action:
             reason=raw["reason"],
             racing=tuple(_parse_remote(f) for f in raw.get("racing", ())),
             duplicates=tuple(raw.get("duplicates", ())),
+            renamed_from=_parse_base(raw["renamed_from"]) if raw.get("renamed_from") else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PayloadError(f"queued work cannot be read: {type(exc).__name__}: {exc}") from None

@@ -38,7 +38,7 @@ from typing import BinaryIO, cast
 import structlog
 
 from syncd.config import FolderConfig
-from syncd.core.model import FLOOR_NONE, Action, ActionKind, Floor, LocalFile
+from syncd.core.model import FLOOR_NONE, Action, ActionKind, BaseEntry, Floor, LocalFile
 from syncd.core.names import normalize
 from syncd.core.plan import is_sha256
 from syncd.errors import ItemError, LocalChanged, TransientError
@@ -115,9 +115,12 @@ class Executor:
 
     def _checked_run(self, rec: Recorder, action: Action, attempts: int) -> Done:
         self.fs.require_marker()
-        if not same_base(self.state.journal_row(self.folder.name, action.name), action.base):
+        if action.kind is ActionKind.RENAME:
+            done = self._rename(rec, action, attempts)  # checks the journal rows of both names
+        elif not same_base(self.state.journal_row(self.folder.name, action.name), action.base):
             raise LocalChanged(action.name)
-        done = self._run(rec, action, attempts)
+        else:
+            done = self._run(rec, action, attempts)
         for file_id in action.duplicates:  # their content stays in a kept version
             self.remote.delete(file_id)
         if action.duplicates:
@@ -139,7 +142,7 @@ class Executor:
             rec.record(action.name, None, None)
             return Done()
         if kind is ActionKind.DELETE_REMOTE:
-            if self._local_exists(action):
+            if self._local_exists(action.name, action.base):
                 raise LocalChanged(action.name)
             for file_id in (*((action.remote.id,) if action.remote else ()), *action.older_ids):
                 self.remote.delete(file_id)
@@ -162,11 +165,11 @@ class Executor:
             return Done(unchanged=True)
         raise ItemError(action.reason or f"{action.name}: refused")
 
-    def _local_exists(self, action: Action) -> bool:
-        """A file for the name exists now, in the spelling the journal knows, NFC or NFD."""
-        spellings = {action.name, unicodedata.normalize("NFD", action.name)}
-        if action.base is not None and action.base.local_name:
-            spellings.add(action.base.local_name)
+    def _local_exists(self, name: str, base: BaseEntry | None) -> bool:
+        """A file for `name` exists now, in the spelling the journal knows, NFC or NFD."""
+        spellings = {name, unicodedata.normalize("NFD", name)}
+        if base is not None and base.local_name:
+            spellings.add(base.local_name)
         return any(self.fs.current(spelling) is not None for spelling in spellings)
 
     def _redelivered(self, rec: Recorder, action: Action) -> bool:
@@ -257,6 +260,43 @@ class Executor:
         floor = Floor.of(action.remote) if action.remote is not None else FLOOR_NONE
         self._after_upload(rec, action.name, local, remote, floor)
         return Done(local.size)
+
+    def _rename(self, rec: Recorder, action: Action, attempts: int) -> Done:
+        """A local rename (model, RENAME): upload the new name, then delete the old name's remote
+        file, whatever `delete` says; a file already gone counts as deleted.
+
+        The old name's journal row must still be the one the plan saw, and the new name must
+        have none, except the one an earlier attempt of this very rename recorded after its
+        upload (it stopped before the old file was deleted): then only the deletion is left.
+        """
+        old, local = action.renamed_from, action.local
+        assert old is not None and local is not None
+        folder = self.folder.name
+        new_row = self.state.journal_row(folder, action.name)
+        resumed = (
+            attempts > 0
+            and new_row is not None
+            and new_row.remote_id is not None
+            and (new_row.local_size, new_row.local_sha256) == (local.size, local.sha256)
+        )
+        if new_row is not None and not resumed:
+            raise LocalChanged(action.name)
+        old_row = self.state.journal_row(folder, old.name)
+        if not same_base(old_row, old) and not (resumed and old_row is None):
+            raise LocalChanged(old.name)
+        if old_row is not None and self._local_exists(old.name, old):
+            raise LocalChanged(old.name)  # the old file is back: no longer a rename
+        size = 0
+        if not resumed:
+            current = self._current_local(local.on_disk, local)
+            remote = self._upload_file(rec, local.on_disk, local.on_disk, current, attempts)
+            self._after_upload(rec, action.name, current, remote, FLOOR_NONE)
+            size = current.size
+        for file_id in (*((old.remote_id,) if old.remote_id is not None else ()), *action.older_ids):
+            self.remote.delete(file_id)
+        rec.record(old.name, None, None)
+        log.info("renamed", folder=folder, name=action.name, renamed_from=old.name)
+        return Done(size)
 
     def _after_upload(
         self, rec: Recorder, name: str, local: LocalFile, remote: RemoteFile, floor: Floor | None

@@ -181,7 +181,8 @@ class Passes:
             reported = action.report_action
             if reported is not None:
                 report.results[action.name] = ActionResult(
-                    action.spelled, reported, "planned", action.reason if action.kind is ActionKind.FAIL else None
+                    action.spelled, reported, "planned", action.reason if action.kind is ActionKind.FAIL else None,
+                    renamed_from=action.renamed_spelled,
                 )
             if not dry_run:
                 jobs.append((folder.name, action.name, action.kind.value, jobcodec.dumps(action)))

@@ -30,6 +30,16 @@ class ActionResult:
     status: str  # planned | done | failed
     error: str | None = None
     conflict: bool = False
+    renamed_from: str | None = None  # a local rename: reported as the upload of the new name
+
+
+    def as_json(self) -> dict[str, object]:
+        """One entry of `actions` in `reconcile --json`; a rename is an upload that also names
+        the old path (`renamed_from`)."""
+        doc: dict[str, object] = {"name": self.name, "action": self.action, "status": self.status, "error": self.error}
+        if self.renamed_from is not None:
+            doc["renamed_from"] = self.renamed_from
+        return doc
 
 
 @dataclass
@@ -71,10 +81,7 @@ class FolderReport:
             "conflicts": self.count("conflict"),
             "failed": self.failed,
             "unchanged": self.unchanged,
-            "actions": [
-                {"name": r.name, "action": r.action, "status": r.status, "error": r.error}
-                for r in sorted(self.results.values(), key=lambda r: r.name)
-            ],
+            "actions": [r.as_json() for r in sorted(self.results.values(), key=lambda r: r.name)],
         }
 
 
@@ -86,7 +93,7 @@ def action_result(action: Action, status: str, error: str | None) -> ActionResul
         if status != "failed":
             return None
         reported = "upload" if action.local else "download"
-    return ActionResult(action.spelled, reported, status, error)
+    return ActionResult(action.spelled, reported, status, error, renamed_from=action.renamed_spelled)
 
 
 def reported(job: Job) -> tuple[str, str] | None:
@@ -115,7 +122,9 @@ def add_leftovers(
         if result is not None and result.status in ("planned", "failed"):
             if job.state is JobState.PENDING:
                 error += " (will retry)"
-            report.results[job.name] = ActionResult(result.name, result.action, "failed", error)
+            report.results[job.name] = ActionResult(
+                result.name, result.action, "failed", error, renamed_from=result.renamed_from
+            )
         elif result is None and (shown := reported(job)):
             report.results[job.name] = ActionResult(shown[0], shown[1], "failed", error)
 

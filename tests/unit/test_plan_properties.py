@@ -210,6 +210,14 @@ class World:
                 del self.base[name]
             elif kind is ActionKind.RACE:
                 self.race(action)
+            elif kind is ActionKind.RENAME:
+                old = action.renamed_from
+                assert old is not None and old.remote_id is not None
+                assert old.name not in self.local and self.base[old.name] == old
+                self.upload(name, None)
+                for file_id in (old.remote_id, *action.older_ids):
+                    self.remote.pop(file_id, None)  # already gone counts as deleted
+                del self.base[old.name]
             else:
                 assert kind is ActionKind.FAIL and action.reason
             for file_id in action.duplicates:
@@ -444,3 +452,43 @@ def test_modes_and_order(world: World, policy: FolderPolicy) -> None:
         assert not kinds & {ActionKind.UPLOAD, ActionKind.DELETE_REMOTE, ActionKind.CONFLICT}
         assert ActionKind.COMPARE not in kinds
         assert all(a.supersedes is None for a in actions)
+        assert ActionKind.RENAME not in kinds
+
+
+@st.composite
+def renamed_worlds(draw: st.DrawFn) -> tuple[World, dict[str, str]]:
+    """A synced folder (contents may repeat across names), then some files renamed locally:
+    returns the world and old name -> new name."""
+    world = World(opaque=draw(st.booleans()))
+    count = draw(st.integers(1, 6))
+    for i in range(count):
+        name, content = f"f{i}.txt", draw(st.sampled_from(CONTENTS))
+        world.local[name] = (content, ns(T0))
+        file = world.new_remote(name, content, T0)
+        world.put_remote(file, content)
+        world.base[name] = BaseEntry.synced(name, world.local_file(name), file)
+    moved = draw(st.lists(st.integers(0, count - 1), unique=True))
+    targets = draw(st.permutations([f"g{i}.txt" for i in range(count)]))
+    renames = {f"f{i}.txt": targets[i] for i in moved}
+    for old, new in renames.items():
+        world.local[new] = world.local.pop(old)
+    return world, renames
+
+
+@SETTINGS
+@given(case=renamed_worlds(), delete=st.booleans(), mode=st.sampled_from([Mode.TWO_WAY, Mode.UPLOAD]))
+def test_renames_are_never_deletions_and_converge(
+    case: tuple[World, dict[str, str]], delete: bool, mode: Mode
+) -> None:
+    world, renames = case
+    policy = FolderPolicy(mode, delete, 0)  # max_delete 0: any deletion would trip it
+    first = world.plan(policy)
+    assert first.warning is None and not any(a.is_deletion for a in first.actions)
+    assert {a.kind for a in first.actions} <= {ActionKind.RENAME}
+    # Every rename pairs (contents may repeat: the pairs need not be the ones made, but as many).
+    assert len(first.actions) == len(renames)
+    world.apply(first)
+    assert real_actions(world.plan(policy)) == []
+    current = world.current_remote()
+    assert set(current) == set(world.local)
+    assert all(world.remote[current[n].id][1] == world.local[n][0] for n in world.local)
