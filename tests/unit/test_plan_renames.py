@@ -28,9 +28,9 @@ def R(file_id: int, name: str, content: str, hours: float = 0) -> RemoteFile:
     return RemoteFile(file_id, name, len(content.encode()), sha(content), T0 + timedelta(hours=hours), FileStatus.OK)
 
 
-def synced(name: str, content: str, file_id: int, **kw: bool) -> tuple[BaseEntry, RemoteFile]:
+def synced(name: str, content: str, file_id: int, *, dropped: bool = False) -> tuple[BaseEntry, RemoteFile]:
     remote = R(file_id, name, content)
-    return BaseEntry.synced(name, L(name, content), remote, **kw), remote
+    return BaseEntry.synced(name, L(name, content), remote, dropped=dropped), remote
 
 
 def run(
