@@ -105,26 +105,29 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _whole_seconds(text: str) -> int:
+def _whole(text: str, *, at_least: int, what: str) -> int:
+    """A whole-number option value, or the argparse error saying what was expected."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+    if value < at_least:
+        raise argparse.ArgumentTypeError(f"must be at least {at_least}: {text!r}")
     return value
+
+
+def _whole_seconds(text: str) -> int:
+    return _whole(text, at_least=0, what="a whole number of seconds")
+
+
+def _positive_int(text: str) -> int:
+    return _whole(text, at_least=1, what="a whole number")
 
 
 def _max_connections(text: str) -> int | None:
     if text.strip().lower() == "auto":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of connections (or auto): {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
+    return _whole(text, at_least=1, what="a number of connections (or auto)")
 
 
 def _size(text: str) -> int:
@@ -136,16 +139,6 @@ def _size(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
 
 
 def _public_url(text: str | None) -> str | None:

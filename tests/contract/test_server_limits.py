@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -17,16 +16,9 @@ import pytest
 
 from syncd.server.app import Limits, Service, build_app
 from syncd.server.runner import ServerThread
+from tests.support.attack import FORM_END, FORM_TYPE, Raw, form_field, part_form_head, request_head, wait_until
 
 PARAMS = {"filename": "a.bin", "biz": "chat", "biz_params": {"chat_id": "c"}, "hashcode": None}
-BOUNDARY = "syncd-test-boundary"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -53,45 +45,27 @@ def send_part(client: httpx.Client, file_id: int, number: int, data: bytes) -> h
     return client.post("/uploadFilePart", files={"part": ("p", data)}, data={"params": params})
 
 
-def part_head(file_id: int, number: int, total: int) -> tuple[bytes, bytes]:
-    """The raw request of a part upload up to its bytes, and what closes the form after them."""
-    params = json.dumps({"file_id": file_id, "part_number": number})
-    start = (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"params\"\r\n\r\n{params}\r\n"
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"part\"; filename=\"p\"\r\n"
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    end = f"\r\n--{BOUNDARY}--\r\n".encode()
-    return start, end
-
-
-def raw_part(server: ServerThread, file_id: int, number: int, data: bytes) -> tuple[socket.socket, bytes]:
-    """Open a part upload by hand and send all but its last byte; returns the socket and the rest."""
-    start, end = part_head(file_id, number, len(data))
-    host, port = server.url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    length = len(start) + len(data) + len(end)
-    sock.sendall(
-        f"POST /uploadFilePart HTTP/1.1\r\nHost: {host}\r\nX-User-Id: u\r\nContent-Length: {length}\r\n"
-        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\r\n".encode() + start + data[:-1]
+def raw_part(server: ServerThread, file_id: int, number: int, data: bytes) -> tuple[Raw, bytes]:
+    """Open a part upload by hand and send all but its last byte; the connection and the rest."""
+    start = part_form_head(file_id, number)
+    end = b"\r\n" + FORM_END
+    port = int(server.url.rsplit(":", 1)[1])
+    raw = Raw(port, timeout=10)
+    head = request_head(
+        "POST", "/uploadFilePart", user="u", length=len(start) + len(data) + len(end), content_type=FORM_TYPE
     )
-    return sock, data[-1:] + end
+    assert raw.send(head + start + data[:-1])
+    return raw, data[-1:] + end
 
 
-def answer_of(sock: socket.socket) -> tuple[int, dict[str, object]]:
-    raw = b""
-    while b"\r\n\r\n" not in raw:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        raw += chunk
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status = int(head.split(b" ")[1])
-    lines = head.split(b"\r\n")
-    length = int(next(line.split(b":")[1] for line in lines if line.lower().startswith(b"content-length")))
-    while len(body) < length:
-        body += sock.recv(65536)
-    return status, json.loads(body)
+def answer_of(raw: Raw) -> tuple[int, dict[str, object]]:
+    answer = raw.response()
+    assert answer is not None, "the service hung up without an answer"
+    return answer.status, answer.json()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    assert wait_until(condition, timeout), "condition never held"
 
 
 # -- bounds ---------------------------------------------------------------------------------------
@@ -178,19 +152,16 @@ def test_a_simple_upload_is_cut_off_once_it_passes_its_declared_size(
     def body() -> Iterator[bytes]:  # chunked: the service cannot know the length up front
         nonlocal stored
         params = json.dumps({**PARAMS, "size": 10})
-        yield (
-            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"params\"\r\n\r\n{params}\r\n"
-            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n"
-        ).encode()
+        yield form_field("params", params.encode()) + form_field("file", b"", "a")[: -len(b"\r\n")]
         for _ in range(500):  # 32 MiB if nobody stops it
             stored = max([stored, *(f.stat().st_size for f in (server_data / "tmp").iterdir() if f.exists())])
             yield b"x" * 65536
-        yield f"\r\n--{BOUNDARY}--\r\n".encode()
+        yield b"\r\n" + FORM_END
 
     client = client_of(file_server)
     try:
         answer = client.post(
-            "/uploadSimpleFile", content=body(), headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+            "/uploadSimpleFile", content=body(), headers={"Content-Type": FORM_TYPE}
         )
         assert answer.status_code == 413 and "'size' (10)" in answer.json()["message"]
     except httpx.TransportError:
@@ -213,7 +184,7 @@ def test_a_part_resent_during_complete_cannot_change_the_completed_file(file_ser
     wait_for(lambda: service_of(file_server).writers.busy(file_id))
     refused = client.post("/completeMultipartUpload", json={"file_id": file_id})
     assert refused.status_code == 400 and "missing parts 1" in refused.json()["message"]
-    sock.sendall(rest)  # the re-send finishes: the upload now holds its bytes, which no longer match
+    assert sock.send(rest)  # the re-send finishes: the upload now holds its bytes, which no longer match
     assert answer_of(sock)[0] == 200
     sock.close()
     mismatch = client.post("/completeMultipartUpload", json={"file_id": file_id})
@@ -238,7 +209,7 @@ def test_a_late_part_after_abort_or_delete_writes_nowhere(
     other = client_of(file_server, "v")
     next_id = init(other, 20, 10).json()["data"]
     assert next_id != file_id
-    sock.sendall(rest)
+    assert sock.send(rest)
     status, answer = answer_of(sock)
     sock.close()
     assert status == 409 and "while this part arrived" in str(answer["message"])

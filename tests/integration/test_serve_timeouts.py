@@ -29,6 +29,7 @@ import pytest
 from syncd.server.app import build_app
 from syncd.server.guard import ServeLimits
 from syncd.server.runner import ServerThread
+from tests.support.attack import FORM_TYPE, form, request_head
 from tests.support.daemon import wait_for
 from tests.support.serve import ServeProcess
 
@@ -46,7 +47,6 @@ ROOMY = ["--header-timeout", "3", "--body-timeout", "3", "--send-timeout", "3"]
 SLACK = 2.0
 USER = {"X-User-Id": "u"}
 PARAMS = {"filename": "a.bin", "biz": "chat", "biz_params": {"chat_id": "c"}, "hashcode": None}
-BOUNDARY = "syncd-test-boundary"
 
 
 # -- hostile clients ---------------------------------------------------------------------
@@ -145,21 +145,11 @@ def trickle(sock: socket.socket, data: bytes, every: float, stop: threading.Even
 
 
 def multipart(fields: dict[str, str], file_field: str, content: bytes) -> bytes:
-    out = bytearray()
-    for name, value in fields.items():
-        out += f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-    out += (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{file_field}"; filename="a.bin"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    return bytes(out) + content + f"\r\n--{BOUNDARY}--\r\n".encode()
+    return form(*((name, value.encode(), None) for name, value in fields.items()), (file_field, content, "a.bin"))
 
 
 def post_head(path: str, body: bytes) -> bytes:
-    return (
-        f"POST {path} HTTP/1.1\r\nHost: syncd\r\nX-User-Id: u\r\n"
-        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
+    return request_head("POST", path, host="syncd", user="u", content_type=FORM_TYPE, length=len(body))
 
 
 # -- the service, seen from outside -----------------------------------------------------------
