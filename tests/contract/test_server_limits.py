@@ -8,7 +8,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +16,8 @@ import pytest
 
 from syncd.server.app import Limits, Service, build_app
 from syncd.server.runner import ServerThread
-from tests.support.attack import FORM_END, FORM_TYPE, Raw, form_field, part_form_head, request_head, wait_until
+from tests.support.attack import FORM_END, FORM_TYPE, Raw, form_field, part_form_head, request_head
+from tests.support.daemon import wait_for
 
 PARAMS = {"filename": "a.bin", "biz": "chat", "biz_params": {"chat_id": "c"}, "hashcode": None}
 
@@ -62,10 +63,6 @@ def answer_of(raw: Raw) -> tuple[int, dict[str, object]]:
     answer = raw.response()
     assert answer is not None, "the service hung up without an answer"
     return answer.status, answer.json()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    assert wait_until(condition, timeout), "condition never held"
 
 
 # -- bounds ---------------------------------------------------------------------------------------
