@@ -19,7 +19,8 @@ from syncd.config import Config, RemoteConfig
 from syncd.errors import StateLocked
 from syncd.local.folderfs import FolderFS
 from syncd.remote.base import Remote
-from syncd.remote.bdd.client import BddRemote
+from syncd.remote.bdd.client import BddClient
+from syncd.remote.bdd.remote import BddRemote
 from syncd.remote.breaker import Breakers
 from syncd.remote.retry import Abort
 from syncd.state.db import State, open_state
@@ -94,20 +95,20 @@ def build_remotes(config: Config, stack: ExitStack) -> dict[str, Remote]:
 
 def make_client(rc: RemoteConfig, url: str, *, abort: Abort | None = None) -> BddRemote:
     """The client of one remote; `abort` (its breaker's `tripped`) cuts its retry loops short."""
-    return BddRemote(
+    return BddRemote(BddClient(
         url, rc.user_id, api_key=rc.api_key(), timeout=rc.timeout, requests_per_minute=rc.requests_per_minute,
         max_connections=_MAX_CONNECTIONS, abort=abort,
-    )
+    ))
 
 
 def embedded_client(rc: RemoteConfig, service: EmbeddedService, *, abort: Abort | None = None) -> BddRemote:
     """The client of an embedded remote: HTTP over the service's Unix socket."""
     limits = httpx.Limits(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS)
-    return BddRemote(
+    return BddRemote(BddClient(
         EMBEDDED_BASE_URL, rc.user_id, api_key=rc.api_key(), timeout=rc.timeout,
         requests_per_minute=rc.requests_per_minute, abort=abort, origin=service.describe(),
         transport=httpx.HTTPTransport(uds=service.address, limits=limits),
-    )
+    ))
 
 
 _MAX_CONNECTIONS = 16

@@ -172,7 +172,7 @@ class FolderConfig:
     name: str
     path: Path
     remote: str
-    chat_id: str
+    place: str
     mode: Mode = "two-way"
     delete: bool = False
     max_delete: int = 50
@@ -381,7 +381,7 @@ class _Loader:
             name=name,
             path=path,
             remote=remote,
-            chat_id=self.get_text(raw, prefix, "chat_id"),
+            place=self.get_text(raw, prefix, "chat_id"),
             mode=mode,
             delete=self.get_bool(raw, prefix, "delete", False),
             max_delete=self.get_int(raw, prefix, "max_delete", 50, lo=0, hi=100),

@@ -15,7 +15,7 @@ UPLOAD          uploads `local`; on success deletes           (local, the new re
 DOWNLOAD        downloads `remote` over `name`; replaced      (the written file, remote)
                 local content goes to the trash
 DELETE_LOCAL    moves the local file to the trash             removed
-DELETE_REMOTE   deletes `remote` and `older_ids`              removed
+DELETE_REMOTE   deletes `remote` and `older`                  removed
 CONFLICT        resolves per `winner` (below)                 both sides as left
 RECORD          nothing: both sides already agree, or a       `Action.recorded()`:
                 one-sided deletion is being remembered        (local, remote), either None
@@ -25,9 +25,10 @@ COMPARE         downloads `remote` to temp, compares bytes:   as RECORD or CONFL
 RACE            several writers changed the name at once      each racing version under
                 (below): every `racing` version becomes a     its copy name; `name` as
                 conflicted copy, `remote` takes the name      (local, remote)
-RENAME          uploads `local` under `name`, then deletes    `name`: (local, the new
-                the old name's remote file (the journal's     remote); the old name's
-                `renamed_from.remote_id`) and `older_ids`     row removed
+RENAME          moves the old name's remote file to `name`    `name`: (local, the new
+                (RENAME capability), else uploads `local`     remote); the old name's
+                under `name` and deletes the old one and      row removed
+                `older`
 FAIL            nothing; reports `reason`                     unchanged
 ==============  ============================================  =========================
 
@@ -52,6 +53,10 @@ Any action may carry `duplicates`: remote ids holding exactly the content of a
 version that stays (a retried upload that landed twice); the worker deletes
 them after the action.
 
+Every remote file is named by its path at the folder's place and its version
+(`RemoteFile`): the versions the actions carry (`supersedes`, `older`,
+`duplicates`) are versions of the action's own remote path.
+
 A worker must check that a local file still matches `Action.local` (and that
 no file appeared where `local` is None) before replacing or trashing it; a
 mismatch means the folder changed since the plan, and the item is planned
@@ -65,7 +70,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from syncd.remote.base import RemoteFile
+from syncd.core.paths import RelPath
+from syncd.remote.base import EPOCH, RemoteFile
 
 
 class Mode(enum.StrEnum):
@@ -87,15 +93,16 @@ class ConflictPolicy(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LocalFile:
-    """A regular file at the top of a synced folder, as the scanner saw it.
+    """A regular file of a synced folder, as the scanner saw it.
 
-    `name` is the NFC key; `spelling` is the name as spelled on disk when that
-    differs (a file from macOS arrives spelled NFD): every read, replace, trash
-    and rename uses `on_disk`. `sha256` is always present (the scanner reuses
-    the journal's hash when size and mtime are unchanged).
+    `name` is its path, the key (`RelPath`: NFC, `/`-joined); `spelling` is the
+    path as spelled on disk when that differs (a file from macOS arrives
+    spelled NFD): every read, replace, trash and rename uses `on_disk`.
+    `sha256` is always present (the scanner reuses the journal's hash when
+    size and mtime are unchanged).
     """
 
-    name: str
+    name: RelPath
     size: int
     mtime_ns: int
     sha256: str
@@ -109,36 +116,36 @@ class LocalFile:
 
 @dataclass(frozen=True, slots=True)
 class Floor:
-    """A point in a name's remote version order (`upload_at`, then `id`)."""
+    """A point in a path's remote version order (`written_at`, then `seq`)."""
 
-    upload_at: datetime
-    id: int
+    written_at: datetime
+    seq: int
 
     @classmethod
     def of(cls, remote: RemoteFile) -> Floor:
-        return cls(remote.upload_at, remote.id)
+        return cls(remote.written_at, remote.seq)
 
 
 #: Below every version: the floor of a name uploaded new, so that any other version is a race.
 FLOOR_NONE = Floor(datetime(1970, 1, 1, tzinfo=UTC), 0)
 
 
-#: (local size, mtime_ns, sha256), (remote id, size, hashcode), dropped: what a journal row records.
-Sides = tuple[tuple[int | None, int | None, str | None], tuple[int | None, int | None, str | None], bool]
+#: (local size, mtime_ns, sha256), (remote version, size, sha256), dropped: what a journal row records.
+Sides = tuple[tuple[int | None, int | None, str | None], tuple[str | None, int | None, str | None], bool]
 
 
 def sides_synced(local: LocalFile | None, remote: RemoteFile | None, dropped: bool) -> Sides:
     """The `BaseEntry.sides` of a row recording `local` and `remote` as in sync."""
     return (
         (local.size, local.mtime_ns, local.sha256) if local else (None, None, None),
-        (remote.id, remote.size, remote.hashcode) if remote else (None, None, None),
+        (remote.version, remote.size, remote.sha256) if remote else (None, None, None),
         dropped,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class BaseEntry:
-    """One journal row: the last synced state of both sides of a name.
+    """One journal row: the last synced state of both sides of a path.
 
     The `local_*` fields are all None when no local file existed at the last
     sync, the `remote_*` fields likewise; an entry with exactly one side None
@@ -147,14 +154,14 @@ class BaseEntry:
     aside: its disappearance is not a deletion.
     """
 
-    name: str
+    name: RelPath
     local_size: int | None
     local_mtime_ns: int | None
     local_sha256: str | None
-    remote_id: int | None
+    remote_version: str | None
     remote_size: int | None
-    remote_hashcode: str | None
-    remote_upload_at: datetime | None
+    remote_sha256: str | None
+    remote_written_at: datetime | None
     dropped: bool = False
     local_name: str | None = None
     remote_name: str | None = None
@@ -163,7 +170,7 @@ class BaseEntry:
     @classmethod
     def synced(
         cls,
-        name: str,
+        name: RelPath,
         local: LocalFile | None,
         remote: RemoteFile | None,
         *,
@@ -177,13 +184,13 @@ class BaseEntry:
             local_size=local.size if local else None,
             local_mtime_ns=local.mtime_ns if local else None,
             local_sha256=local.sha256 if local else None,
-            remote_id=remote.id if remote else None,
+            remote_version=remote.version if remote else None,
             remote_size=remote.size if remote else None,
-            remote_hashcode=remote.hashcode if remote else None,
-            remote_upload_at=remote.upload_at if remote else None,
+            remote_sha256=remote.sha256 if remote else None,
+            remote_written_at=remote.written_at if remote else None,
             dropped=dropped,
             local_name=local.spelling if local else None,
-            remote_name=remote.filename if remote and remote.filename != name else None,
+            remote_name=remote.path if remote and remote.path != name else None,
             remote_floor=floor,
         )
 
@@ -194,17 +201,38 @@ class BaseEntry:
         writers"). None when nothing is known (no remote side)."""
         if self.remote_floor is not None:
             return self.remote_floor
-        if self.remote_id is not None and self.remote_upload_at is not None:
-            return Floor(self.remote_upload_at, self.remote_id)
+        if self.remote_version is not None and self.remote_written_at is not None:
+            return Floor(self.remote_written_at, self.remote_seq)
         return None
 
     @property
+    def remote_seq(self) -> int:
+        """The recorded version's `seq` (its number, for remotes whose versions are numbers)."""
+        version = self.remote_version or ""
+        return int(version) if version.isdecimal() and len(version) < 19 else 0
+
+    @property
+    def remote_path(self) -> str:
+        """The recorded remote file's path, as the remote spells it."""
+        return self.remote_name or self.name
+
+    def recorded_remote(self) -> RemoteFile | None:
+        """The remote file this row recorded, as a listing would show it (None: no remote
+        side): what a remote that cannot list is taken to hold."""
+        if self.remote_version is None or self.remote_size is None:
+            return None
+        return RemoteFile(
+            path=self.remote_path, version=self.remote_version, size=self.remote_size,
+            sha256=self.remote_sha256, written_at=self.remote_written_at or EPOCH, seq=self.remote_seq,
+        )
+
+    @property
     def sides(self) -> Sides:
-        """What the row says was in sync: both sides and `dropped`. `remote_upload_at` is left
-        out: it is fixed by the remote id, and it does not survive every round trip exactly."""
+        """What the row says was in sync: both sides and `dropped`. `remote_written_at` is left
+        out: it is fixed by the version, and it does not survive every round trip exactly."""
         return (
             (self.local_size, self.local_mtime_ns, self.local_sha256),
-            (self.remote_id, self.remote_size, self.remote_hashcode),
+            (self.remote_version, self.remote_size, self.remote_sha256),
             self.dropped,
         )
 
@@ -216,7 +244,7 @@ class BaseEntry:
     @property
     def has_remote(self) -> bool:
         """A remote file existed at the last sync."""
-        return self.remote_id is not None
+        return self.remote_version is not None
 
     @property
     def tracked(self) -> bool:
@@ -235,6 +263,8 @@ class FolderPolicy:
     # Upload mode with after_upload = delete or move:DIR: every drop is a new delivery that
     # never replaces an earlier one on the remote (SPEC, "Drop-in").
     additive: bool = False
+    # `recursive = true`: paths may hold folders; otherwise a remote name with a `/` is unsafe.
+    recursive: bool = False
 
 
 class ActionKind(enum.StrEnum):
@@ -294,26 +324,28 @@ class Action:
 
     `local`, `remote` and `base` are the planner's view of the name (the
     current remote version, the local file, the journal row); workers use them
-    to notice changes made since the plan. `supersedes` is the remote id an
+    to notice changes made since the plan. `supersedes` is the remote version an
     upload replaces (UPLOAD, and CONFLICT/COMPARE won by local): deleted only
-    after the upload succeeded. `older_ids` are older `ok` versions of the same
-    name, deleted together with `remote` by DELETE_REMOTE so that an old
+    after the upload succeeded. `older` are older versions of the same
+    path, deleted together with `remote` by DELETE_REMOTE so that an old
     version never resurfaces as the current one. `winner` is set on CONFLICT
     and COMPARE, `reason` on FAIL, `racing` on RACE. `renamed_from` is set on
     RENAME: the journal row of the old name (its remote side the version to delete).
     """
 
     kind: ActionKind
+    #: The path's key (a `RelPath`), except on a FAIL for a remote name that is no safe path,
+    #: which is keyed by that name's NFC text: it names nothing that will ever be written.
     name: str
     local: LocalFile | None = None
     remote: RemoteFile | None = None
     base: BaseEntry | None = None
-    supersedes: int | None = None
-    older_ids: tuple[int, ...] = ()
+    supersedes: str | None = None
+    older: tuple[str, ...] = ()
     winner: Winner | None = None
     reason: str | None = None
     racing: tuple[RemoteFile, ...] = ()
-    duplicates: tuple[int, ...] = ()
+    duplicates: tuple[str, ...] = ()
     renamed_from: BaseEntry | None = None
 
     def recorded(self) -> BaseEntry:
@@ -324,7 +356,7 @@ class Action:
         gone it has nothing left to mark.
         """
         dropped = self.base is not None and self.base.dropped and self.local is not None
-        return BaseEntry.synced(self.name, self.local, self.remote, dropped=dropped)
+        return BaseEntry.synced(RelPath(self.name), self.local, self.remote, dropped=dropped)
 
     @property
     def spelled(self) -> str:
@@ -335,8 +367,15 @@ class Action:
         if self.base is not None and self.base.local_name:
             return self.base.local_name
         if self.remote is not None and self.kind in (ActionKind.DOWNLOAD, ActionKind.RACE):
-            return self.remote.filename
+            return self.remote.path
         return self.name
+
+    @property
+    def remote_path(self) -> str:
+        """The path the action's remote versions live at (the remote's spelling)."""
+        if self.remote is not None:
+            return self.remote.path
+        return self.base.remote_path if self.base is not None else self.name
 
     @property
     def renamed_spelled(self) -> str | None:
@@ -364,7 +403,7 @@ class Plan:
     `max_delete`% of the tracked files: every deletion was left out (counted in
     `skipped_deletions`) and the other actions kept. `unchanged` counts the
     names present on some side that need no reported action. `confirmed` lists
-    (name, remote version) of uploads seen alone above their floor: the journal's
+    (path, remote version) of uploads seen alone above their floor: the journal's
     floor is cleared (no race happened) and its upload time set to the service's,
     with no work queued.
     """

@@ -14,8 +14,11 @@ CHANGED  there now with other content, or new since the last sync
 
 A local file changed when its (size, sha256) differs from the base: a new
 mtime alone is only refreshed in the journal. A remote file changed when its
-id differs from the base *and* so does its content (hashcode or size): a
-re-upload of the same bytes is only refreshed too.
+version differs from the base *and* so does its content (sha256 or size; a
+remote without sha256 can only say "changed"): a re-upload of the same bytes
+is only refreshed too. A remote that cannot list (no LIST capability) is
+given as `remote=None`: the journal is then the listing (every recorded
+remote file is taken to be there as recorded).
 
 Before the table is consulted, a name present on both sides with provably
 equal content is recorded (no transfer), whatever the mode. Otherwise
@@ -30,9 +33,9 @@ is neither deleted elsewhere nor brought back until the other side changes.
 
 Conflicts exist in two-way mode only (a one-way mode's source side wins).
 The policy names the winner; newer-wins compares the local mtime with the
-remote `upload_at` and gives ties to the remote, whose loser (the local
+remote `mtime` (else `written_at`) and gives ties to the remote, whose loser (the local
 content) goes to the trash rather than being deleted. When equality cannot be
-proven (sizes equal, hashcode not a sha256) the action is COMPARE carrying
+proven (sizes equal, no sha256 from the remote) the action is COMPARE carrying
 the same winner. Actions that would write a file under an unsafe remote name
 (DOWNLOAD, CONFLICT, COMPARE, RACE) become FAIL with the reason; a path is
 never built from such a name.
@@ -46,7 +49,9 @@ appeared name, and the vanished name gets no action of its own. Several
 candidates with one content pair in name order on both sides, so the result
 does not depend on input order. With `only`, both names must be in it.
 
-A name's remote side is first read from all its `ok` versions (`remote_view`):
+A name's remote side is first read from all its versions (`remote_view`; a
+remote that overwrites in place lists one per path, one that keeps versions
+side by side may list several):
 versions with identical bytes are one file (the newest stays, the others are
 `duplicates` any action deletes afterwards); the newest survivor is current;
 survivors above the journal's floor other than the current one lost a race to
@@ -56,7 +61,6 @@ it (two-way folders: RACE, before the table); the rest is history, left alone.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -75,11 +79,11 @@ from syncd.core.model import (
     sides_synced,
 )
 from syncd.core.names import normalize, unsafe_reason
-from syncd.remote.base import FileStatus, RemoteFile
+from syncd.core.paths import path_reason
+from syncd.remote.base import RemoteFile
 
 MARKER_MISSING = "folder marker .syncd/ missing: folder paused (unmounted disk or wrong path?)"
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Actions that write a file under `name` locally. A remote name that is not a
@@ -156,7 +160,7 @@ _TABLE: dict[Mode, dict[tuple[_Side, _Side], _Do]] = {
 
 def plan(
     local: Mapping[str, LocalFile],
-    remote: Sequence[RemoteFile],
+    remote: Sequence[RemoteFile] | None,
     base: Mapping[str, BaseEntry],
     policy: FolderPolicy,
     *,
@@ -165,9 +169,9 @@ def plan(
 ) -> Plan:
     """Decide what one pass over a folder should do.
 
-    `local` maps NFC names to the folder's files, `remote` is the chat's file
-    list as the service returned it (any status, duplicates included), `base`
-    maps names to journal rows. Actions come out sorted by name. Without the
+    `local` maps paths (`RelPath` keys) to the folder's files, `remote` is the
+    place's listing as the remote returned it (duplicates included; None when the
+    remote cannot list), `base` maps paths to journal rows. Actions come out sorted by name. Without the
     folder marker nothing is planned: a vanished folder is never "everything
     was deleted". With `only`, just those names are decided (the daemon's
     watcher and poller); `max_delete` still counts every tracked file.
@@ -175,6 +179,8 @@ def plan(
     if not marker_present:
         return Plan(blocked=MARKER_MISSING)
 
+    if remote is None:  # no listing: the journal is the listing
+        remote = [f for f in (entry.recorded_remote() for entry in base.values()) if f is not None]
     versions = _versions(remote)
     actions: list[Action] = []
     confirmed: list[tuple[str, RemoteFile]] = []
@@ -191,14 +197,14 @@ def plan(
             old, old_view = renamed[name]
             action: Action | None = Action(
                 ActionKind.RENAME, name, local[name], renamed_from=old,
-                older_ids=tuple(sorted((*old_view.older, *old_view.duplicates))),
+                older=(*old_view.older, *old_view.duplicates),
             )
         else:
             action = _decide(name, local.get(name), view, entry, policy, versions.get(name, ()))
         if action is not None:
             actions.append(action)
         elif entry is not None and entry.remote_floor is not None and view.current is not None \
-                and view.current.id == entry.remote_id:  # our upload, alone above its floor: no race
+                and view.current.version == entry.remote_version:  # our upload, alone above its floor: no race
             confirmed.append((name, view.current))
         present = name in local or view.current is not None
         if present and (action is None or action.report_action is None):
@@ -237,7 +243,7 @@ def _renames(
         if entry is None or name in local or not entry.tracked or entry.dropped:
             continue
         view = remote_view(versions.get(name, ()), entry, policy)
-        if view.current is None or view.current.id != entry.remote_id or view.racing:
+        if view.current is None or view.current.version != entry.remote_version or view.racing:
             continue  # changed or gone on the remote: not ours to move
         assert entry.local_size is not None and entry.local_sha256 is not None  # tracked
         vanished.setdefault((entry.local_size, entry.local_sha256), []).append((entry, view))
@@ -265,11 +271,11 @@ def remote_changes(
     for name, files in versions.items():
         entry = base.get(name)
         view = remote_view(files, entry, policy)
-        current_id = view.current.id if view.current else None
+        current = view.current.version if view.current else None
         # A floor left by an upload of ours is confirmed once a listing shows it alone.
-        if entry is None or current_id != entry.remote_id or view.racing or view.duplicates or entry.remote_floor:
+        if entry is None or current != entry.remote_version or view.racing or view.duplicates or entry.remote_floor:
             changed.add(name)
-    changed.update(name for name, entry in base.items() if entry.remote_id is not None and name not in versions)
+    changed.update(name for name, entry in base.items() if entry.has_remote and name not in versions)
     return changed
 
 
@@ -277,24 +283,23 @@ def remote_changes(
 class RemoteView:
     """What the remote holds for one name, read against the journal's floor.
 
-    `current` is the version that holds the name; `older` the ids of history
-    (versions at or below the floor); `racing` the versions above the floor that
-    lost a concurrent write to `current` (two-way folders only); `duplicates`
-    the ids whose exact content (size and sha256) another kept version holds.
+    `current` is the version that holds the name; `older` the versions of history
+    (at or below the floor), oldest first; `racing` the versions above the floor
+    that lost a concurrent write to `current` (two-way folders only); `duplicates`
+    the versions whose exact content (size and sha256) another kept version holds.
     """
 
     current: RemoteFile | None = None
-    older: tuple[int, ...] = ()
+    older: tuple[str, ...] = ()
     racing: tuple[RemoteFile, ...] = ()
-    duplicates: tuple[int, ...] = ()
+    duplicates: tuple[str, ...] = ()
 
 
 def _versions(remote: Sequence[RemoteFile]) -> dict[str, list[RemoteFile]]:
-    """Every `ok` version of each NFC name, oldest first (by `upload_at`, then `id`)."""
+    """Every version of each path, keyed in NFC, oldest first (by `written_at`, then `seq`)."""
     versions: dict[str, list[RemoteFile]] = {}
     for file in remote:
-        if file.status == FileStatus.OK:
-            versions.setdefault(normalize(file.filename), []).append(file)
+        versions.setdefault(normalize(file.path), []).append(file)
     for files in versions.values():
         files.sort(key=_order)
     return versions
@@ -313,12 +318,12 @@ def remote_view(files: Sequence[RemoteFile], base: BaseEntry | None, policy: Fol
     if not files:
         return RemoteView()
     survivors: list[RemoteFile] = []
-    duplicates: list[int] = []
+    duplicates: list[str] = []
     kept: set[tuple[int, str]] = set()
     for file in reversed(files):  # newest first: the newest of identical versions stays
         key = _content_key(file)
         if key is not None and key in kept:
-            duplicates.append(file.id)
+            duplicates.append(file.version)
             continue
         if key is not None:
             kept.add(key)
@@ -328,27 +333,27 @@ def remote_view(files: Sequence[RemoteFile], base: BaseEntry | None, policy: Fol
         duplicates = []  # download mode never changes the remote
     current = survivors[-1]
     floor = base.floor if base is not None else None
-    if base is not None and base.remote_floor is None and base.remote_id is not None:
+    if base is not None and base.remote_floor is None and base.remote_version is not None:
         # The floor is the recorded version itself: read its place from the listing, which has
-        # the service's own upload time (the journal's may be the uploader's clock).
-        listed = next((f for f in files if f.id == base.remote_id), None)
+        # the service's own write time (the journal's may be the uploader's clock).
+        listed = next((f for f in files if f.version == base.remote_version), None)
         if listed is not None:
             floor = Floor.of(listed)
     racing: tuple[RemoteFile, ...] = ()
     if floor is not None and policy.mode is Mode.TWO_WAY:
-        mark = (_ns(floor.upload_at), floor.id)
+        mark = (_ns(floor.written_at), floor.seq)
         racing = tuple(f for f in survivors[:-1] if _order(f) > mark)
-    history = tuple(sorted(f.id for f in survivors[:-1] if f not in racing))
-    return RemoteView(current, history, racing, tuple(sorted(duplicates)))
+    history = tuple(f.version for f in survivors[:-1] if f not in racing)
+    return RemoteView(current, history, racing, tuple(reversed(duplicates)))
 
 
 def _content_key(file: RemoteFile) -> tuple[int, str] | None:
-    """What identifies a version's content, when its hashcode can prove it."""
-    return (file.size, file.hashcode.lower()) if is_sha256(file.hashcode) else None
+    """What identifies a version's content, when the remote proves it (a sha256)."""
+    return (file.size, file.sha256) if file.sha256 is not None else None
 
 
 def _order(file: RemoteFile) -> tuple[int, int]:
-    return _ns(file.upload_at), file.id
+    return _ns(file.written_at), file.seq
 
 
 def _decide(
@@ -364,12 +369,15 @@ def _decide(
     uploads = action is not None and (action.kind is ActionKind.UPLOAD or action.winner == "local")
     if action is not None and uploads and local is not None:
         # An older version with the very bytes being uploaded becomes a duplicate of the upload.
-        same = tuple(f.id for f in history if f.id in view.older and _content_key(f) == (local.size, local.sha256))
+        same = tuple(
+            f.version for f in history if f.version in view.older and _content_key(f) == (local.size, local.sha256)
+        )
         if same:
-            view = replace(view, duplicates=tuple(sorted((*view.duplicates, *same))))
+            view = replace(view, duplicates=(*view.duplicates, *same))
     if action is not None and action.kind in _WRITES_LOCALLY:
-        for written in {name, *(f.filename for f in (action.remote, *action.racing) if f is not None)}:
-            reason = unsafe_reason(written)
+        for written in {name, *(f.path for f in (action.remote, *action.racing) if f is not None)}:
+            # A name with a `/` is a path into subfolders only where the folder syncs them.
+            reason = path_reason(written) if policy.recursive else unsafe_reason(written)
             if reason is not None:
                 return Action(
                     ActionKind.FAIL, name, local, view.current, base, reason=f"unsafe remote name: {reason}"
@@ -405,7 +413,7 @@ def _decide_main(
         return _keep(name, local, remote, base)
     if do is _Do.UPLOAD:
         # A drop-in is a delivery, not an edit: it never replaces an earlier one.
-        supersedes = remote.id if remote and not policy.additive else None
+        supersedes = remote.version if remote and not policy.additive else None
         return Action(ActionKind.UPLOAD, name, local, remote, base, supersedes=supersedes)
     if do is _Do.DOWNLOAD:
         return Action(ActionKind.DOWNLOAD, name, local, remote, base)
@@ -417,7 +425,7 @@ def _decide_main(
         return _keep(name, local, remote, base)
     # _Do.DELETE_REMOTE. A drop-in removal (after_upload) is done, not deleted, whatever `delete` says.
     if policy.delete and not (base is not None and base.dropped):
-        return Action(ActionKind.DELETE_REMOTE, name, local, remote, base, older_ids=older)
+        return Action(ActionKind.DELETE_REMOTE, name, local, remote, base, older=older)
     return _keep(name, local, remote, base)
 
 
@@ -435,14 +443,14 @@ def _remote_side(remote: RemoteFile | None, base: BaseEntry | None) -> _Side:
     had = base is not None and base.has_remote
     if remote is None:
         return _Side.GONE if had else _Side.ABSENT
-    if base is None or not had or remote.id != base.remote_id:
-        # A new id holding the base's bytes (a re-upload) is not a change; an
-        # empty hashcode proves nothing, so then any new id is one.
+    if base is None or not had or remote.version != base.remote_version:
+        # A new version holding the base's bytes (a re-upload) is not a change; without a
+        # sha256 nothing proves that, so then any new version is one.
         reupload = (
             base is not None
             and had
-            and bool(remote.hashcode)
-            and (remote.size, remote.hashcode) == (base.remote_size, base.remote_hashcode)
+            and remote.sha256 is not None
+            and (remote.size, remote.sha256) == (base.remote_size, base.remote_sha256)
         )
         return _Side.SAME if reupload else _Side.CHANGED
     return _Side.SAME
@@ -451,26 +459,21 @@ def _remote_side(remote: RemoteFile | None, base: BaseEntry | None) -> _Side:
 def _same_content(local: LocalFile, remote: RemoteFile) -> bool | None:
     """True/False when provable, None when only a byte comparison can tell.
 
-    Equal sizes never prove equality: without a sha256 hashcode the answer is
-    None and the worker compares bytes (COMPARE).
+    Equal sizes never prove equality: without a sha256 from the remote the answer
+    is None and the worker compares bytes (COMPARE).
     """
     if local.size != remote.size:
         return False
-    if is_sha256(remote.hashcode):
-        return local.sha256 == remote.hashcode.lower()
+    if remote.sha256 is not None:
+        return local.sha256 == remote.sha256
     return None
-
-
-def is_sha256(hashcode: str | None) -> bool:
-    """True when a remote hashcode is a sha256 hex digest (either case), so it can prove equality."""
-    return bool(hashcode) and _SHA256.fullmatch((hashcode or "").lower()) is not None
 
 
 def _keep(name: str, local: LocalFile | None, remote: RemoteFile | None, base: BaseEntry | None) -> Action | None:
     """RECORD both sides as they are, unless the journal already says so.
 
-    `remote_upload_at` is left out of the comparison: it is fixed by the
-    remote id, and a journal round trip must not make RECORD repeat forever.
+    `remote_written_at` is left out of the comparison: it is fixed by the
+    version, and a journal round trip must not make RECORD repeat forever.
     A local spelling that changed is recorded too.
     """
     # `dropped` as `Action.recorded` keeps it.
@@ -494,7 +497,7 @@ def _resolve(
     assert local is not None and remote is not None  # the table resolves only (CHANGED, CHANGED)
     winner = _winner(policy, local, remote)
     kind = ActionKind.CONFLICT if _same_content(local, remote) is False else ActionKind.COMPARE
-    supersedes = remote.id if winner == "local" else None
+    supersedes = remote.version if winner == "local" else None
     return Action(kind, name, local, remote, base, supersedes=supersedes, winner=winner)
 
 
@@ -507,7 +510,7 @@ def _winner(policy: ConflictPolicy, local: LocalFile, remote: RemoteFile) -> Win
         return "local"
     if policy == ConflictPolicy.REMOTE_WINS:
         return "remote"
-    return "local" if local.mtime_ns > _ns(remote.upload_at) else "remote"
+    return "local" if local.mtime_ns > _ns(remote.mtime or remote.written_at) else "remote"
 
 
 def _ns(moment: datetime) -> int:

@@ -224,6 +224,8 @@ class Daemon:
                 log.warning("remote listing failed", folder=folder.name, error=str(exc))
                 app.state.set_last_pass(folder.name, _now_iso(), str(exc))
                 continue
+            if remote is None:
+                continue  # the remote cannot list: only local changes and rescans move this folder
             base = {name: to_base(row) for name, row in app.state.journal(folder.name).items()}
             changed = remote_changes(remote, base, policy_of(folder))
             if changed:

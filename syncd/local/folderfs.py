@@ -182,11 +182,11 @@ def conflict_name(name: str, now: datetime) -> str:
 
 def race_copy_names(name: str, versions: Sequence[RemoteFile]) -> list[str]:
     """The conflicted-copy name of each racing version of `name` (oldest first): stamped with
-    the version's own upload time in UTC, so that every machine names it alike. Versions that
+    the version's own write time in UTC, so that every machine names it alike. Versions that
     share a second get ` 2`, ` 3`... after the stamp, in version order."""
     names: list[str] = []
     for version in versions:
-        copy = base = conflict_name(name, version.upload_at.astimezone(UTC))
+        copy = base = conflict_name(name, version.written_at.astimezone(UTC))
         n = 1
         while copy in names:
             n += 1

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from syncd.core.model import BaseEntry, LocalFile
 from syncd.core.names import normalize
+from syncd.core.paths import RelPath
 from syncd.local.ignore import ignore_rules
 
 HASH_CHUNK = 1024 * 1024
@@ -112,7 +113,9 @@ def _look(entry: os.DirEntry[str], name: str, known: Mapping[str, BaseEntry], li
             listing.errors[name] = f"cannot read: {exc.strerror}"
             return
     spelling = entry.name if entry.name != name else None
-    listing.files[name] = LocalFile(name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha, spelling=spelling)
+    listing.files[name] = LocalFile(
+        name=RelPath(name), size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha, spelling=spelling
+    )
 
 
 def _preference(spelling: str, known: Mapping[str, BaseEntry]) -> tuple[int, str]:

@@ -9,30 +9,34 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-
-class FileStatus(enum.StrEnum):
-    """A remote file's state; only `ok` files take part in sync."""
-
-    OK = "ok"
-    UPLOADING = "uploading"
-    MERGING = "merging"
-    ERROR = "error"
+#: Before every version any remote reports: the `written_at` of a file whose remote gave none.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class RemoteFile:
-    """One entry of a chat's file list, as the service reports it."""
+    """One complete file of a place on the remote, in syncd's words.
 
-    id: int
-    filename: str
+    `path` is the remote's own spelling, `/`-joined and relative to the folder's place (one
+    component unless the remote has TREE). `version` is opaque: whatever names this content
+    there (a server-chosen id, an object key, a path's size+mtime); a new version of a path has
+    a new one. `sha256` (lower-case hex) only where the remote proves content (SHA256); `mtime`
+    the file's own modification time (MTIME). `written_at` and `seq` order the versions one
+    path holds side by side (remotes without OVERWRITE): later written, or written in the same
+    instant with a larger `seq`, is newer. Incomplete uploads are never listed.
+    """
+
+    path: str
+    version: str
     size: int
-    hashcode: str
-    upload_at: datetime
-    status: FileStatus
+    sha256: str | None = None
+    mtime: datetime | None = None
+    written_at: datetime = EPOCH
+    seq: int = 0
 
 
 class Capability(enum.Flag):
@@ -43,8 +47,8 @@ class Capability(enum.Flag):
     supported by this remote") before it changes anything: retrying cannot help.
 
     LIST
-        The remote enumerates a place's files (`list_chat`), and can so say which copy an
-        ambiguous upload left (`find_copy`). Without it the journal is the only listing: what
+        The remote enumerates a place's files (`list`), and can so say which copy an
+        ambiguous put left (`find_copy`). Without it the journal is the only listing: what
         syncd did not upload itself is never seen.
     TREE
         Names may hold folders: `/`-separated paths whose every component is a safe name,
@@ -54,30 +58,30 @@ class Capability(enum.Flag):
         A file can be deleted (`delete`; a file already gone counts as deleted). Without it a
         local deletion cannot be sent: it is reported, never retried.
     RENAME
-        A file can be moved to another name in one call, keeping its content and its id (key),
+        A file can be moved to another path in one call (`move`), keeping its content,
         so a local rename is sent as a rename. Without it a rename is upload-then-delete.
     SHA256
-        Every listed `ok` file carries the sha256 of its content (`RemoteFile.hashcode`, hex), so
+        Every listed file carries the sha256 of its content (`RemoteFile.sha256`), so
         equal content is provable without a transfer and a download can be checked. Without it
-        the hashcode is empty: only the size (and a byte comparison) can tell.
+        `sha256` is None: only the size and version (and a byte comparison) can tell.
     MTIME
         The remote reports each file's own modification time (set from the uploaded file, given
         to a downloaded one), not the time of the upload.
     SERVER_KEYS
-        The server chooses the id (key) of what is put: every upload yields a new id, ids are
-        never reused, and an id names one immutable version. Without it the caller names the
+        The server chooses the version (key) of what is put: every put yields a new one, never
+        reused, naming one immutable content. Without it the caller names the
         key (a path) and a put writes to that key.
     OVERWRITE
         A put to a name that exists replaces it in place: a name holds one file, never several
-        versions side by side. Without it an upload adds a version next to the others (several
-        `ok` files may share a name) and the caller deletes the superseded one.
+        versions side by side. Without it a put adds a version next to the others (several
+        files may share a path) and the caller deletes the superseded one.
     RESUMABLE
-        An interrupted upload can be resumed: `upload` reports a resume token (`on_resume`) and,
+        An interrupted put can be resumed: `put` reports a resume token (`on_resume`) and,
         given it back (`resume=`), sends only what the remote still lacks. Without it the tokens
         are ignored and every upload starts afresh.
     SIGN_URL
         The remote signs a URL that downloads a file without credentials until it expires
-        (`download_url`, `syncd link`).
+        (`sign_url`, `syncd link`).
     """
 
     LIST = enum.auto()
@@ -104,63 +108,77 @@ OnResume = Callable[[str], object]
 class Remote(Protocol):
     """What syncd needs from a file service, for one user.
 
-    The methods outside `capabilities` raise `ItemError` (not supported by this remote), except
-    the resume arguments of `upload`, which a remote that cannot resume ignores."""
+    Every file lives at a *place* (`FolderConfig.place`: opaque text the remote's kind parsed
+    from the folder's config, e.g. a chat) and is named there by a path. The methods outside
+    `capabilities` raise `Unsupported` (an `ItemError`: not supported by this remote) and change
+    nothing, except the resume arguments of `put`, which a remote that cannot resume ignores."""
 
     @property
     def capabilities(self) -> Capability:
         """What this remote can do (see `Capability`); fixed for the remote's lifetime."""
         ...
 
-    def list_chat(self, chat_id: str) -> list[RemoteFile]:
-        """Every file of the chat, all pages walked, in the service's order. Needs LIST."""
+    def list(self, place: str) -> list[RemoteFile]:
+        """Every complete file at the place, in the remote's order (oldest first where versions
+        stand side by side). Needs LIST."""
         ...
 
-    def upload(
+    def put(
         self,
-        path: Path,
+        place: str,
+        path: str,
+        source: Path,
         *,
-        chat_id: str,
-        filename: str,
         size: int,
         sha256: str | None = None,
         progress: Progress | None = None,
         resume: str | None = None,
         on_resume: OnResume | None = None,
-    ) -> int:
-        """Upload `size` bytes of `path` as `filename` into the chat; return the new file id.
+    ) -> RemoteFile:
+        """Send `size` bytes of the local file `source` to `path` at the place; return the file
+        it became.
 
-        `resume`: a token an earlier, interrupted upload reported; the upload goes on from
-        what the service already has when the token is for this very content (SPEC,
-        "Resumable uploads"), and starts afresh otherwise. `on_resume` gets the token of a
-        resumable upload before any of its content is sent. Remotes that cannot resume ignore both.
+        `resume`: a token an earlier, interrupted put reported; the put goes on from what the
+        remote already has when the token is for this very content (SPEC, "Resumable uploads"),
+        and starts afresh otherwise. `on_resume` gets the token of a resumable put before any of
+        its content is sent. Remotes that cannot resume ignore both.
 
-        A name with a `/` needs TREE (an unsafe name is an `ItemError`, refused before anything
-        is sent). Every upload returns a new id (SERVER_KEYS); with OVERWRITE it also replaces
-        the files that held the name.
+        A path with a `/` needs TREE (an unsafe path is an `ItemError`, refused before anything
+        is sent). With SERVER_KEYS every put makes a new version; with OVERWRITE it replaces the
+        files that held the path, without it the new version stands next to them.
         """
         ...
 
-    def download(
-        self, file_id: int, out: BinaryIO, *, progress: Progress | None = None, limit: int | None = None
+    def get(
+        self,
+        place: str,
+        file: RemoteFile,
+        out: BinaryIO,
+        *,
+        progress: Progress | None = None,
+        limit: int | None = None,
     ) -> int:
-        """Stream the file's bytes into `out`; return how many were written. A body longer than
-        `limit` bytes is cut off there (a transient error: the file is not what was listed).
-        An unknown (or deleted) id is an `ItemError`."""
+        """Stream the version's bytes into `out`; return how many were written. A body longer
+        than `limit` bytes is cut off there (a transient error: the file is not what was
+        listed). A version that is gone is an `ItemError`."""
         ...
 
-    def find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> RemoteFile | None:
-        """The newest `ok` file of the chat with exactly this name, size and sha256, if any:
-        the copy an upload that failed ambiguously may have made (SPEC, "No duplicates").
-        Needs LIST; without SHA256 no listed file can prove it holds these bytes (None)."""
+    def find_copy(self, place: str, path: str, size: int, sha256: str) -> RemoteFile | None:
+        """The newest file at `path` with exactly this size and sha256, if any: the copy a put
+        that failed ambiguously may have made (SPEC, "No duplicates"). Needs LIST; without SHA256
+        no listed file can prove it holds these bytes (None)."""
         ...
 
-    def delete(self, file_id: int) -> None:
-        """Delete the file (a file already gone counts as deleted). Needs DELETE."""
+    def delete(self, place: str, path: str, version: str) -> None:
+        """Delete that version of `path` (a version already gone counts as deleted). Needs DELETE."""
         ...
 
-    def download_url(self, file_id: int, expires_in: int = 600) -> str:
-        """A URL that fetches the file without headers until it expires. Needs SIGN_URL."""
+    def move(self, place: str, file: RemoteFile, new_path: str) -> RemoteFile:
+        """Give the version another path, keeping its content; return it as it now is. Needs RENAME."""
+        ...
+
+    def sign_url(self, place: str, file: RemoteFile, expires_in: int = 600) -> str:
+        """A URL that fetches the version without credentials until it expires. Needs SIGN_URL."""
         ...
 
     def close(self) -> None:

@@ -40,7 +40,7 @@ from typing import Any, BinaryIO, TypeVar
 import structlog
 
 from syncd.errors import TransientError
-from syncd.remote.base import Capability, Progress, Remote, RemoteFile
+from syncd.remote.base import Capability, Remote, RemoteFile
 
 log = structlog.get_logger("syncd.remote.breaker")
 
@@ -220,10 +220,6 @@ class Breakers:
             return iter(list(self._breakers.values()))
 
 
-#: Remote methods beyond the `Remote` protocol whose outcome also counts (see `GuardedRemote`).
-_COUNTED_EXTRAS = frozenset({"resume_multipart", "abort_multipart"})
-
-
 class GuardedRemote:
     """A remote whose transfer calls report their outcome to its breaker; everything else
     passes straight through (listings, `find_copy`, signed URLs)."""
@@ -245,47 +241,26 @@ class GuardedRemote:
     def capabilities(self) -> Capability:
         return self.remote.capabilities
 
-    def list_chat(self, chat_id: str) -> list[RemoteFile]:
-        return self.remote.list_chat(chat_id)
+    def list(self, place: str) -> list[RemoteFile]:
+        return self.remote.list(place)
 
-    def upload(
-        self,
-        path: Path,
-        *,
-        chat_id: str,
-        filename: str,
-        size: int,
-        sha256: str | None = None,
-        progress: Progress | None = None,
-        **more: Any,  # whatever else the client's upload takes, passed on
-    ) -> int:
-        return self._counted(
-            f"upload {chat_id}/{filename}", self.remote.upload, path, chat_id=chat_id, filename=filename,
-            size=size, sha256=sha256, progress=progress, **more,
-        )
+    def put(self, place: str, path: str, source: Path, **more: Any) -> RemoteFile:
+        return self._counted(f"put {place}/{path}", self.remote.put, place, path, source, **more)
 
-    def download(self, file_id: int, out: BinaryIO, *, progress: Progress | None = None, **more: Any) -> int:
-        return self._counted(f"download {file_id}", self.remote.download, file_id, out, progress=progress, **more)
+    def get(self, place: str, file: RemoteFile, out: BinaryIO, **more: Any) -> int:
+        return self._counted(f"get {place}/{file.path}", self.remote.get, place, file, out, **more)
 
-    def find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> RemoteFile | None:
-        return self.remote.find_copy(chat_id, filename, size, sha256)
+    def find_copy(self, place: str, path: str, size: int, sha256: str) -> RemoteFile | None:
+        return self.remote.find_copy(place, path, size, sha256)
 
-    def delete(self, file_id: int) -> None:
-        self._counted(f"delete {file_id}", self.remote.delete, file_id)
+    def delete(self, place: str, path: str, version: str) -> None:
+        self._counted(f"delete {place}/{path}", self.remote.delete, place, path, version)
 
-    def download_url(self, file_id: int, expires_in: int = 600) -> str:
-        return self.remote.download_url(file_id, expires_in)
+    def move(self, place: str, file: RemoteFile, new_path: str) -> RemoteFile:
+        return self._counted(f"move {place}/{file.path}", self.remote.move, place, file, new_path)
+
+    def sign_url(self, place: str, file: RemoteFile, expires_in: int = 600) -> str:
+        return self.remote.sign_url(place, file, expires_in)
 
     def close(self) -> None:
         self.remote.close()
-
-    def __getattr__(self, name: str) -> Any:
-        """What the wrapped client offers beyond the protocol; its transfers are counted too."""
-        attr = getattr(self.remote, name)
-        if name not in _COUNTED_EXTRAS or not callable(attr):
-            return attr
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            return self._counted(f"{name} {args[:1]}", attr, *args, **kwargs)
-
-        return counted

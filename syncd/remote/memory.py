@@ -1,21 +1,22 @@
 """`MemoryRemote`: the `Remote` protocol kept in memory, with the capabilities you choose.
 
-It behaves as the BDD file service does wherever the planner and executor rely on it:
+It behaves as a real service does wherever the planner and executor rely on it:
 
-- ids are server-chosen, increase, and are never reused (not even those of uploads that were
-  abandoned or deleted);
-- several `ok` files may share a name (unless OVERWRITE), and `upload_at` never goes backwards,
-  so "newest by `upload_at`, then `id`" is the order of the uploads;
-- a resumable upload under way is listed with status `uploading` until its last part arrives;
-- a file already gone counts as deleted; an unknown id is an `ItemError` (status 404).
+- versions are server-chosen (increasing numbers, as text), never reused (not even those of
+  puts that were abandoned or deleted);
+- several files may share a path (unless OVERWRITE), and `written_at` never goes backwards,
+  so "newest by `written_at`, then `seq`" is the order of the puts;
+- a resumable put under way is not listed until its last part arrives;
+- a version already gone counts as deleted; reading one that is gone is an `ItemError` (404).
 
 Every operation outside `capabilities` raises `Unsupported` (an `ItemError`: "not supported
-by this remote") and changes nothing; without SHA256 the listing's hashcodes are empty.
+by this remote") and changes nothing; without SHA256 the listing carries no sha256, without
+MTIME no modification time.
 
 For tests: `fail_next(method, error)` makes the next call of `method` raise (before it takes
 effect, or with `after=True` once it has: an ambiguous failure); `calls` counts the calls;
-`set_status` puts a file in another state. Thread-safe: one lock guards the state; file bodies
-are read and written outside it.
+`set_incomplete` hides a file as a service still merging it would. Thread-safe: one lock guards
+the state; file bodies are read and written outside it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from syncd.core.names import unsafe_reason
 from syncd.errors import ItemError, RemoteError, TransientError, Unsupported
-from syncd.remote.base import Capability, FileStatus, OnResume, Progress, RemoteFile
+from syncd.remote.base import Capability, OnResume, Progress, RemoteFile
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -52,12 +53,8 @@ BDD_LIKE = (
 )
 #: Every flag at once.
 ALL = ~Capability(0)
-#: What today's `Remote` protocol cannot do without: it names files by server ids.
-REQUIRED = Capability.SERVER_KEYS
-#: The methods `fail_next` can make fail; "part" is one part of a resumable upload.
-METHODS = frozenset(
-    {"list_chat", "upload", "part", "download", "find_copy", "delete", "download_url", "rename", "modified_at"}
-)
+#: The methods `fail_next` can make fail; "part" is one part of a resumable put.
+METHODS = frozenset({"list", "put", "part", "get", "find_copy", "delete", "sign_url", "move"})
 #: How much of a body moves per step (a progress report each).
 CHUNK = 64 * KiB
 
@@ -69,22 +66,24 @@ def _now() -> datetime:
 @dataclasses.dataclass
 class _File:
     id: int
-    chat_id: str
-    filename: str
+    place: str
+    path: str
     size: int
     sha256: str | None  # given by the uploader: checked against the content when complete
-    upload_at: datetime
-    status: FileStatus
+    written_at: datetime
+    complete: bool
     mtime: datetime
     data: bytes = b""
     digest: str = ""  # sha256 of `data`, once complete
     parts: dict[int, bytes] = dataclasses.field(default_factory=dict)  # a resumable upload's, so far
     part_size: int = 0
 
-    def listed(self, with_hash: bool) -> RemoteFile:
+    def listed(self, caps: Capability) -> RemoteFile:
         return RemoteFile(
-            id=self.id, filename=self.filename, size=self.size, hashcode=self.digest if with_hash else "",
-            upload_at=self.upload_at, status=self.status,
+            path=self.path, version=str(self.id), size=self.size,
+            sha256=self.digest if Capability.SHA256 in caps else None,
+            mtime=self.mtime if Capability.MTIME in caps else None,
+            written_at=self.written_at, seq=self.id,
         )
 
 
@@ -95,10 +94,9 @@ class _Fault:
 
 
 class MemoryRemote:
-    """A `Remote` in memory: one user's chats, each a list of files.
+    """A `Remote` in memory: one user's places, each a list of files.
 
-    `capabilities` must include SERVER_KEYS (today's protocol names files by server ids).
-    Uploads above `multipart_threshold` bytes go in `part_size` parts when RESUMABLE.
+    Puts above `multipart_threshold` bytes go in `part_size` parts when RESUMABLE.
     `clock` gives upload times (never taken backwards) and judges signed URLs' expiry."""
 
     def __init__(
@@ -110,10 +108,6 @@ class MemoryRemote:
         multipart_threshold: int = 1 * MiB,
         part_size: int = 256 * KiB,
     ) -> None:
-        if REQUIRED not in capabilities:
-            raise ValueError(
-                "a MemoryRemote needs SERVER_KEYS: the Remote protocol names files by the ids the remote chooses"
-            )
         if part_size <= 0 or multipart_threshold < 0:
             raise ValueError("part_size must be positive and multipart_threshold not negative")
         self._capabilities = capabilities
@@ -124,7 +118,7 @@ class MemoryRemote:
         self._lock = threading.RLock()
         self._files: dict[int, _File] = {}
         self._ids = itertools.count(1)
-        self._last_upload_at = datetime.min.replace(tzinfo=UTC)
+        self._last_written_at = datetime.min.replace(tzinfo=UTC)
         self._faults: dict[str, deque[_Fault]] = {}
         self._secret = uuid.uuid4().hex  # tells this remote's tokens and URLs from any other's
         self._closed = False
@@ -150,84 +144,90 @@ class MemoryRemote:
         with self._lock:
             self._faults.setdefault(method, deque()).extend(_Fault(error, after) for _ in range(times))
 
-    def set_status(self, file_id: int, status: FileStatus) -> None:
-        """Put a file in another state (a service still merging it, or one that failed it)."""
+    def set_incomplete(self, version: str) -> None:
+        """Hide a file as a service still merging its parts would: not listed, not readable."""
         with self._lock:
-            self._file(file_id, "set status of").status = status
+            self._file(version, "hide").complete = False
 
-    def files(self, chat_id: str | None = None) -> list[RemoteFile]:
-        """What the remote holds, whatever its capabilities (hashcodes always given): for tests."""
+    def files(self, place: str | None = None) -> list[RemoteFile]:
+        """What the remote holds, complete, whatever its capabilities (sha256 and mtime always
+        given): for tests."""
         with self._lock:
-            return [f.listed(True) for f in self._files.values() if chat_id is None or f.chat_id == chat_id]
+            return [f.listed(ALL) for f in self._files.values() if f.complete and place in (None, f.place)]
 
-    def content(self, file_id: int) -> bytes:
-        """A file's bytes, whatever the capabilities: for tests."""
+    def content(self, version: str) -> bytes:
+        """A version's bytes, whatever the capabilities: for tests."""
         with self._lock:
-            return self._file(file_id, "read").data
+            return self._file(version, "read").data
 
     # -- the protocol ----------------------------------------------------------------------------
 
-    def list_chat(self, chat_id: str) -> list[RemoteFile]:
-        """Every file of the chat, in upload order (ids increasing). Needs LIST."""
-        with self._call("list_chat", f"list chat {chat_id!r}", Capability.LIST), self._lock:
-            hashes = Capability.SHA256 in self._capabilities
-            return [f.listed(hashes) for f in self._files.values() if f.chat_id == chat_id]
+    def list(self, place: str) -> list[RemoteFile]:
+        """Every complete file at the place, in put order (versions increasing). Needs LIST."""
+        with self._call("list", f"list {place!r}", Capability.LIST), self._lock:
+            return [f.listed(self._capabilities) for f in self._files.values() if f.place == place and f.complete]
 
-    def find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> RemoteFile | None:
-        """The newest `ok` file of the chat with exactly this name, size and sha256, if any.
-        Needs LIST; without SHA256 nothing listed can prove its content (None)."""
-        with self._call("find_copy", f"find a copy of {filename!r} in chat {chat_id!r}", Capability.LIST):
+    def find_copy(self, place: str, path: str, size: int, sha256: str) -> RemoteFile | None:
+        """The newest file at `path` with exactly this size and sha256, if any. Needs LIST;
+        without SHA256 nothing listed can prove its content (None)."""
+        with self._call("find_copy", f"find a copy of {path!r} in {place!r}", Capability.LIST):
+            if Capability.SHA256 not in self._capabilities:
+                return None
             with self._lock:
-                hashes = Capability.SHA256 in self._capabilities
                 matches = [
-                    item
-                    for item in (f.listed(hashes) for f in self._files.values() if f.chat_id == chat_id)
-                    if item.filename == filename
-                    and item.size == size
-                    and item.hashcode.lower() == sha256.lower()
-                    and item.status is FileStatus.OK
+                    f for f in self._files.values()
+                    if (f.place, f.path, f.size, f.digest) == (place, path, size, sha256.lower()) and f.complete
                 ]
-            return max(matches, key=lambda item: (item.upload_at, item.id)) if matches else None
+                best = max(matches, key=lambda f: (f.written_at, f.id)) if matches else None
+                return best.listed(self._capabilities) if best else None
 
-    def upload(
+    def put(
         self,
-        path: Path,
+        place: str,
+        path: str,
+        source: Path,
         *,
-        chat_id: str,
-        filename: str,
         size: int,
         sha256: str | None = None,
         progress: Progress | None = None,
         resume: str | None = None,
         on_resume: OnResume | None = None,
-    ) -> int:
-        """Upload `size` bytes of `path` as `filename`; return the new file id (see the protocol)."""
-        what = f"upload {filename!r} to chat {chat_id!r}"
-        self._check_name(filename, what)
+    ) -> RemoteFile:
+        """Send `size` bytes of `source` to `path`; return the new file (see the protocol)."""
+        what = f"put {path!r} to {place!r}"
+        self._check_name(path, what)
         if size < 0:
             raise ValueError(f"negative size {size}")
-        with self._call("upload", what):
+        with self._call("put", what):
             resumable = Capability.RESUMABLE in self._capabilities
+            item: _File | None = None
             if resumable and resume is not None:
-                resumed = self._resume(resume, path, chat_id, filename, size, sha256, progress)
-                if resumed is not None:
-                    return resumed
-            if resumable and size > self._multipart_threshold:
-                return self._upload_parts(path, chat_id, filename, size, sha256, progress, on_resume)
-            data = self._read(path, 0, size, what, progress)
-            return self._store(chat_id, filename, size, sha256, data, self._mtime_of(path), what)
-
-    def download(
-        self, file_id: int, out: BinaryIO, *, progress: Progress | None = None, limit: int | None = None
-    ) -> int:
-        """Write the file's bytes into `out`; return how many. Past `limit` bytes: a
-        `TransientError`, with only `limit` bytes at most written."""
-        what = f"download file {file_id}"
-        with self._call("download", what):
+                item = self._resume(resume, source, place, path, size, sha256, progress)
+            if item is None and resumable and size > self._multipart_threshold:
+                item = self._upload_parts(source, place, path, size, sha256, progress, on_resume)
+            if item is None:
+                data = self._read(source, 0, size, what, progress)
+                item = self._store(place, path, size, sha256, data, self._mtime_of(source), what)
             with self._lock:
-                item = self._file(file_id, "download")
-                if item.status is not FileStatus.OK:
-                    raise ItemError(f"{what} failed: the file is {item.status.value}, not ok", status=404)
+                return item.listed(self._capabilities)
+
+    def get(
+        self,
+        place: str,
+        file: RemoteFile,
+        out: BinaryIO,
+        *,
+        progress: Progress | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Write the version's bytes into `out`; return how many. Past `limit` bytes: a
+        `TransientError`, with only `limit` bytes at most written."""
+        what = f"get {file.path!r} (version {file.version})"
+        with self._call("get", what):
+            with self._lock:
+                item = self._file(file.version, "get")
+                if not item.complete:
+                    raise ItemError(f"{what} failed: the file is not complete", status=404)
                 data = item.data
             written = 0
             for start in range(0, len(data), CHUNK):
@@ -240,17 +240,30 @@ class MemoryRemote:
                     progress(written)
             return written
 
-    def delete(self, file_id: int) -> None:
-        """Delete the file (a file already gone counts as deleted). Needs DELETE."""
-        with self._call("delete", f"delete file {file_id}", Capability.DELETE), self._lock:
-            self._files.pop(file_id, None)
+    def delete(self, place: str, path: str, version: str) -> None:
+        """Delete the version (one already gone counts as deleted). Needs DELETE."""
+        with self._call("delete", f"delete {path!r} (version {version})", Capability.DELETE), self._lock:
+            self._files.pop(_number(version), None)
 
-    def download_url(self, file_id: int, expires_in: int = 600) -> str:
-        """A `memory://` URL that `open_url` reads until it expires. Needs SIGN_URL."""
-        what = f"get download url of file {file_id}"
-        with self._call("download_url", what, Capability.SIGN_URL):
+    def move(self, place: str, file: RemoteFile, new_path: str) -> RemoteFile:
+        """Give the version another path, keeping its content. Needs RENAME; with OVERWRITE
+        the files that held `new_path` are replaced."""
+        what = f"move {file.path!r} to {new_path!r}"
+        with self._call("move", what, Capability.RENAME):
+            self._check_name(new_path, what)
             with self._lock:
-                self._file(file_id, "get download url of")
+                item = self._file(file.version, "move")
+                if Capability.OVERWRITE in self._capabilities:
+                    self._drop_name(item.place, new_path, keep=item.id)
+                item.path = new_path
+                return item.listed(self._capabilities)
+
+    def sign_url(self, place: str, file: RemoteFile, expires_in: int = 600) -> str:
+        """A `memory://` URL that `open_url` reads until it expires. Needs SIGN_URL."""
+        what = f"sign a URL for {file.path!r}"
+        with self._call("sign_url", what, Capability.SIGN_URL):
+            with self._lock:
+                file_id = self._file(file.version, "sign a URL for").id
             expires = int((self._clock() + timedelta(seconds=expires_in)).timestamp())
             return f"memory://{self._secret}/{file_id}?expires={expires}&sig={self._sign(file_id, expires)}"
 
@@ -267,31 +280,11 @@ class MemoryRemote:
         if self._clock().timestamp() > expires:
             raise ItemError("download URL refused: expired", status=403)
         with self._lock:
-            return self._file(file_id, "download").data
+            return self._file(str(file_id), "get").data
 
     def close(self) -> None:
         """Nothing to release; the contents stay (a closed remote is not an emptied one)."""
         self._closed = True
-
-    # -- beyond the protocol: what later kinds will need -------------------------------------------
-
-    def rename(self, file_id: int, filename: str) -> None:
-        """Give the file another name, keeping its id and content. Needs RENAME; with OVERWRITE
-        the files that held `filename` are replaced."""
-        what = f"rename file {file_id} to {filename!r}"
-        with self._call("rename", what, Capability.RENAME):
-            self._check_name(filename, what)
-            with self._lock:
-                item = self._file(file_id, "rename")
-                if Capability.OVERWRITE in self._capabilities:
-                    self._drop_name(item.chat_id, filename, keep=file_id)
-                item.filename = filename
-
-    def modified_at(self, file_id: int) -> datetime:
-        """The file's own modification time (the uploaded file's). Needs MTIME."""
-        what = f"get the modification time of file {file_id}"
-        with self._call("modified_at", what, Capability.MTIME), self._lock:
-            return self._file(file_id, "stat").mtime
 
     # -- inside ----------------------------------------------------------------------------------
 
@@ -326,38 +319,38 @@ class MemoryRemote:
     def _sign(self, file_id: int, expires: int) -> str:
         return hashlib.sha256(f"{self._secret}/{file_id}/{expires}".encode()).hexdigest()[:32]
 
-    def _file(self, file_id: int, action: str) -> _File:
-        item = self._files.get(file_id)
+    def _file(self, version: str, action: str) -> _File:
+        item = self._files.get(_number(version))
         if item is None:
-            raise ItemError(f"{action} file {file_id} failed: no such file on {self.name}", status=404)
+            raise ItemError(f"{action} version {version} failed: no such file on {self.name}", status=404)
         return item
 
     def _new_file(
-        self, chat_id: str, filename: str, size: int, sha256: str | None, mtime: datetime, status: FileStatus
+        self, place: str, path: str, size: int, sha256: str | None, mtime: datetime, complete: bool
     ) -> _File:
         with self._lock:
-            self._last_upload_at = max(self._last_upload_at, self._clock())
-            item = _File(next(self._ids), chat_id, filename, size, sha256, self._last_upload_at, status, mtime)
+            self._last_written_at = max(self._last_written_at, self._clock())
+            item = _File(next(self._ids), place, path, size, sha256, self._last_written_at, complete, mtime)
             self._files[item.id] = item
             return item
 
     def _store(
-        self, chat_id: str, filename: str, size: int, sha256: str | None, data: bytes, mtime: datetime, what: str
-    ) -> int:
+        self, place: str, path: str, size: int, sha256: str | None, data: bytes, mtime: datetime, what: str
+    ) -> _File:
         self._check_content(data, size, sha256, what)
         with self._lock:
-            item = self._new_file(chat_id, filename, size, sha256, mtime, FileStatus.OK)
+            item = self._new_file(place, path, size, sha256, mtime, True)
             item.data, item.digest = data, hashlib.sha256(data).hexdigest()
             self._replaced(item)
-            return item.id
+            return item
 
     def _replaced(self, item: _File) -> None:
         if Capability.OVERWRITE in self._capabilities:
-            self._drop_name(item.chat_id, item.filename, keep=item.id)
+            self._drop_name(item.place, item.path, keep=item.id)
 
-    def _drop_name(self, chat_id: str, filename: str, *, keep: int) -> None:
-        for other in [f for f in self._files.values() if f.chat_id == chat_id and f.filename == filename]:
-            if other.id != keep and other.status is FileStatus.OK:
+    def _drop_name(self, place: str, path: str, *, keep: int) -> None:
+        for other in [f for f in self._files.values() if f.place == place and f.path == path]:
+            if other.id != keep and other.complete:
                 del self._files[other.id]
 
     def _check_content(self, data: bytes, size: int, sha256: str | None, what: str) -> None:
@@ -399,28 +392,28 @@ class MemoryRemote:
     # -- resumable uploads -------------------------------------------------------------------------
 
     def _token(self, item: _File) -> str:
-        fields = {"remote": self._secret, "file_id": item.id, "chat_id": item.chat_id,
-                  "filename": item.filename, "size": item.size, "sha256": item.sha256}
+        fields = {"remote": self._secret, "file_id": item.id, "place": item.place,
+                  "path": item.path, "size": item.size, "sha256": item.sha256}
         return json.dumps({"memory_upload": fields}, ensure_ascii=False, sort_keys=True)
 
     def _upload_parts(
         self,
-        path: Path,
-        chat_id: str,
-        filename: str,
+        source: Path,
+        place: str,
+        path: str,
         size: int,
         sha256: str | None,
         progress: Progress | None,
         on_resume: OnResume | None,
-    ) -> int:
-        item = self._new_file(chat_id, filename, size, sha256, self._mtime_of(path), FileStatus.UPLOADING)
+    ) -> _File:
+        item = self._new_file(place, path, size, sha256, self._mtime_of(source), False)
         item.part_size = self._part_size
         if on_resume is not None:
             on_resume(self._token(item))  # before the first part: from here on it can resume
-        return self._send_parts(item, path, progress)
+        return self._send_parts(item, source, progress)
 
-    def _send_parts(self, item: _File, path: Path, progress: Progress | None) -> int:
-        what = f"upload {item.filename!r} (resumable upload {item.id})"
+    def _send_parts(self, item: _File, path: Path, progress: Progress | None) -> _File:
+        what = f"put {item.path!r} (resumable put {item.id})"
         count = max(1, math.ceil(item.size / item.part_size))
         for number in range(1, count + 1):
             if number in item.parts:
@@ -429,7 +422,7 @@ class MemoryRemote:
                 start = (number - 1) * item.part_size
                 data = self._read(path, start, min(item.part_size, item.size - start), what, progress, start)
                 with self._lock:
-                    if self._files.get(item.id) is not item or item.status is not FileStatus.UPLOADING:
+                    if self._files.get(item.id) is not item or item.complete:
                         raise ItemError(f"{what} failed: the upload was abandoned", status=404)
                     item.parts[number] = data
                     self.parts_sent.append((item.id, number))
@@ -440,28 +433,28 @@ class MemoryRemote:
             except ItemError:
                 self._files.pop(item.id, None)
                 raise
-            item.data, item.digest, item.parts, item.status = data, hashlib.sha256(data).hexdigest(), {}, FileStatus.OK
+            item.data, item.digest, item.parts, item.complete = data, hashlib.sha256(data).hexdigest(), {}, True
             self._replaced(item)
-        return item.id
+        return item
 
     def _resume(
         self,
         token: str,
-        path: Path,
-        chat_id: str,
-        filename: str,
+        source: Path,
+        place: str,
+        path: str,
         size: int,
         sha256: str | None,
         progress: Progress | None,
-    ) -> int | None:
-        """The id of the upload `token` describes, finished from the parts it has; None when it
-        cannot go on (not this remote's, for other content, abandoned): then a fresh upload."""
+    ) -> _File | None:
+        """The put `token` describes, finished from the parts it has; None when it cannot go
+        on (not this remote's, for other content, abandoned): then a fresh put."""
         try:
             raw = json.loads(token)
             fields = raw["memory_upload"]
             file_id = int(fields["file_id"])
-            same = (fields["remote"], fields["chat_id"], fields["filename"], fields["size"], fields["sha256"]) == (
-                self._secret, chat_id, filename, size, sha256
+            same = (fields["remote"], fields["place"], fields["path"], fields["size"], fields["sha256"]) == (
+                self._secret, place, path, size, sha256
             )
         except (ValueError, TypeError, KeyError):
             return None
@@ -470,15 +463,21 @@ class MemoryRemote:
             if item is None or fields["remote"] != self._secret:
                 return None
             if not same or sha256 is None:
-                if item.status is FileStatus.UPLOADING:
-                    del self._files[file_id]  # a stale upload of other content: abandon it
+                if not item.complete:
+                    del self._files[file_id]  # a stale put of other content: abandon it
                 return None
-            if item.status is FileStatus.OK:
-                return item.id  # finished after all: its answer was lost
-            if item.status is not FileStatus.UPLOADING:
-                return None
-        return self._send_parts(item, path, progress)
+            if item.complete:
+                return item  # finished after all: its answer was lost
+        return self._send_parts(item, source, progress)
 
 
 def _safe(part: str) -> bool:
     return unsafe_reason(part) is None
+
+
+def _number(version: str) -> int:
+    """The file number a version names (-1, naming nothing, for text that is not one)."""
+    try:
+        return int(version)
+    except ValueError:
+        return -1

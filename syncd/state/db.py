@@ -17,9 +17,8 @@ Concurrency model:
   re-entrant lock; `State.transaction` holds it for a whole
   ``BEGIN IMMEDIATE ... COMMIT``.
 
-The schema version lives in ``PRAGMA user_version``; `_MIGRATIONS` is the
-ordered list of steps from an empty file to the current schema. Migrations only
-ever get appended: a released step is never edited.
+The schema and its migrations are in `syncd.state.schema`, the journal's rows
+in `syncd.state.journal`.
 """
 
 from __future__ import annotations
@@ -40,7 +39,18 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
-from syncd.errors import StateDamaged, StateLocked, SyncdError
+from syncd.errors import StateDamaged, StateLocked
+from syncd.state.journal import (
+    JOURNAL_COLUMNS,
+    PUT_JOURNAL_SQL,
+    JournalRow,
+    journal_params,
+    now_iso,
+    row_of,
+    write_journal,
+)
+from syncd.state.schema import StateVersionError as StateVersionError
+from syncd.state.schema import migrate
 
 DB_NAME = "syncd.db"
 LOCK_NAME = "lock"
@@ -54,116 +64,6 @@ _CONTENTION_GRACE_S = 0.5
 _CMD_MAX = 200
 
 
-class StateVersionError(SyncdError):
-    """The state database was written by a newer syncd than this one."""
-
-
-# Each entry is one migration: statements run in a single transaction, after
-# which `user_version` is its 1-based position. Append only.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        # The base of the three-way comparison. A NULL side means "absent at
-        # the last sync"; `dropped` marks drop-in uploads that after_upload
-        # removed locally (done, never a deletion to propagate).
-        """
-        CREATE TABLE journal (
-            folder TEXT NOT NULL,
-            name TEXT NOT NULL,
-            local_size INTEGER,
-            local_mtime_ns INTEGER,
-            local_sha256 TEXT,
-            remote_id INTEGER,
-            remote_size INTEGER,
-            remote_hashcode TEXT,
-            remote_upload_at TEXT,
-            dropped INTEGER NOT NULL DEFAULT 0,
-            updated_at TEXT NOT NULL,
-            PRIMARY KEY (folder, name)
-        ) WITHOUT ROWID
-        """,
-        """
-        CREATE TABLE folders (
-            name TEXT PRIMARY KEY,
-            last_pass TEXT,
-            last_error TEXT,
-            paused TEXT
-        )
-        """,
-        """
-        CREATE TABLE remotes (
-            name TEXT PRIMARY KEY,
-            paused TEXT
-        )
-        """,
-        # The work queue (see syncd.state.queue). UNIQUE (folder, name): one row per
-        # file, so repeated triggers coalesce. `claims` counts leases handed
-        # out; with AUTOINCREMENT ids (never reused) (id, claims) names one
-        # lease exactly, so a stale Job can never act on a newer lease.
-        """
-        CREATE TABLE jobs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            folder TEXT NOT NULL,
-            name TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'failed')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_try REAL NOT NULL,
-            lease_owner TEXT,
-            lease_until REAL,
-            claims INTEGER NOT NULL DEFAULT 0,
-            dirty INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            created REAL NOT NULL,
-            updated REAL NOT NULL,
-            UNIQUE (folder, name)
-        )
-        """,
-        "CREATE INDEX jobs_due ON jobs (state, next_try)",
-        "CREATE INDEX jobs_lease ON jobs (state, lease_until)",
-        "CREATE INDEX jobs_folder_state ON jobs (folder, state)",
-    ),
-    (
-        # Each side's own spelling of the name (the key `name` is NFC); NULL: spelled as `name`.
-        "ALTER TABLE journal ADD COLUMN local_name TEXT",
-        "ALTER TABLE journal ADD COLUMN remote_name TEXT",
-        # The remote floor: versions of the name at or below it (by upload_at, then id) are
-        # history; versions above it that are not the recorded one are concurrent writes.
-        # NULL: the floor is the recorded remote version itself.
-        "ALTER TABLE journal ADD COLUMN remote_floor_at TEXT",
-        "ALTER TABLE journal ADD COLUMN remote_floor_id INTEGER",
-        # What a half-done transfer needs to resume (JSON, per remote kind), kept across retries
-        # and restarts of the same work.
-        "ALTER TABLE jobs ADD COLUMN resume TEXT",
-    ),
-)
-
-SCHEMA_VERSION = len(_MIGRATIONS)
-
-
-@dataclass(frozen=True, slots=True)
-class JournalRow:
-    """The last synced state of one file of a folder (the planner's base).
-
-    Local fields describe the file on disk, remote fields the remote file it
-    was synced with; a side that was absent at the last sync is all None.
-    """
-
-    name: str
-    local_size: int | None = None
-    local_mtime_ns: int | None = None
-    local_sha256: str | None = None
-    remote_id: int | None = None
-    remote_size: int | None = None
-    remote_hashcode: str | None = None
-    remote_upload_at: str | None = None
-    dropped: bool = False
-    local_name: str | None = None
-    remote_name: str | None = None
-    remote_floor_at: str | None = None
-    remote_floor_id: int | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class FolderStatus:
     """What `syncd status` shows for a folder besides its counts."""
@@ -172,69 +72,6 @@ class FolderStatus:
     last_pass: str | None = None
     last_error: str | None = None
     paused: str | None = None
-
-
-_JOURNAL_COLUMNS = (
-    "name, local_size, local_mtime_ns, local_sha256, remote_id, remote_size, "
-    "remote_hashcode, remote_upload_at, dropped, local_name, remote_name, remote_floor_at, remote_floor_id"
-)
-
-_PUT_JOURNAL_SQL = f"""
-    INSERT INTO journal (folder, {_JOURNAL_COLUMNS}, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (folder, name) DO UPDATE SET
-        local_size = excluded.local_size,
-        local_mtime_ns = excluded.local_mtime_ns,
-        local_sha256 = excluded.local_sha256,
-        remote_id = excluded.remote_id,
-        remote_size = excluded.remote_size,
-        remote_hashcode = excluded.remote_hashcode,
-        remote_upload_at = excluded.remote_upload_at,
-        dropped = excluded.dropped,
-        local_name = excluded.local_name,
-        remote_name = excluded.remote_name,
-        remote_floor_at = excluded.remote_floor_at,
-        remote_floor_id = excluded.remote_floor_id,
-        updated_at = excluded.updated_at
-"""
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _journal_params(folder: str, row: JournalRow, updated_at: str) -> tuple[Any, ...]:
-    return (
-        folder,
-        row.name,
-        row.local_size,
-        row.local_mtime_ns,
-        row.local_sha256,
-        row.remote_id,
-        row.remote_size,
-        row.remote_hashcode,
-        row.remote_upload_at,
-        int(row.dropped),
-        row.local_name,
-        row.remote_name,
-        row.remote_floor_at,
-        row.remote_floor_id,
-        updated_at,
-    )
-
-
-def write_journal(conn: sqlite3.Connection, folder: str, name: str, row: JournalRow | None) -> None:
-    """Inside a caller's transaction: set the journal row of `name` (`row.name` is `name`), or
-    forget it (None)."""
-    if row is None:
-        conn.execute("DELETE FROM journal WHERE folder = ? AND name = ?", (folder, name))
-    else:
-        conn.execute(_PUT_JOURNAL_SQL, _journal_params(folder, row, _now_iso()))
-
-
-def _journal_row(values: tuple[Any, ...]) -> JournalRow:
-    (name, lsize, lmtime, lsha, rid, rsize, rhash, rup, dropped, lname, rname, fat, fid) = values
-    return JournalRow(name, lsize, lmtime, lsha, rid, rsize, rhash, rup, bool(dropped), lname, rname, fat, fid)
 
 
 class State:
@@ -333,15 +170,15 @@ class State:
 
     def journal(self, folder: str) -> dict[str, JournalRow]:
         """Every journal row of `folder`, by name (one query)."""
-        rows = self.fetchall(f"SELECT {_JOURNAL_COLUMNS} FROM journal WHERE folder = ?", (folder,))
-        return {values[0]: _journal_row(values) for values in rows}
+        rows = self.fetchall(f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE folder = ?", (folder,))
+        return {values[0]: row_of(values) for values in rows}
 
     def journal_row(self, folder: str, name: str) -> JournalRow | None:
         """The journal row of one file, or None when it is not tracked."""
         rows = self.fetchall(
-            f"SELECT {_JOURNAL_COLUMNS} FROM journal WHERE folder = ? AND name = ?", (folder, name)
+            f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE folder = ? AND name = ?", (folder, name)
         )
-        return _journal_row(rows[0]) if rows else None
+        return row_of(rows[0]) if rows else None
 
     def put_journal(self, folder: str, row: JournalRow) -> None:
         """Insert or replace the journal row of `row.name`."""
@@ -350,24 +187,24 @@ class State:
 
     def put_journal_many(self, folder: str, rows: Iterable[JournalRow]) -> None:
         """Insert or replace many journal rows in one transaction."""
-        now = _now_iso()
+        now = now_iso()
         with self.transaction() as conn:
-            conn.executemany(_PUT_JOURNAL_SQL, (_journal_params(folder, row, now) for row in rows))
+            conn.executemany(PUT_JOURNAL_SQL, (journal_params(folder, row, now) for row in rows))
 
     def delete_journal(self, folder: str, name: str) -> None:
         """Forget one file of `folder` (no error when it is not tracked)."""
         with self.transaction() as conn:
             write_journal(conn, folder, name, None)
 
-    def confirm_floors(self, folder: str, confirmed: Iterable[tuple[str, int, str]]) -> None:
-        """For each (name, remote id, upload time as listed) whose row still records that remote
-        id: clear the floor and take the service's upload time. An upload of ours that a listing
-        showed alone, with no concurrent writer (plan.Plan)."""
+    def confirm_floors(self, folder: str, confirmed: Iterable[tuple[str, str, str]]) -> None:
+        """For each (path, remote version, write time as listed) whose row still records that
+        version: clear the floor and take the remote's write time. An upload of ours that a
+        listing showed alone, with no concurrent writer (plan.Plan)."""
         with self.transaction() as conn:
             conn.executemany(
-                "UPDATE journal SET remote_floor_at = NULL, remote_floor_id = NULL, remote_upload_at = ? "
-                "WHERE folder = ? AND name = ? AND remote_id = ?",
-                ((upload_at, folder, name, remote_id) for name, remote_id, upload_at in confirmed),
+                "UPDATE journal SET remote_floor_at = NULL, remote_floor_seq = NULL, remote_written_at = ? "
+                "WHERE folder = ? AND name = ? AND remote_version = ?",
+                ((written_at, folder, name, version) for name, version, written_at in confirmed),
             )
 
     def journal_count(self, folder: str) -> int:
@@ -494,7 +331,7 @@ def _check_and_migrate(state: State) -> None:
         found = [row[0] for row in state.fetchall("PRAGMA quick_check(5)")]
         if found != ["ok"]:
             raise damaged(state.db_path, sqlite3.DatabaseError("; ".join(map(str, found))))
-    _migrate(state)
+    migrate(state)
 
 
 def _set_aside(db_path: Path) -> Path | None:
@@ -634,27 +471,3 @@ def _tighten_modes(db_path: Path) -> None:
             continue
 
 
-def _migrate(state: State) -> None:
-    """Bring the schema to `SCHEMA_VERSION`, one transaction per step.
-
-    Each step re-reads `user_version` inside its IMMEDIATE transaction, so two
-    processes opening a fresh directory at once cannot both apply it.
-    """
-    version = state.user_version()
-    if version > SCHEMA_VERSION:
-        raise StateVersionError(
-            f"{state.db_path} has schema version {version}, newer than this syncd "
-            f"understands ({SCHEMA_VERSION}); upgrade syncd or use another state_dir"
-        )
-    for target, statements in enumerate(_MIGRATIONS, start=1):
-        if target <= version:
-            continue
-        with state.transaction() as conn:
-            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if current >= target:
-                continue
-            for sql in statements:
-                conn.execute(sql)
-            # user_version is part of the database header: it commits (or
-            # rolls back) with the step's statements.
-            conn.execute(f"PRAGMA user_version = {target}")

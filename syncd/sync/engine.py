@@ -112,7 +112,7 @@ class Engine:
     ) -> Plan:
         return self.passes.plan_folder(folder, report, names, remote)
 
-    def remote_listing(self, folder: FolderConfig) -> list[RemoteFile]:
+    def remote_listing(self, folder: FolderConfig) -> list[RemoteFile] | None:
         return self.passes.remote_listing(folder)
 
     def pass_folder(

@@ -22,6 +22,12 @@ Invariants:
   whatever stopped the action.
 * After an attempt that may have half-happened (`attempts` > 0) an upload
   first looks for the copy that attempt created (SPEC, "No duplicates").
+* Where the remote chooses keys (SERVER_KEYS), the new version is recorded
+  before the version it replaces is deleted: a crash in between leaves an
+  extra remote version the next pass cleans up, never a journal row naming a
+  deleted one.
+* A rename goes to the remote as a `move` where it can (RENAME), else as an
+  upload of the new path and a deletion of the old one.
 """
 
 from __future__ import annotations
@@ -39,13 +45,12 @@ import structlog
 
 from syncd.config import FolderConfig
 from syncd.core.model import FLOOR_NONE, Action, ActionKind, BaseEntry, Floor, LocalFile
-from syncd.core.names import normalize
-from syncd.core.plan import is_sha256
+from syncd.core.paths import RelPath
 from syncd.errors import ItemError, LocalChanged, TransientError
 from syncd.errors import NotSettled as NotSettled  # raised here (`_current_local`); callers import it from here
 from syncd.local.folderfs import FolderFS, conflict_name, race_copy_names
 from syncd.local.scan import sha256_of
-from syncd.remote.base import FileStatus, Remote, RemoteFile
+from syncd.remote.base import Capability, Remote, RemoteFile
 from syncd.state.db import State
 from syncd.sync.hashing import HashingWriter
 from syncd.sync.outcome import NO_RESUME, Outcome, Recorder, Resume, same_base, to_row
@@ -121,10 +126,10 @@ class Executor:
             raise LocalChanged(action.name)
         else:
             done = self._run(rec, action, attempts)
-        for file_id in action.duplicates:  # their content stays in a kept version
-            self.remote.delete(file_id)
+        for version in action.duplicates:  # their content stays in a kept version
+            self._delete(action.remote_path, version)
         if action.duplicates:
-            log.info("duplicates removed", folder=self.folder.name, name=action.name, ids=list(action.duplicates))
+            log.info("duplicates removed", folder=self.folder.name, name=action.name, versions=list(action.duplicates))
         return done
 
     def _run(self, rec: Recorder, action: Action, attempts: int) -> Done:
@@ -134,19 +139,19 @@ class Executor:
             return self._upload_action(rec, action, attempts)
         if kind is ActionKind.DOWNLOAD:
             assert action.remote is not None
-            spelling = action.local.on_disk if action.local else action.remote.filename
-            return Done(self._download_into(rec, action.name, spelling, action.remote, action.local))
+            spelling = action.local.on_disk if action.local else action.remote.path
+            return Done(self._download_into(rec, RelPath(action.name), spelling, action.remote, action.local))
         if kind is ActionKind.DELETE_LOCAL:
             assert action.local is not None
             self.fs.to_trash(action.local.on_disk, action.local, self.now())
-            rec.record(action.name, None, None)
+            rec.record(RelPath(action.name), None, None)
             return Done()
         if kind is ActionKind.DELETE_REMOTE:
             if self._local_exists(action.name, action.base):
                 raise LocalChanged(action.name)
-            for file_id in (*((action.remote.id,) if action.remote else ()), *action.older_ids):
-                self.remote.delete(file_id)
-            rec.record(action.name, None, None)
+            for version in (*((action.remote.version,) if action.remote else ()), *action.older):
+                self._delete(action.remote_path, version)
+            rec.record(RelPath(action.name), None, None)
             return Done()
         if kind is ActionKind.CONFLICT:
             return self._conflict(rec, action, attempts)
@@ -161,7 +166,7 @@ class Executor:
             rec.write(action.name, to_row(action.recorded()))
             return Done(unchanged=True)
         if kind is ActionKind.FORGET:
-            rec.record(action.name, None, None)
+            rec.record(RelPath(action.name), None, None)
             return Done(unchanged=True)
         raise ItemError(action.reason or f"{action.name}: refused")
 
@@ -181,9 +186,9 @@ class Executor:
         if not dropin or local is None or remote is None:
             return False
         local = self._current_local(local.on_disk, local)
-        if local.sha256 != remote.hashcode.lower():
+        if local.sha256 != remote.sha256:
             raise LocalChanged(action.name)
-        self._after_upload(rec, action.name, local, remote, None)
+        self._after_upload(rec, local.name, local, remote, None)
         return True
 
     def _drop_superseded(self, action: Action) -> None:
@@ -194,10 +199,15 @@ class Executor:
         supersede; delete it (already gone counts as deleted).
         """
         base, local, remote = action.base, action.local, action.remote
-        if base is None or base.remote_id is None or local is None or remote is None:
+        if base is None or base.remote_version is None or local is None or remote is None:
             return
-        if base.remote_id != remote.id and base.remote_hashcode != remote.hashcode and local.sha256 == remote.hashcode:
-            self.remote.delete(base.remote_id)
+        if (
+            base.remote_version != remote.version
+            and base.remote_sha256 != remote.sha256
+            and local.sha256 == remote.sha256
+            and Capability.SERVER_KEYS in self.remote.capabilities  # else the path held one version
+        ):
+            self._delete(base.remote_path, base.remote_version)
 
     # -- uploads ------------------------------------------------------------
 
@@ -220,6 +230,17 @@ class Executor:
             return expected
         return replace(expected, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256_of(path))
 
+    def _delete(self, path: str, version: str) -> None:
+        """Delete one version of the remote file at `path` (already gone counts as deleted)."""
+        self.remote.delete(self.folder.place, path, version)
+
+    def _find_copy(self, path: str, local: LocalFile) -> RemoteFile | None:
+        """The copy of `local` at `path` an earlier, ambiguous upload may have left, where the
+        remote can tell (LIST and SHA256)."""
+        if Capability.LIST not in self.remote.capabilities or Capability.SHA256 not in self.remote.capabilities:
+            return None
+        return self.remote.find_copy(self.folder.place, path, local.size, local.sha256)
+
     def _upload_file(self, rec: Recorder, name: str, as_name: str, local: LocalFile, attempts: int) -> RemoteFile:
         """Upload the local file `name` (its on-disk spelling) as `as_name`; returns the remote
         file it became.
@@ -228,14 +249,14 @@ class Executor:
         look for the copy that attempt created: same name, same content.
         """
         if attempts:
-            existing = self.remote.find_copy(self.folder.chat_id, as_name, local.size, local.sha256)
+            existing = self._find_copy(as_name, local)
             if existing is not None:
                 return existing
         path = self.fs.path(name)
         token, save = rec.resume.token, rec.resume.save
         try:
-            file_id = self.remote.upload(
-                path, chat_id=self.folder.chat_id, filename=as_name, size=local.size, sha256=local.sha256,
+            uploaded = self.remote.put(
+                self.folder.place, as_name, path, size=local.size, sha256=local.sha256,
                 resume=token, on_resume=save,
             )
         except ItemError:
@@ -243,27 +264,29 @@ class Executor:
                 raise TransientError(f"{name}: changed during upload; will upload again") from None
             raise
         if not self.fs.matches(name, local):
-            self.remote.delete(file_id)  # the upload may hold a mix of old and new bytes
+            if Capability.DELETE in self.remote.capabilities:
+                self._delete(uploaded.path, uploaded.version)  # it may hold a mix of old and new bytes
             raise TransientError(f"{name}: changed during upload; will upload again")
-        return RemoteFile(id=file_id, filename=as_name, size=local.size, hashcode=local.sha256,
-                          upload_at=datetime.now(UTC), status=FileStatus.OK)
+        return uploaded
 
     def _upload_action(self, rec: Recorder, action: Action, attempts: int) -> Done:
         assert action.local is not None
         spelling = action.local.on_disk
         local = self._current_local(spelling, action.local)
         # A new version keeps the remote's spelling of the name; a new file takes the local one.
-        as_name = action.remote.filename if action.remote is not None else spelling
+        as_name = action.remote.path if action.remote is not None else spelling
         remote = self._upload_file(rec, spelling, as_name, local, attempts)
-        if action.supersedes is not None and action.supersedes != remote.id:
-            self.remote.delete(action.supersedes)
         floor = Floor.of(action.remote) if action.remote is not None else FLOOR_NONE
-        self._after_upload(rec, action.name, local, remote, floor)
+        # Recorded before the superseded version goes (see the module's invariants).
+        self._after_upload(rec, local.name, local, remote, floor)
+        if action.supersedes is not None and action.supersedes != remote.version:
+            self._delete(as_name, action.supersedes)
         return Done(local.size)
 
     def _rename(self, rec: Recorder, action: Action, attempts: int) -> Done:
-        """A local rename (model, RENAME): upload the new name, then delete the old name's remote
-        file, whatever `delete` says; a file already gone counts as deleted.
+        """A local rename (model, RENAME): the old name's remote file moves to the new name where
+        the remote can (RENAME); elsewhere the new name is uploaded, then the old name's remote
+        file deleted, whatever `delete` says (a file already gone counts as deleted).
 
         The old name's journal row must still be the one the plan saw, and the new name must
         have none, except the one an earlier attempt of this very rename recorded after its
@@ -276,7 +299,7 @@ class Executor:
         resumed = (
             attempts > 0
             and new_row is not None
-            and new_row.remote_id is not None
+            and new_row.remote_version is not None
             and (new_row.local_size, new_row.local_sha256) == (local.size, local.sha256)
         )
         if new_row is not None and not resumed:
@@ -287,19 +310,35 @@ class Executor:
         if old_row is not None and self._local_exists(old.name, old):
             raise LocalChanged(old.name)  # the old file is back: no longer a rename
         size = 0
-        if not resumed:
+        moved = self._move(rec, old, local) if not resumed else False
+        if not resumed and not moved:
             current = self._current_local(local.on_disk, local)
             remote = self._upload_file(rec, local.on_disk, local.on_disk, current, attempts)
-            self._after_upload(rec, action.name, current, remote, FLOOR_NONE)
+            self._after_upload(rec, local.name, current, remote, FLOOR_NONE)
             size = current.size
-        for file_id in (*((old.remote_id,) if old.remote_id is not None else ()), *action.older_ids):
-            self.remote.delete(file_id)
+        if not moved:
+            old_versions = (*((old.remote_version,) if old.remote_version is not None else ()), *action.older)
+            for version in old_versions:
+                self._delete(old.remote_path, version)
         rec.record(old.name, None, None)
-        log.info("renamed", folder=folder, name=action.name, renamed_from=old.name)
+        log.info("renamed", folder=folder, name=action.name, renamed_from=old.name, moved=moved)
         return Done(size)
 
+    def _move(self, rec: Recorder, old: BaseEntry, local: LocalFile) -> bool:
+        """Send a rename as the remote's own move, where it has one and the old file is the one
+        the journal recorded; True when done (the new name recorded)."""
+        recorded = old.recorded_remote()
+        if Capability.RENAME not in self.remote.capabilities or recorded is None:
+            return False
+        current = self._current_local(local.on_disk, local)
+        if (current.size, current.sha256) != (old.local_size, old.local_sha256):
+            return False  # changed since: its new content must be uploaded
+        moved = self.remote.move(self.folder.place, recorded, local.on_disk)
+        rec.record(current.name, current, moved, floor=FLOOR_NONE)
+        return True
+
     def _after_upload(
-        self, rec: Recorder, name: str, local: LocalFile, remote: RemoteFile, floor: Floor | None
+        self, rec: Recorder, name: RelPath, local: LocalFile, remote: RemoteFile, floor: Floor | None
     ) -> None:
         """Upload mode's `after_upload`: keep, delete or move aside; never a deletion."""
         after = self.folder.after_upload
@@ -332,16 +371,17 @@ class Executor:
                 hashing = HashingWriter(out)
                 # Retries rewind it; a body past the listed size (plus a little) is cut off there.
                 limit = remote.size + DOWNLOAD_SLACK
-                written = self.remote.download(remote.id, cast(BinaryIO, hashing), limit=limit)
+                written = self.remote.get(self.folder.place, remote, cast(BinaryIO, hashing), limit=limit)
                 out.flush()
                 os.fsync(out.fileno())
             if written != remote.size:
                 raise TransientError(
-                    f"{remote.filename}: download of file {remote.id} gave {written} bytes, expected {remote.size}"
+                    f"{remote.path}: download of version {remote.version} gave {written} bytes,"
+                    f" expected {remote.size}"
                 )
             sha = hashing.sha256() or sha256_of(temp)
-            if is_sha256(remote.hashcode) and sha != remote.hashcode.lower():
-                raise TransientError(f"{remote.filename}: downloaded bytes do not match the remote sha256")
+            if remote.sha256 is not None and sha != remote.sha256:
+                raise TransientError(f"{remote.path}: downloaded bytes do not match the remote sha256")
             return temp, sha
         except BaseException:
             temp.unlink(missing_ok=True)
@@ -350,7 +390,7 @@ class Executor:
     def _install(
         self,
         rec: Recorder,
-        name: str,
+        name: RelPath,
         spelling: str,
         temp: Path,
         sha: str,
@@ -367,7 +407,7 @@ class Executor:
         return written
 
     def _download_into(
-        self, rec: Recorder, name: str, spelling: str, remote: RemoteFile, expected: LocalFile | None
+        self, rec: Recorder, name: RelPath, spelling: str, remote: RemoteFile, expected: LocalFile | None
     ) -> int:
         temp, sha = self._fetch(remote)
         return self._install(rec, name, spelling, temp, sha, remote, expected).size
@@ -384,15 +424,16 @@ class Executor:
             return self._upload_action(rec, action, attempts)
         if winner == "remote":
             temp, sha = fetched or self._fetch(action.remote)
-            return Done(self._install(rec, action.name, spelling, temp, sha, action.remote, action.local).size)
+            return Done(self._install(rec, action.local.name, spelling, temp, sha, action.remote, action.local).size)
         # keep-both: the local version moves to its conflicted-copy name and is uploaded under it;
         # the remote version takes the name. Nothing is lost at any step.
         temp, sha = fetched or self._fetch(action.remote)
         try:
             copy = conflict_name(spelling, self.now())
             self.fs.rename_aside(spelling, copy, action.local)
-            moved = _local_file(normalize(copy), copy, action.local.size, action.local.mtime_ns, action.local.sha256)
-            size = self._install(rec, action.name, spelling, temp, sha, action.remote, None).size
+            loser = action.local
+            moved = _local_file(RelPath.parse(copy), copy, loser.size, loser.mtime_ns, loser.sha256)
+            size = self._install(rec, action.local.name, spelling, temp, sha, action.remote, None).size
         finally:
             temp.unlink(missing_ok=True)
         uploaded = self._upload_file(rec, copy, copy, moved, attempts)
@@ -405,7 +446,7 @@ class Executor:
         temp, sha = self._fetch(action.remote)
         if sha == action.local.sha256:
             temp.unlink(missing_ok=True)
-            rec.record(action.name, action.local, action.remote)
+            rec.record(action.local.name, action.local, action.remote)
             return Done(unchanged=True)
         return self._conflict(rec, action, attempts, fetched=(temp, sha))
 
@@ -418,12 +459,13 @@ class Executor:
         assert action.remote is not None
         local = action.local
         moved = 0
-        spelling = action.local.on_disk if action.local else action.remote.filename
+        spelling = action.local.on_disk if action.local else action.remote.path
+        name = RelPath(action.name)  # a RACE is never planned for an unsafe name
         # Named from the remote's spelling, which every machine sees alike.
-        copies = race_copy_names(action.remote.filename, action.racing)
+        copies = race_copy_names(action.remote.path, action.racing)
         for version, copy in zip(action.racing, copies, strict=True):
-            copy_key = normalize(copy)
-            if local is not None and local.sha256 == version.hashcode.lower():
+            copy_key = RelPath.parse(copy)
+            if local is not None and local.sha256 == version.sha256:
                 # Our own version lost the race: it moves aside under the copy name (an earlier
                 # attempt may have linked it there already).
                 if self.fs.current(copy) is None:
@@ -435,29 +477,30 @@ class Executor:
                 local = None
             else:
                 kept = self._race_copy_here(copy_key, copy, version)
-            existing = self.remote.find_copy(self.folder.chat_id, copy, kept.size, kept.sha256)
+            existing = self._find_copy(copy, kept)
             uploaded = existing or self._upload_file(rec, kept.on_disk, copy, kept, attempts)
             rec.record(copy_key, kept, uploaded, floor=None if existing else FLOOR_NONE)
-            self.remote.delete(version.id)
+            self._delete(version.path, version.version)
             moved += kept.size
-            log.info("concurrent write", folder=self.folder.name, name=action.name, copy=copy, version=version.id)
+            log.info("concurrent write", folder=self.folder.name, name=action.name, copy=copy,
+                     version=version.version)
         current = action.remote
         if local is None:
-            return Done(moved + self._download_into(rec, action.name, spelling, current, None))
-        if is_sha256(current.hashcode) and local.sha256 == current.hashcode.lower():
-            rec.record(action.name, local, current)
+            return Done(moved + self._download_into(rec, name, spelling, current, None))
+        if current.sha256 is not None and local.sha256 == current.sha256:
+            rec.record(name, local, current)
             return Done(moved)
         # Changed here too, to something else again: an ordinary keep-both conflict with `current`.
         conflict = replace(action, kind=ActionKind.CONFLICT, local=local, winner="both", racing=())
         return Done(moved + self._conflict(rec, conflict, attempts).bytes)
 
-    def _race_copy_here(self, key: str, copy: str, version: RemoteFile) -> LocalFile:
+    def _race_copy_here(self, key: RelPath, copy: str, version: RemoteFile) -> LocalFile:
         """The local file holding a racing `version` under its copy name: already there (an
         earlier attempt, or another machine's upload downloaded by a pass), or downloaded now."""
         existing = self.fs.current(copy)
         if existing is not None:
             sha = sha256_of(self.fs.path(copy))
-            if sha == version.hashcode.lower():
+            if sha == version.sha256:
                 return _local_file(key, copy, existing[0], existing[1], sha)
             raise LocalChanged(copy)  # another file took the name: plan again
         temp, sha = self._fetch(version)
@@ -468,7 +511,7 @@ class Executor:
         return _local_file(key, copy, st.st_size, st.st_mtime_ns, sha)
 
 
-def _local_file(key: str, spelling: str, size: int, mtime_ns: int, sha256: str) -> LocalFile:
+def _local_file(key: RelPath, spelling: str, size: int, mtime_ns: int, sha256: str) -> LocalFile:
     """A LocalFile keyed `key` (NFC) that is spelled `spelling` on disk."""
     return LocalFile(name=key, size=size, mtime_ns=mtime_ns, sha256=sha256,
                      spelling=spelling if spelling != key else None)

@@ -30,34 +30,36 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from syncd.core.model import BaseEntry, Floor, LocalFile
+from syncd.core.paths import RelPath
 from syncd.remote.base import OnResume, RemoteFile
-from syncd.state.db import JournalRow, State, write_journal
+from syncd.state.db import State
+from syncd.state.journal import JournalRow, write_journal
 
 
 def to_row(entry: BaseEntry) -> JournalRow:
     floor = entry.remote_floor
     return JournalRow(
         name=entry.name, local_size=entry.local_size, local_mtime_ns=entry.local_mtime_ns,
-        local_sha256=entry.local_sha256, remote_id=entry.remote_id, remote_size=entry.remote_size,
-        remote_hashcode=entry.remote_hashcode,
-        remote_upload_at=entry.remote_upload_at.isoformat() if entry.remote_upload_at else None,
+        local_sha256=entry.local_sha256, remote_version=entry.remote_version, remote_size=entry.remote_size,
+        remote_sha256=entry.remote_sha256,
+        remote_written_at=entry.remote_written_at.isoformat() if entry.remote_written_at else None,
         dropped=entry.dropped, local_name=entry.local_name, remote_name=entry.remote_name,
-        remote_floor_at=floor.upload_at.isoformat() if floor else None,
-        remote_floor_id=floor.id if floor else None,
+        remote_floor_at=floor.written_at.isoformat() if floor else None,
+        remote_floor_seq=floor.seq if floor else None,
     )
 
 
 def to_base(row: JournalRow) -> BaseEntry:
     floor = (
-        Floor(datetime.fromisoformat(row.remote_floor_at), row.remote_floor_id)
-        if row.remote_floor_at is not None and row.remote_floor_id is not None
+        Floor(datetime.fromisoformat(row.remote_floor_at), row.remote_floor_seq)
+        if row.remote_floor_at is not None and row.remote_floor_seq is not None
         else None
     )
     return BaseEntry(
-        name=row.name, local_size=row.local_size, local_mtime_ns=row.local_mtime_ns,
-        local_sha256=row.local_sha256, remote_id=row.remote_id, remote_size=row.remote_size,
-        remote_hashcode=row.remote_hashcode,
-        remote_upload_at=datetime.fromisoformat(row.remote_upload_at) if row.remote_upload_at else None,
+        name=RelPath(row.name), local_size=row.local_size, local_mtime_ns=row.local_mtime_ns,
+        local_sha256=row.local_sha256, remote_version=row.remote_version, remote_size=row.remote_size,
+        remote_sha256=row.remote_sha256,
+        remote_written_at=datetime.fromisoformat(row.remote_written_at) if row.remote_written_at else None,
         dropped=row.dropped, local_name=row.local_name, remote_name=row.remote_name, remote_floor=floor,
     )
 
@@ -140,7 +142,7 @@ class Recorder:
 
     def record(
         self,
-        name: str,
+        name: RelPath,
         local: LocalFile | None,
         remote: RemoteFile | None,
         *,

@@ -32,7 +32,7 @@ from syncd.errors import FatalError, ItemError, TransientError
 from syncd.local.folderfs import FolderFS
 from syncd.local.ignore import is_ignored
 from syncd.local.scan import scan_folder
-from syncd.remote.base import Remote, RemoteFile
+from syncd.remote.base import Capability, Remote, RemoteFile
 from syncd.state import jobcodec
 from syncd.state.db import State
 from syncd.state.queue import Queue
@@ -48,6 +48,7 @@ def policy_of(folder: FolderConfig) -> FolderPolicy:
         mode=Mode(folder.mode), delete=folder.delete, max_delete=folder.max_delete,
         conflict=ConflictPolicy(folder.conflict),
         additive=folder.mode == "upload" and folder.after_upload.action != "keep",
+        recursive=folder.recursive,
     )
 
 
@@ -107,7 +108,8 @@ class Passes:
     ) -> Plan:
         """Scan, list and plan one folder (no changes to it): every name, or just `names`.
 
-        `remote` is a chat listing the caller just fetched (the poller), else one is fetched.
+        `remote` is a listing the caller just fetched (the poller), else one is fetched (none
+        when the remote cannot list: then the journal is the listing).
         """
         blocked = self.check_folder(folder)
         if blocked:
@@ -120,7 +122,6 @@ class Passes:
             listing = scan_folder(folder.path, folder.ignore, base, only=names)
             if remote_future is not None:
                 remote = remote_future.result()
-        assert remote is not None
         for name, error in listing.errors.items():  # unreadable: not "deleted", just not now
             base.pop(name, None)
             report.results[name] = ActionResult(name, "upload", "failed", error)
@@ -128,23 +129,27 @@ class Passes:
             report.results[spelling] = ActionResult(spelling, "upload", "failed", reason)
             log.warning("not synced", folder=folder.name, name=spelling, reason=reason)
         unreadable = set(listing.errors)
-        if unreadable:
-            remote = [f for f in remote if normalize(f.filename) not in unreadable]
+        if unreadable and remote is not None:
+            remote = [f for f in remote if normalize(f.path) not in unreadable]
         return plan(listing.files, remote, base, policy_of(folder), marker_present=True, only=names)
 
-    def remote_listing(self, folder: FolderConfig) -> list[RemoteFile]:
-        """The chat's files, less the names the folder ignores: those are never written locally,
-        so a downloaded one would look deleted here on the next pass.
+    def remote_listing(self, folder: FolderConfig) -> list[RemoteFile] | None:
+        """The place's files, less the names the folder ignores: those are never written locally,
+        so a downloaded one would look deleted here on the next pass. None when the remote cannot
+        list (no LIST): the journal is then the listing.
 
         The one place the remote's pause is decided from a listing: refused (401/403), it is
         paused; answered, whatever refused us before is over."""
+        remote = self.remotes[folder.remote]
+        if Capability.LIST not in remote.capabilities:
+            return None
         try:
-            files = self.remotes[folder.remote].list_chat(folder.chat_id)
+            files = remote.list(folder.place)
         except FatalError as exc:
             self.pauses.pause(folder.remote, str(exc))
             raise
         self.pauses.pause(folder.remote, None)
-        return [f for f in files if not is_ignored(f.filename, folder.ignore)]
+        return [f for f in files if not is_ignored(f.path, folder.ignore)]
 
     def pass_folder(
         self,
@@ -172,7 +177,7 @@ class Passes:
         self.state.set_folder_paused(folder.name, result.blocked)
         if result.confirmed and not dry_run:
             self.state.confirm_floors(
-                folder.name, [(name, f.id, f.upload_at.isoformat()) for name, f in result.confirmed]
+                folder.name, [(name, f.version, f.written_at.isoformat()) for name, f in result.confirmed]
             )
         if result.warning:
             log.warning("max_delete", folder=folder.name, message=result.warning)
@@ -200,6 +205,7 @@ class Passes:
         base = {n: to_base(r) for n, r in self.state.journal(folder.name).items() if n == name}
         listing = scan_folder(folder.path, folder.ignore, base)
         local = {n: f for n, f in listing.files.items() if n == name}
-        remote = [f for f in self.remote_listing(folder) if normalize(f.filename) == name]
+        listed = self.remote_listing(folder)
+        remote = None if listed is None else [f for f in listed if normalize(f.path) == name]
         fresh = plan(local, remote, base, policy_of(folder))
         return fresh.actions[0] if fresh.actions else None

@@ -1,4 +1,4 @@
-"""`BddRemote`: the BDD file-service protocol (bdd-file-client 0.7.6) over httpx.
+"""`BddClient`: the BDD file-service protocol (bdd-file-client 0.7.6) over httpx.
 
 One `httpx.Client` per remote (pooled keep-alive connections, explicit
 timeouts) shared by every worker thread; httpx clients are thread-safe and
@@ -31,7 +31,8 @@ import structlog
 from syncd import __version__
 from syncd.core.names import unsafe_reason
 from syncd.errors import ItemError, TransientError
-from syncd.remote.base import Capability, FileStatus, OnResume, Progress, RemoteFile
+from syncd.remote.base import OnResume, Progress
+from syncd.remote.bdd.chatfile import ChatFile, FileStatus
 from syncd.remote.bdd.errors import (
     Call,
     converting,
@@ -139,21 +140,9 @@ class MultipartToken:
         )
 
 
-class BddRemote:
-    """A `Remote` speaking the BDD file-service protocol for one user."""
-
-    #: A chat's file list: listed with a sha256 per file (the service computes it when the client
-    #: sends none), server-chosen ids, deletable, multipart uploads that resume, signed download
-    #: URLs. No folders (a name is one component), no rename, no file times of its own
-    #: (`upload_at` is the upload's), no overwrite (a name may hold several versions).
-    capabilities = (
-        Capability.LIST
-        | Capability.DELETE
-        | Capability.SHA256
-        | Capability.SERVER_KEYS
-        | Capability.RESUMABLE
-        | Capability.SIGN_URL
-    )
+class BddClient:
+    """The BDD file-service protocol for one user, in its own words (chats, ids, hashcodes):
+    `syncd.remote.bdd.remote.BddRemote` reads it as a `Remote`."""
 
     def __init__(
         self,
@@ -211,18 +200,18 @@ class BddRemote:
 
     def __repr__(self) -> str:
         key = ", api_key=***" if self._has_key else ""
-        return f"BddRemote({self._origin!r}, user_id={self._user_id!r}{key})"
+        return f"BddClient({self._origin!r}, user_id={self._user_id!r}{key})"
 
     # -- listing -------------------------------------------------------------------------------
 
-    def list_chat(self, chat_id: str) -> list[RemoteFile]:
+    def list_chat(self, chat_id: str) -> list[ChatFile]:
         """Every file of the chat, all pages walked, in the service's order."""
         return self._list_chat(chat_id, self._retry)
 
-    def _list_chat(self, chat_id: str, policy: RetryPolicy) -> list[RemoteFile]:
+    def _list_chat(self, chat_id: str, policy: RetryPolicy) -> list[ChatFile]:
         call = self._call("list", f"chat {chat_id!r}", "/listChatFiles")
         # Keyed by id: a file that shifts across a page boundary while we walk is listed once.
-        files: dict[int, RemoteFile] = {}
+        files: dict[int, ChatFile] = {}
         offset, pages, max_pages = 0, 0, 1
         fullest = self._page_size  # the most items a page may hold: our limit, then the service's own
 
@@ -348,13 +337,13 @@ class BddRemote:
 
         return self._retry.run(attempt, what=call.describe())
 
-    def find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> RemoteFile | None:
+    def find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> ChatFile | None:
         """The newest `ok` file of the chat with exactly this name, size and sha256, if any."""
         return self._find_copy(chat_id, filename, size, sha256, self._retry)
 
     def _find_copy(
         self, chat_id: str, filename: str, size: int, sha256: str, policy: RetryPolicy
-    ) -> RemoteFile | None:
+    ) -> ChatFile | None:
         matches = [
             item
             for item in self._list_chat(chat_id, policy)
@@ -655,7 +644,7 @@ class BddRemote:
         """Release connections."""
         self._client.close()
 
-    def __enter__(self) -> BddRemote:
+    def __enter__(self) -> BddClient:
         return self
 
     def __exit__(

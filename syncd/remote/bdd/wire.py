@@ -31,7 +31,7 @@ import httpx
 import structlog
 
 from syncd.errors import ItemError, TransientError
-from syncd.remote.base import FileStatus, RemoteFile
+from syncd.remote.bdd.chatfile import ChatFile, FileStatus
 from syncd.remote.bdd.errors import Call, check_status, malformed
 
 log = structlog.get_logger(__name__)
@@ -70,7 +70,7 @@ class Page:
     """One page of `GET /listChatFiles`."""
 
     total: int
-    items: tuple[RemoteFile, ...]
+    items: tuple[ChatFile, ...]
 
 
 class DecodedBody:
@@ -279,7 +279,7 @@ def parse_page(data: object, call: Call, *, limit: int | None = None) -> Page:
     return Page(total=total, items=tuple(parse_file_info(item, call) for item in items))
 
 
-def representable(file: RemoteFile, call: Call) -> bool:
+def representable(file: ChatFile, call: Call) -> bool:
     """False (and a warning) for a file whose name is not valid Unicode: the listing leaves it out."""
     try:
         file.filename.encode("utf-8")
@@ -291,7 +291,7 @@ def representable(file: RemoteFile, call: Call) -> bool:
     return True
 
 
-def parse_file_info(item: object, call: Call) -> RemoteFile:
+def parse_file_info(item: object, call: Call) -> ChatFile:
     """One FileInfo of a listing."""
     if not isinstance(item, dict):
         raise malformed(call, "file entry is not an object")
@@ -304,7 +304,7 @@ def parse_file_info(item: object, call: Call) -> RemoteFile:
     if not isinstance(upload_at, str) or not isinstance(status, str):
         raise malformed(call, f"file {file_id} lacks 'upload_at' or 'status'")
     assert isinstance(file_id, int) and isinstance(size, int)
-    return RemoteFile(
+    return ChatFile(
         id=file_id,
         filename=filename,
         size=size,

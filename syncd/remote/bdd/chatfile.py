@@ -1,0 +1,55 @@
+"""A chat's file as the BDD service lists it, and how syncd reads it as a `RemoteFile`.
+
+BDD's own vocabulary stays inside this package: integer ids, a `hashcode` that is a sha256
+only when it looks like one, `upload_at`, and a status of which only `ok` files take part.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from syncd.remote.base import RemoteFile
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class FileStatus(enum.StrEnum):
+    """A chat file's state; only `ok` files are complete."""
+
+    OK = "ok"
+    UPLOADING = "uploading"
+    MERGING = "merging"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFile:
+    """One entry of a chat's file list (a FileInfo), as the service reports it."""
+
+    id: int
+    filename: str
+    size: int
+    hashcode: str
+    upload_at: datetime
+    status: FileStatus
+
+    def entry(self) -> RemoteFile:
+        """This file in syncd's words: the id is its version (and orders same-instant uploads),
+        the hashcode its sha256 only when it is one (a service may store any text there)."""
+        return RemoteFile(
+            path=self.filename,
+            version=str(self.id),
+            size=self.size,
+            sha256=sha256_of_hashcode(self.hashcode),
+            written_at=self.upload_at,
+            seq=self.id,
+        )
+
+
+def sha256_of_hashcode(hashcode: str | None) -> str | None:
+    """The sha256 a hashcode proves (lower-case hex), or None when it is not one."""
+    text = (hashcode or "").lower()
+    return text if _SHA256.fullmatch(text) else None
