@@ -40,37 +40,22 @@ the same winner. Actions that would write a file under an unsafe remote name
 (DOWNLOAD, CONFLICT, COMPARE, RACE) become FAIL with the reason; a path is
 never built from such a name.
 
-Local renames (SPEC, "Renames") are paired before that, in modes that send local
-changes: a *vanished* name (journal row with both sides, not a drop-in removal,
-local file gone, remote current version the journal's own) and an *appeared*
-name (local file, no journal row, no remote version) with the same size and
-sha256 (the scan's and the journal's local sha256) become one RENAME on the
-appeared name, and the vanished name gets no action of its own. Several
-candidates with one content pair in name order on both sides, so the result
-does not depend on input order. With `only`, both names must be in it.
+Local renames are paired first (`syncd.core.renames`).
 
-A name's remote side is first read from all its versions (`remote_view`; a
-remote that overwrites in place lists one per path, one that keeps versions
-side by side may list several):
-versions with identical bytes are one file (the newest stays, the others are
-`duplicates` any action deletes afterwards); the newest survivor is current;
-survivors above the journal's floor other than the current one lost a race to
-it (two-way folders: RACE, before the table); the rest is history, left alone.
+A name's remote side is first read from all its versions (`syncd.core.versions`).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 
 from syncd.core.model import (
     Action,
     ActionKind,
     BaseEntry,
     ConflictPolicy,
-    Floor,
     FolderPolicy,
     LocalFile,
     Mode,
@@ -78,13 +63,14 @@ from syncd.core.model import (
     Winner,
     sides_synced,
 )
-from syncd.core.names import normalize, unsafe_reason
+from syncd.core.names import unsafe_reason
 from syncd.core.paths import path_reason
+from syncd.core.renames import pair_renames
+from syncd.core.versions import RemoteView, content_key, ns, remote_view, versions_by_path
 from syncd.remote.base import RemoteFile
 
 MARKER_MISSING = "folder marker .syncd/ missing: folder paused (unmounted disk or wrong path?)"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Actions that write a file under `name` locally. A remote name that is not a
 # safe path component must never reach them: they become FAIL instead.
@@ -181,12 +167,12 @@ def plan(
 
     if remote is None:  # no listing: the journal is the listing
         remote = [f for f in (entry.recorded_remote() for entry in base.values()) if f is not None]
-    versions = _versions(remote)
+    versions = versions_by_path(remote)
     actions: list[Action] = []
     confirmed: list[tuple[str, RemoteFile]] = []
     unchanged = 0
     names = set(local) | set(versions) | set(base) if only is None else set(only)
-    renamed = _renames(local, versions, base, policy, names)
+    renamed = pair_renames(local, versions, base, policy, names)
     gone = {entry.name for entry, _ in renamed.values()}
     for name in sorted(names):
         if name in gone:
@@ -226,136 +212,6 @@ def plan(
     return Plan(tuple(actions), unchanged=unchanged, confirmed=tuple(confirmed))
 
 
-def _renames(
-    local: Mapping[str, LocalFile],
-    versions: Mapping[str, Sequence[RemoteFile]],
-    base: Mapping[str, BaseEntry],
-    policy: FolderPolicy,
-    names: Collection[str],
-) -> dict[str, tuple[BaseEntry, RemoteView]]:
-    """Local renames: new name -> (the old name's journal row, its remote view). See the module
-    docstring; a pure function of its inputs, whatever their order."""
-    if policy.mode is Mode.DOWNLOAD:
-        return {}
-    vanished: dict[tuple[int, str], list[tuple[BaseEntry, RemoteView]]] = {}
-    for name in sorted(names):
-        entry = base.get(name)
-        if entry is None or name in local or not entry.tracked or entry.dropped:
-            continue
-        view = remote_view(versions.get(name, ()), entry, policy)
-        if view.current is None or view.current.version != entry.remote_version or view.racing:
-            continue  # changed or gone on the remote: not ours to move
-        assert entry.local_size is not None and entry.local_sha256 is not None  # tracked
-        vanished.setdefault((entry.local_size, entry.local_sha256), []).append((entry, view))
-    if not vanished:
-        return {}
-    pairs: dict[str, tuple[BaseEntry, RemoteView]] = {}
-    for name in sorted(names):
-        file = local.get(name)
-        if file is None or name in base or versions.get(name):
-            continue
-        candidates = vanished.get((file.size, file.sha256))
-        if candidates:
-            pairs[name] = candidates.pop(0)
-    return pairs
-
-
-def remote_changes(
-    remote: Sequence[RemoteFile], base: Mapping[str, BaseEntry], policy: FolderPolicy
-) -> set[str]:
-    """Names whose remote side is not what the journal knows: a current version other than the
-    recorded one (new, replaced or gone), a race, duplicates to remove, or a floor to confirm.
-    The poller plans just these."""
-    versions = _versions(remote)
-    changed: set[str] = set()
-    for name, files in versions.items():
-        entry = base.get(name)
-        view = remote_view(files, entry, policy)
-        current = view.current.version if view.current else None
-        # A floor left by an upload of ours is confirmed once a listing shows it alone.
-        if entry is None or current != entry.remote_version or view.racing or view.duplicates or entry.remote_floor:
-            changed.add(name)
-    changed.update(name for name, entry in base.items() if entry.has_remote and name not in versions)
-    return changed
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteView:
-    """What the remote holds for one name, read against the journal's floor.
-
-    `current` is the version that holds the name; `older` the versions of history
-    (at or below the floor), oldest first; `racing` the versions above the floor
-    that lost a concurrent write to `current` (two-way folders only); `duplicates`
-    the versions whose exact content (size and sha256) another kept version holds.
-    """
-
-    current: RemoteFile | None = None
-    older: tuple[str, ...] = ()
-    racing: tuple[RemoteFile, ...] = ()
-    duplicates: tuple[str, ...] = ()
-
-
-def _versions(remote: Sequence[RemoteFile]) -> dict[str, list[RemoteFile]]:
-    """Every version of each path, keyed in NFC, oldest first (by `written_at`, then `seq`)."""
-    versions: dict[str, list[RemoteFile]] = {}
-    for file in remote:
-        versions.setdefault(normalize(file.path), []).append(file)
-    for files in versions.values():
-        files.sort(key=_order)
-    return versions
-
-
-def remote_view(files: Sequence[RemoteFile], base: BaseEntry | None, policy: FolderPolicy) -> RemoteView:
-    """Read a name's versions (oldest first) against its journal row (SPEC, "Remote
-    duplicates", "Concurrent writers").
-
-    Versions with identical size and sha256 are one file: the newest stays, the others are
-    duplicates (every machine keeps the same one, so two machines never delete each other's).
-    The newest survivor is current. Survivors above the journal's floor other than the newest
-    are a race, when there is a floor to read against (a first sync has none: older versions
-    are then history) and the folder is two-way; everything else older is history.
-    """
-    if not files:
-        return RemoteView()
-    survivors: list[RemoteFile] = []
-    duplicates: list[str] = []
-    kept: set[tuple[int, str]] = set()
-    for file in reversed(files):  # newest first: the newest of identical versions stays
-        key = _content_key(file)
-        if key is not None and key in kept:
-            duplicates.append(file.version)
-            continue
-        if key is not None:
-            kept.add(key)
-        survivors.append(file)
-    survivors.reverse()
-    if policy.mode is Mode.DOWNLOAD:
-        duplicates = []  # download mode never changes the remote
-    current = survivors[-1]
-    floor = base.floor if base is not None else None
-    if base is not None and base.remote_floor is None and base.remote_version is not None:
-        # The floor is the recorded version itself: read its place from the listing, which has
-        # the service's own write time (the journal's may be the uploader's clock).
-        listed = next((f for f in files if f.version == base.remote_version), None)
-        if listed is not None:
-            floor = Floor.of(listed)
-    racing: tuple[RemoteFile, ...] = ()
-    if floor is not None and policy.mode is Mode.TWO_WAY:
-        mark = (_ns(floor.written_at), floor.seq)
-        racing = tuple(f for f in survivors[:-1] if _order(f) > mark)
-    history = tuple(f.version for f in survivors[:-1] if f not in racing)
-    return RemoteView(current, history, racing, tuple(reversed(duplicates)))
-
-
-def _content_key(file: RemoteFile) -> tuple[int, str] | None:
-    """What identifies a version's content, when the remote proves it (a sha256)."""
-    return (file.size, file.sha256) if file.sha256 is not None else None
-
-
-def _order(file: RemoteFile) -> tuple[int, int]:
-    return _ns(file.written_at), file.seq
-
-
 def _decide(
     name: str,
     local: LocalFile | None,
@@ -370,7 +226,7 @@ def _decide(
     if action is not None and uploads and local is not None:
         # An older version with the very bytes being uploaded becomes a duplicate of the upload.
         same = tuple(
-            f.version for f in history if f.version in view.older and _content_key(f) == (local.size, local.sha256)
+            f.version for f in history if f.version in view.older and content_key(f) == (local.size, local.sha256)
         )
         if same:
             view = replace(view, duplicates=(*view.duplicates, *same))
@@ -510,15 +366,7 @@ def _winner(policy: ConflictPolicy, local: LocalFile, remote: RemoteFile) -> Win
         return "local"
     if policy == ConflictPolicy.REMOTE_WINS:
         return "remote"
-    return "local" if local.mtime_ns > _ns(remote.mtime or remote.written_at) else "remote"
-
-
-def _ns(moment: datetime) -> int:
-    """Nanoseconds since the epoch, exactly; a naive datetime is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return "local" if local.mtime_ns > ns(remote.mtime or remote.written_at) else "remote"
 
 
 def _percent(part: int, whole: int) -> str:

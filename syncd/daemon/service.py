@@ -38,7 +38,7 @@ import structlog
 
 from syncd.app import App, open_app
 from syncd.config import Config, FolderConfig, load_config
-from syncd.core.plan import remote_changes
+from syncd.core.versions import remote_changes
 from syncd.daemon.notify import Notifier, watchdog_interval
 from syncd.errors import ConfigError, SyncdError
 from syncd.local.watch import Watcher

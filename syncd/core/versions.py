@@ -1,0 +1,127 @@
+"""A path's remote versions, read against the journal's floor (SPEC, "Remote duplicates",
+"Concurrent writers"). Pure: values in, values out.
+
+A name's remote side is first read from all its versions (`remote_view`; a
+remote that overwrites in place lists one per path, one that keeps versions
+side by side may list several):
+versions with identical bytes are one file (the newest stays, the others are
+`duplicates` any action deletes afterwards); the newest survivor is current;
+survivors above the journal's floor other than the current one lost a race to
+it (two-way folders: RACE, before the table); the rest is history, left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from syncd.core.model import BaseEntry, Floor, FolderPolicy, Mode
+from syncd.core.names import normalize
+from syncd.remote.base import RemoteFile
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def remote_changes(
+    remote: Sequence[RemoteFile], base: Mapping[str, BaseEntry], policy: FolderPolicy
+) -> set[str]:
+    """Names whose remote side is not what the journal knows: a current version other than the
+    recorded one (new, replaced or gone), a race, duplicates to remove, or a floor to confirm.
+    The poller plans just these."""
+    versions = versions_by_path(remote)
+    changed: set[str] = set()
+    for name, files in versions.items():
+        entry = base.get(name)
+        view = remote_view(files, entry, policy)
+        current = view.current.version if view.current else None
+        # A floor left by an upload of ours is confirmed once a listing shows it alone.
+        if entry is None or current != entry.remote_version or view.racing or view.duplicates or entry.remote_floor:
+            changed.add(name)
+    changed.update(name for name, entry in base.items() if entry.has_remote and name not in versions)
+    return changed
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteView:
+    """What the remote holds for one name, read against the journal's floor.
+
+    `current` is the version that holds the name; `older` the versions of history
+    (at or below the floor), oldest first; `racing` the versions above the floor
+    that lost a concurrent write to `current` (two-way folders only); `duplicates`
+    the versions whose exact content (size and sha256) another kept version holds.
+    """
+
+    current: RemoteFile | None = None
+    older: tuple[str, ...] = ()
+    racing: tuple[RemoteFile, ...] = ()
+    duplicates: tuple[str, ...] = ()
+
+
+def versions_by_path(remote: Sequence[RemoteFile]) -> dict[str, list[RemoteFile]]:
+    """Every version of each path, keyed in NFC, oldest first (by `written_at`, then `seq`)."""
+    versions: dict[str, list[RemoteFile]] = {}
+    for file in remote:
+        versions.setdefault(normalize(file.path), []).append(file)
+    for files in versions.values():
+        files.sort(key=order)
+    return versions
+
+
+def remote_view(files: Sequence[RemoteFile], base: BaseEntry | None, policy: FolderPolicy) -> RemoteView:
+    """Read a name's versions (oldest first) against its journal row (SPEC, "Remote
+    duplicates", "Concurrent writers").
+
+    Versions with identical size and sha256 are one file: the newest stays, the others are
+    duplicates (every machine keeps the same one, so two machines never delete each other's).
+    The newest survivor is current. Survivors above the journal's floor other than the newest
+    are a race, when there is a floor to read against (a first sync has none: older versions
+    are then history) and the folder is two-way; everything else older is history.
+    """
+    if not files:
+        return RemoteView()
+    survivors: list[RemoteFile] = []
+    duplicates: list[str] = []
+    kept: set[tuple[int, str]] = set()
+    for file in reversed(files):  # newest first: the newest of identical versions stays
+        key = content_key(file)
+        if key is not None and key in kept:
+            duplicates.append(file.version)
+            continue
+        if key is not None:
+            kept.add(key)
+        survivors.append(file)
+    survivors.reverse()
+    if policy.mode is Mode.DOWNLOAD:
+        duplicates = []  # download mode never changes the remote
+    current = survivors[-1]
+    floor = base.floor if base is not None else None
+    if base is not None and base.remote_floor is None and base.remote_version is not None:
+        # The floor is the recorded version itself: read its place from the listing, which has
+        # the service's own write time (the journal's may be the uploader's clock).
+        listed = next((f for f in files if f.version == base.remote_version), None)
+        if listed is not None:
+            floor = Floor.of(listed)
+    racing: tuple[RemoteFile, ...] = ()
+    if floor is not None and policy.mode is Mode.TWO_WAY:
+        mark = (ns(floor.written_at), floor.seq)
+        racing = tuple(f for f in survivors[:-1] if order(f) > mark)
+    history = tuple(f.version for f in survivors[:-1] if f not in racing)
+    return RemoteView(current, history, racing, tuple(reversed(duplicates)))
+
+
+def content_key(file: RemoteFile) -> tuple[int, str] | None:
+    """What identifies a version's content, when the remote proves it (a sha256)."""
+    return (file.size, file.sha256) if file.sha256 is not None else None
+
+
+def order(file: RemoteFile) -> tuple[int, int]:
+    return ns(file.written_at), file.seq
+
+
+def ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch, exactly; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
