@@ -24,13 +24,10 @@ in `syncd.state.journal`.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import stat
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +36,7 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
-from syncd.errors import StateDamaged, StateLocked
+from syncd.errors import StateDamaged
 from syncd.state.journal import (
     JOURNAL_COLUMNS,
     PUT_JOURNAL_SQL,
@@ -49,19 +46,14 @@ from syncd.state.journal import (
     row_of,
     write_journal,
 )
+from syncd.state.lock import FILE_MODE, acquire_writer_lock, make_private_dir
+from syncd.state.lock import lock_holder as lock_holder
 from syncd.state.schema import StateVersionError as StateVersionError
 from syncd.state.schema import migrate
 
 DB_NAME = "syncd.db"
-LOCK_NAME = "lock"
 
-_DIR_MODE = 0o700
-_FILE_MODE = 0o600
 _BUSY_TIMEOUT_S = 30.0
-# A `lock_holder` probe holds a shared lock for microseconds; a writer that
-# finds the lock taken retries this long before concluding another writer has it.
-_CONTENTION_GRACE_S = 0.5
-_CMD_MAX = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +268,8 @@ def open_state(state_dir: Path, *, writer: bool = True, set_aside: bool = False)
     a fresh, empty journal is rebuilt by the next pass.
     """
     state_dir = Path(state_dir).expanduser()
-    _make_private_dir(state_dir)
-    lock_fd = _acquire_writer_lock(state_dir) if writer else None
+    make_private_dir(state_dir)
+    lock_fd = acquire_writer_lock(state_dir) if writer else None
     try:
         old = _set_aside(state_dir / DB_NAME) if set_aside else None
         db = _guarded(state_dir / DB_NAME, lambda: _connect(state_dir / DB_NAME))
@@ -351,99 +343,10 @@ def _set_aside(db_path: Path) -> Path | None:
     return target
 
 
-def lock_holder(state_dir: Path) -> int | None:
-    """The pid of the live process holding `state_dir`'s writer lock, or None.
-
-    Probes with a non-blocking *shared* lock on a separate descriptor: it can
-    only fail while some process holds the exclusive writer lock, in which case
-    the pid the holder wrote into the file is the answer.
-    """
-    lock_path = Path(state_dir).expanduser() / LOCK_NAME
-    try:
-        fd = os.open(lock_path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid, _cmd = _read_holder(lock_path)
-            return pid
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
-def _make_private_dir(state_dir: Path) -> None:
-    if state_dir.is_dir():
-        return
-    state_dir.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-    # mkdir's mode is filtered by the umask; say exactly what we mean.
-    state_dir.chmod(_DIR_MODE)
-
-
-def _command_line() -> str:
-    argv = list(sys.argv) or ["?"]
-    argv[0] = os.path.basename(argv[0]) or argv[0]
-    cmd = " ".join(argv).replace("\n", " ")
-    return cmd if len(cmd) <= _CMD_MAX else cmd[: _CMD_MAX - 3] + "..."
-
-
-def _read_holder(lock_path: Path) -> tuple[int | None, str]:
-    """The (pid, command) written into the lock file by its holder.
-
-    A holder writes them right after taking the lock, so an empty file is
-    re-read for a short while before giving up on knowing the pid.
-    """
-    deadline = time.monotonic() + _CONTENTION_GRACE_S
-    while True:
-        try:
-            text = lock_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            text = ""
-        first, _, rest = text.partition("\n")
-        if first.strip().isdigit():
-            return int(first), rest.strip() or "?"
-        if time.monotonic() >= deadline:
-            return None, "?"
-        time.sleep(0.01)
-
-
-def _acquire_writer_lock(state_dir: Path) -> int:
-    """Take the exclusive writer lock; return its descriptor (kept open while we write).
-
-    os.open descriptors are not inherited across exec, so a child process can
-    never keep the lock alive after we die.
-    """
-    lock_path = state_dir / LOCK_NAME
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        deadline = time.monotonic() + _CONTENTION_GRACE_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                # Possibly just a `lock_holder` probe: retry briefly.
-                if time.monotonic() >= deadline:
-                    pid, cmd = _read_holder(lock_path)
-                    shown = str(pid) if pid is not None else "?"
-                    raise StateLocked(f"state dir {state_dir} is held by syncd pid {shown} ({cmd})") from None
-                time.sleep(0.02)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n{_command_line()}\n".encode(), 0)
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def _connect(db_path: Path) -> Database:
     # Create the file ourselves so it is 0600 from the first byte; SQLite gives
     # the -wal and -shm files it creates later the database file's mode.
-    fd = os.open(db_path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    fd = os.open(db_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     os.close(fd)
     _tighten_modes(db_path)
     conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
@@ -465,8 +368,8 @@ def _tighten_modes(db_path: Path) -> None:
     for path in (db_path, db_path.with_name(db_path.name + "-wal"), db_path.with_name(db_path.name + "-shm")):
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
-            if mode != _FILE_MODE:
-                path.chmod(_FILE_MODE)
+            if mode != FILE_MODE:
+                path.chmod(FILE_MODE)
         except FileNotFoundError:
             continue
 

@@ -45,67 +45,16 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, fields
-from enum import StrEnum
 from typing import Any
 
 from syncd.state.db import State
+from syncd.state.queue_rows import JOB_COLUMNS, QueueReads, job_of
+from syncd.state.queue_rows import Job as Job
+from syncd.state.queue_rows import JobState as JobState
 
 _MAX_EXPONENT = 64  # 2**64 * any sane base is far beyond max_backoff; avoids float overflow
 
 
-class JobState(StrEnum):
-    """Where a job is in its life (see the module docstring)."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A snapshot of one queue row. `payload` is the caller's opaque JSON text."""
-
-    id: int
-    folder: str
-    name: str
-    kind: str
-    payload: str
-    state: JobState
-    attempts: int
-    next_try: float
-    lease_owner: str | None
-    lease_until: float | None
-    claims: int
-    dirty: bool
-    last_error: str | None
-    created: float
-    updated: float
-    resume: str | None = None  # what a half-done transfer of this work needs to resume (JSON)
-
-
-# Column list = Job's fields, in order: the two cannot drift apart.
-_FIELDS = tuple(field.name for field in fields(Job))
-_COLUMNS = ", ".join(_FIELDS)
-
-
-def _job(values: tuple[Any, ...]) -> Job:
-    row = dict(zip(_FIELDS, values, strict=True))
-    row["state"] = JobState(row["state"])
-    row["dirty"] = bool(row["dirty"])
-    return Job(**row)
-
-
-# One statement decides a put from the old row (in an UPDATE, every right-hand
-# side sees the row as it was before the statement):
-#   no row   -> pending, due now
-#   pending  -> same work: unchanged (keeps its backoff);
-#               new work: replaced, attempts 0, due now
-#   running  -> new work stored, dirty = 1 (the worker finishes the old work)
-#   failed   -> pending with the work, attempts 0, due now — unless the work is
-#               unchanged and :revive is 0, then it stays failed
-# In every case kind/payload end up equal to the new ones; new work drops the
-# old work's resume token.
 _PUT_SQL = """
     INSERT INTO jobs (folder, name, kind, payload, state, attempts, next_try, dirty, created, updated)
     VALUES (:folder, :name, :kind, :payload, 'pending', 0, :now, 0, :now, :now)
@@ -135,7 +84,7 @@ _PUT_SQL = """
 _LEASE_MATCH = "id = ? AND state = 'running' AND lease_owner = ? AND claims = ?"
 
 
-class Queue:
+class Queue(QueueReads):
     """Durable, coalescing work queue over a `State` (thread- and process-safe).
 
     `clock` is wall-clock seconds (next-try times survive restarts); `rng`
@@ -176,8 +125,8 @@ class Queue:
         """
         params = self._put_params(folder, name, kind, payload, revive_failed, self.clock(), urgent)
         with self.state.transaction() as conn:
-            row = conn.execute(_PUT_SQL + f" RETURNING {_COLUMNS}", params).fetchone()
-        return _job(row)
+            row = conn.execute(_PUT_SQL + f" RETURNING {JOB_COLUMNS}", params).fetchone()
+        return job_of(row)
 
     def put_many(
         self, items: Iterable[tuple[str, str, str, str]], *, revive_failed: bool = True, urgent: bool = False
@@ -238,12 +187,12 @@ class Queue:
                 UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, claims = claims + 1,
                     dirty = 0, updated = ?
                 WHERE id IN (SELECT id FROM ({due}) ORDER BY next_try, id LIMIT ?)
-                RETURNING {_COLUMNS}
+                RETURNING {JOB_COLUMNS}
                 """,
                 params,
             ).fetchall()
         # RETURNING order is unspecified.
-        return sorted((_job(row) for row in rows), key=lambda job: (job.next_try, job.id))
+        return sorted((job_of(row) for row in rows), key=lambda job: (job.next_try, job.id))
 
     def renew(self, job: Job, *, lease: float = 300) -> Job | None:
         """Extend a held lease (long transfers); return the updated Job, or None
@@ -252,10 +201,10 @@ class Queue:
         now = self.clock()
         with self.state.transaction() as conn:
             row = conn.execute(
-                f"UPDATE jobs SET lease_until = ?, updated = ? WHERE {_LEASE_MATCH} RETURNING {_COLUMNS}",
+                f"UPDATE jobs SET lease_until = ?, updated = ? WHERE {_LEASE_MATCH} RETURNING {JOB_COLUMNS}",
                 (now + lease, now, job.id, job.lease_owner, job.claims),
             ).fetchone()
-        return _job(row) if row is not None else None
+        return job_of(row) if row is not None else None
 
     def renew_owned(self, owners: Collection[str], *, lease: float = 300) -> int:
         """Extend every running lease held by `owners` (one process's live workers); return how many.
@@ -450,77 +399,3 @@ class Queue:
         """Drop every row of `folder` (it left the config); return how many."""
         with self.state.transaction() as conn:
             return conn.execute("DELETE FROM jobs WHERE folder = ?", (folder,)).rowcount
-
-    # -- reading -----------------------------------------------------------------
-
-    def get(self, folder: str, name: str) -> Job | None:
-        """The row of one file, or None."""
-        rows = self.state.fetchall(
-            f"SELECT {_COLUMNS} FROM jobs WHERE folder = ? AND name = ?", (folder, name)
-        )
-        return _job(rows[0]) if rows else None
-
-    def jobs(self, folder: str | None = None) -> list[Job]:
-        """Every row (of `folder`, or all), by folder and name."""
-        where, params = self._folder_filter(folder)
-        rows = self.state.fetchall(
-            f"SELECT {_COLUMNS} FROM jobs WHERE 1{where} ORDER BY folder, name", params
-        )
-        return [_job(row) for row in rows]
-
-    def counts(self, folder: str) -> dict[JobState, int]:
-        """Rows of `folder` per state (every state present, zeros included)."""
-        return self.counts_by_folder(folder).get(folder, {state: 0 for state in JobState})
-
-    def counts_by_folder(self, folder: str | None = None) -> dict[str, dict[JobState, int]]:
-        """Rows per state for every folder that has any (or just `folder`)."""
-        where, params = self._folder_filter(folder)
-        rows = self.state.fetchall(
-            f"SELECT folder, state, count(*) FROM jobs WHERE 1{where} GROUP BY folder, state", params
-        )
-        result: dict[str, dict[JobState, int]] = {}
-        for name, state, count in rows:
-            result.setdefault(name, {s: 0 for s in JobState})[JobState(state)] = count
-        return result
-
-    def failed(self, folder: str | None = None) -> list[Job]:
-        """Failed rows (of `folder`, or all), by folder and name."""
-        where, params = self._folder_filter(folder)
-        rows = self.state.fetchall(
-            f"SELECT {_COLUMNS} FROM jobs WHERE state = 'failed'{where} ORDER BY folder, name", params
-        )
-        return [_job(row) for row in rows]
-
-    def pending_count(self, folder: str | None = None) -> int:
-        """Pending rows (due or not), of `folder` or all."""
-        where, params = self._folder_filter(folder)
-        return int(
-            self.state.fetchall(f"SELECT count(*) FROM jobs WHERE state = 'pending'{where}", params)[0][0]
-        )
-
-    def outstanding(self, folder: str | None = None) -> int:
-        """Pending plus running rows: work not yet finished (failed rows are finished)."""
-        where, params = self._folder_filter(folder)
-        return int(
-            self.state.fetchall(
-                f"SELECT count(*) FROM jobs WHERE state IN ('pending', 'running'){where}", params
-            )[0][0]
-        )
-
-    def next_due(self, folders: Collection[str] | None = None) -> float | None:
-        """When `claim` (of `folders` only, if given) could next return something: the earliest
-        pending `next_try` or running lease expiry; None when neither exists (wait for a `put`)."""
-        only, params = "", tuple(folders or ())
-        if folders is not None:
-            only = f" AND folder IN ({', '.join('?' * len(params))})"
-        row = self.state.fetchall(
-            "SELECT min(t) FROM ("
-            f" SELECT min(next_try) AS t FROM jobs WHERE state = 'pending'{only}"
-            f" UNION ALL SELECT min(lease_until) FROM jobs WHERE state = 'running'{only})",
-            params * 2,
-        )[0]
-        return float(row[0]) if row[0] is not None else None
-
-    @staticmethod
-    def _folder_filter(folder: str | None) -> tuple[str, tuple[str, ...]]:
-        return ("", ()) if folder is None else (" AND folder = ?", (folder,))
