@@ -261,7 +261,8 @@ _TOP_KEYS = ("daemon", "remotes", "folders")
 # The keys each table accepts are its dataclass's fields, so the two cannot drift.
 _DAEMON_KEYS = tuple(f.name for f in fields(DaemonConfig))
 _REMOTE_KEYS = tuple(f.name for f in fields(RemoteConfig) if f.name not in ("name", "config_path"))
-_FOLDER_KEYS = tuple(f.name for f in fields(FolderConfig))
+#: The TOML keys of a folder: its fields, `place` spelled `chat_id` as the file has always said.
+_FOLDER_KEYS = tuple("chat_id" if f.name == "place" else f.name for f in fields(FolderConfig))
 _MISSING = object()
 _C = TypeVar("_C", bound=str)
 
