@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import TransientError
-from syncd.remote.bdd.client import BddRemote
-from syncd.sync.execute import DOWNLOAD_SLACK
+from syncd.remote.bdd.client import BddClient
+from syncd.sync.steps import DOWNLOAD_SLACK
 from tests.support.hostile_server import HostileServer
 from tests.support.syncd_cli import reconcile, write_config
 
@@ -21,7 +21,7 @@ BIG = 8 * 1024 * 1024
 def test_the_client_stops_at_the_limit(tmp_path: Path) -> None:
     with HostileServer([("small.txt", b"0123456789")]) as server:
         server.contents[1] = b"x" * BIG  # listed as 10 bytes, answered with 8 MiB
-        with BddRemote(server.url, "u", retry_attempts=1) as remote:
+        with BddClient(server.url, "u", retry_attempts=1) as remote:
             out = io.BytesIO()
             with pytest.raises(TransientError, match="longer than the 100 bytes expected"):
                 remote.download(1, out, limit=100)
