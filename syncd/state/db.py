@@ -224,6 +224,28 @@ class State:
                 (folder, reason),
             )
 
+    def folder_place(self, folder: str) -> str | None:
+        """Where `folder` was on its remote at its last pass (None: not known yet)."""
+        rows = self.fetchall("SELECT place FROM folders WHERE name = ?", (folder,))
+        return rows[0][0] if rows else None
+
+    def move_folder_place(self, folder: str, place: str) -> bool:
+        """Record `place` as the folder's place on its remote. When it had another one, the
+        folder's journal and queued work are about that other place: both are dropped, so the
+        next pass is a first sync (nothing deleted on either side). True when that happened."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT place FROM folders WHERE name = ?", (folder,)).fetchone()
+            moved = row is not None and row[0] is not None and row[0] != place
+            if moved:
+                conn.execute("DELETE FROM journal WHERE folder = ?", (folder,))
+                conn.execute("DELETE FROM jobs WHERE folder = ?", (folder,))
+            conn.execute(
+                "INSERT INTO folders (name, place) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET place = excluded.place",
+                (folder, place),
+            )
+            return moved
+
     def folder_status(self, folder: str) -> FolderStatus:
         """Last pass, last error and pause reason of `folder` (all None if never recorded)."""
         rows = self.fetchall("SELECT last_pass, last_error, paused FROM folders WHERE name = ?", (folder,))

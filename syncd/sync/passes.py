@@ -79,6 +79,8 @@ class Passes:
         self.pauses = pauses
         self.clock = clock
         self._notify_work = notify_work
+        #: (folder, path, reason) of entries the scan skipped and the log already said so.
+        self._skipped_seen: set[tuple[str, str, str]] = set()
 
     def reconfigure(self, config: Config, remotes: Mapping[str, Remote]) -> None:
         self.config, self.remotes = config, remotes
@@ -114,17 +116,25 @@ class Passes:
         blocked = self.check_folder(folder)
         if blocked:
             return Plan(blocked=blocked)
+        # Pointed at another place on the remote: the journal speaks of the old one (a dry run
+        # plans as the first sync the real pass will be; the real pass drops the journal first).
+        moved = self.state.folder_place(folder.name) not in (None, folder.place)
         # The remote listing waits on the network while the journal is read and the disk
         # scanned: overlap them.
         with ThreadPoolExecutor(1, thread_name_prefix="syncd-list") as pool:
             remote_future = pool.submit(self.remote_listing, folder) if remote is None else None
-            base = {name: to_base(row) for name, row in self.state.journal(folder.name).items()}
+            rows = {} if moved else self.state.journal(folder.name)
+            base = {name: to_base(row) for name, row in rows.items()}
             listing = scan_folder(folder.path, folder.ignore, base, only=names)
             if remote_future is not None:
                 remote = remote_future.result()
         for name, error in listing.errors.items():  # unreadable: not "deleted", just not now
             base.pop(name, None)
             report.results[name] = ActionResult(name, "upload", "failed", error)
+        for spelling, reason in listing.skipped.items():  # SPEC, "Names": reported once, not synced
+            if (folder.name, spelling, reason) not in self._skipped_seen:
+                self._skipped_seen.add((folder.name, spelling, reason))
+                log.info("skipped", folder=folder.name, name=spelling, reason=reason)
         for spelling, reason in listing.shadowed.items():  # SPEC, "Names": kept, reported, not synced
             report.results[spelling] = ActionResult(spelling, "upload", "failed", reason)
             log.warning("not synced", folder=folder.name, name=spelling, reason=reason)
@@ -167,6 +177,10 @@ class Passes:
         waiting out a backoff: the full disk may have been freed meanwhile.
         """
         report = self.reports.start(folder.name)
+        if not dry_run and self.state.move_folder_place(folder.name, folder.place):
+            log.warning("folder moved to another place on its remote: syncing it as a first sync",
+                        folder=folder.name, remote=folder.remote)
+            names = None
         try:
             result = self.plan_folder(folder, report, names, remote)
         except (TransientError, FatalError, ItemError, OSError) as exc:

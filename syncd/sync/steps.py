@@ -182,8 +182,12 @@ class Steps:
         remote: RemoteFile,
         expected: LocalFile | None,
     ) -> LocalFile:
-        """Put a fetched download at `spelling` (the on-disk name of `name`); journal it."""
+        """Put a fetched download at `spelling` (the on-disk name of `name`); journal it. Where
+        the remote reports the file's own modification time (MTIME), the file gets it."""
         try:
+            if remote.mtime is not None:
+                mtime_ns = int(remote.mtime.timestamp()) * 1_000_000_000 + remote.mtime.microsecond * 1_000
+                os.utime(temp, ns=(mtime_ns, mtime_ns))
             st = self.fs.install(temp, spelling, expected, self.now())
         finally:
             temp.unlink(missing_ok=True)
