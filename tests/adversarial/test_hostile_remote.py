@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 from bdd_file import BddFileClient
 
-from syncd.remote.bdd.client import BddRemote
+from syncd.remote.bdd.client import BddClient
 from tests.adversarial.audit import Ledger, RemoteFile, audit, local_files, remote_files
 from tests.adversarial.conftest import Audited
 from tests.support.faultproxy import (
@@ -172,7 +172,7 @@ def test_hostile_names_short(tmp_path: Path, audited: Audited) -> None:
 def test_a_name_that_is_not_unicode_is_left_out_of_the_listing(tmp_path: Path) -> None:
     """The fix behind SKIPPED: such a name crashed every pass (the queue could not store it)."""
     files = [("lone\ud800surrogate", b"x"), ("fine.txt", b"y")]
-    with HostileServer(files) as server, BddRemote(server.url, "u", retry_attempts=1) as remote:
+    with HostileServer(files) as server, BddClient(server.url, "u", retry_attempts=1) as remote:
         assert [f.filename for f in remote.list_chat(CHAT)] == ["fine.txt"]
 
 
@@ -354,7 +354,7 @@ def test_a_total_that_is_too_small_does_not_cut_the_listing(tmp_path: Path) -> N
     for total in (9, 6, 4, 0):
         with (
             HostileServer(GOOD_FILES, page_size=3, total=total) as server,
-            BddRemote(server.url, "u", retry_attempts=1) as remote,
+            BddClient(server.url, "u", retry_attempts=1) as remote,
         ):
             assert [f.filename for f in remote.list_chat(CHAT)] == [name for name, _ in GOOD_FILES], total
 

@@ -5,7 +5,7 @@ Run:  .venv/bin/python tests/bench/big_file.py --size 1G              (round tri
       add --url URL to either to use a running `syncd serve` instead of starting one.
 
 Round trip (`run`): the server runs as `syncd serve` in a subprocess; the client (syncd's
-BddRemote) runs in another, so each process's peak RSS (VmHWM) is its own.
+BddClient) runs in another, so each process's peak RSS (VmHWM) is its own.
 
 Against curl (`versus_curl`), each timed as subprocess wall time, median over --repeat:
 - syncd as users run it: `syncd reconcile` on a two-way folder holding only the big file (upload),
@@ -55,10 +55,10 @@ TARGETS = {"syncd_over_curl_min": 0.70, "syncd_peak_rss_max": 100 * MB}
 CLIENT = r"""
 import hashlib, json, resource, sys, time
 from pathlib import Path
-from syncd.remote.bdd.client import BddRemote
+from syncd.remote.bdd.client import BddClient
 url, src, dst = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 size = src.stat().st_size
-with BddRemote(url, "bench", timeout=120) as remote:
+with BddClient(url, "bench", timeout=120) as remote:
     t0 = time.monotonic()
     file_id = remote.upload(src, chat_id="bench", filename=src.name, size=size)
     t1 = time.monotonic()

@@ -1,4 +1,4 @@
-"""`BddRemote` against the reference service (`syncd serve`) over real HTTP on loopback."""
+"""`BddClient` against the reference service (`syncd serve`) over real HTTP on loopback."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import httpx
 import pytest
 
 from syncd.errors import FatalError, ItemError
-from syncd.remote.base import FileStatus, Remote
-from syncd.remote.bdd.client import BddRemote, MultipartUploadInterrupted
+from syncd.remote.base import Remote
+from syncd.remote.bdd.chatfile import FileStatus
+from syncd.remote.bdd.client import BddClient, MultipartUploadInterrupted
+from syncd.remote.bdd.remote import BddRemote
 from syncd.server.app import build_app
 from syncd.server.runner import ServerThread
 from tests.support.faultproxy import FaultProxy, Reset, Seen
@@ -30,7 +32,7 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def make_remote(url: str, user: str = "alice", **options: object) -> BddRemote:
+def make_remote(url: str, user: str = "alice", **options: object) -> BddClient:
     """A client with test-sized retries: a few quick attempts, no long waits."""
     settings: dict[str, object] = {
         "retry_attempts": 3,
@@ -39,7 +41,7 @@ def make_remote(url: str, user: str = "alice", **options: object) -> BddRemote:
         "timeout": 10.0,
     }
     settings.update(options)
-    return BddRemote(url, user, **settings)  # type: ignore[arg-type]
+    return BddClient(url, user, **settings)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)
@@ -49,28 +51,28 @@ def _no_leaked_threads() -> Iterator[None]:
 
 
 @pytest.fixture
-def remote(server_url: str) -> Iterator[BddRemote]:
+def remote(server_url: str) -> Iterator[BddClient]:
     with make_remote(server_url) as client:
         yield client
 
 
-def put(remote: BddRemote, path: Path, data: bytes, *, name: str | None = None, chat: str = CHAT) -> int:
+def put(remote: BddClient, path: Path, data: bytes, *, name: str | None = None, chat: str = CHAT) -> int:
     path.write_bytes(data)
     return remote.upload(path, chat_id=chat, filename=name or path.name, size=len(data), sha256=sha(data))
 
 
-def fetch(remote: BddRemote, file_id: int) -> bytes:
+def fetch(remote: BddClient, file_id: int) -> bytes:
     out = io.BytesIO()
     assert remote.download(file_id, out) == len(out.getvalue())
     return out.getvalue()
 
 
-def test_bdd_remote_is_a_remote(remote: BddRemote) -> None:
-    client: Remote = remote  # checked by mypy; the Protocol is structural
-    assert client is remote
+def test_bdd_remote_is_a_remote(remote: BddClient) -> None:
+    wrapped: Remote = BddRemote(remote)  # checked by mypy; the Protocol is structural
+    assert isinstance(wrapped, BddRemote) and wrapped.client is remote
 
 
-def test_simple_upload_list_download(remote: BddRemote, tmp_path: Path) -> None:
+def test_simple_upload_list_download(remote: BddClient, tmp_path: Path) -> None:
     data = os.urandom(300 * KiB)
     sent: list[int] = []
     src = tmp_path / "report.pdf"
@@ -92,7 +94,7 @@ def test_simple_upload_list_download(remote: BddRemote, tmp_path: Path) -> None:
 
 
 def test_upload_sends_only_size_bytes_and_handles_empty_and_unicode_names(
-    remote: BddRemote, tmp_path: Path
+    remote: BddClient, tmp_path: Path
 ) -> None:
     src = tmp_path / "growing.log"
     src.write_bytes(b"0123456789")
@@ -105,7 +107,7 @@ def test_upload_sends_only_size_bytes_and_handles_empty_and_unicode_names(
     assert names == {first: "growing.log", empty: "empty", uni: "résumé 日本.txt"}
 
 
-def test_chats_are_separate_and_an_unknown_chat_is_empty(remote: BddRemote, tmp_path: Path) -> None:
+def test_chats_are_separate_and_an_unknown_chat_is_empty(remote: BddClient, tmp_path: Path) -> None:
     one = put(remote, tmp_path / "a.txt", b"a", chat="one")
     two = put(remote, tmp_path / "b.txt", b"b", chat="two")
     assert [f.id for f in remote.list_chat("one")] == [one]
@@ -246,7 +248,7 @@ def test_the_service_refuses_hostile_names_too(name: str, server_url: str) -> No
         assert remote.list_chat(CHAT) == []
 
 
-def test_download_url_works_without_headers(remote: BddRemote, tmp_path: Path) -> None:
+def test_download_url_works_without_headers(remote: BddClient, tmp_path: Path) -> None:
     data = os.urandom(50 * KiB)
     file_id = put(remote, tmp_path / "shared.bin", data)
     url = remote.download_url(file_id, expires_in=60)
@@ -255,7 +257,7 @@ def test_download_url_works_without_headers(remote: BddRemote, tmp_path: Path) -
     assert answer.content == data
 
 
-def test_delete(remote: BddRemote, tmp_path: Path) -> None:
+def test_delete(remote: BddClient, tmp_path: Path) -> None:
     keep = put(remote, tmp_path / "keep.txt", b"keep")
     gone = put(remote, tmp_path / "gone.txt", b"gone")
     remote.delete(gone)

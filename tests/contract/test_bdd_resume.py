@@ -1,4 +1,4 @@
-"""Resumable multipart uploads (SPEC, "Resumable uploads"): `BddRemote.upload` with a resume token,
+"""Resumable multipart uploads (SPEC, "Resumable uploads"): `BddClient.upload` with a resume token,
 against the reference service over real HTTP on loopback, through a proxy that records what the
 client sent.
 
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from syncd.remote.base import FileStatus, OnResume, Progress
-from syncd.remote.bdd.client import BddRemote, MultipartToken, MultipartUploadInterrupted
+from syncd.remote.base import OnResume, Progress
+from syncd.remote.bdd.chatfile import FileStatus
+from syncd.remote.bdd.client import BddClient, MultipartToken, MultipartUploadInterrupted
 from tests.support.daemon import wait_for
 from tests.support.faultproxy import FaultProxy, Reset, Seen
 from tests.support.leaks import no_new_threads
@@ -43,9 +44,9 @@ def _no_leaked_threads() -> Iterator[None]:
 
 
 @pytest.fixture
-def remote(proxy: FaultProxy) -> Iterator[BddRemote]:
+def remote(proxy: FaultProxy) -> Iterator[BddClient]:
     """Multipart above 512 KiB in 256 KiB parts; a few quick retries."""
-    with BddRemote(
+    with BddClient(
         proxy.url, "alice", multipart_threshold=2 * PART, part_size=PART,
         retry_attempts=3, retry_backoff=0.01, max_wait=0.05, timeout=10.0,
     ) as client:
@@ -81,7 +82,7 @@ def parts_sent(proxy: FaultProxy, since: int = 0) -> list[int | None]:
 
 
 def upload(
-    remote: BddRemote,
+    remote: BddClient,
     src: Path,
     *,
     hashed: bool = True,
@@ -96,14 +97,14 @@ def upload(
     )
 
 
-def fetch(remote: BddRemote, file_id: int) -> bytes:
+def fetch(remote: BddClient, file_id: int) -> bytes:
     out = io.BytesIO()
     remote.download(file_id, out)
     return out.getvalue()
 
 
 def test_an_upload_killed_mid_part_resumes_with_only_the_parts_the_service_lacks(
-    proxy: FaultProxy, remote: BddRemote, src: Path
+    proxy: FaultProxy, remote: BddClient, src: Path
 ) -> None:
     reported: list[tuple[str, int]] = []  # each token, and how many parts had been sent when it came
     with pytest.raises(Crash):
@@ -134,7 +135,7 @@ def test_an_upload_killed_mid_part_resumes_with_only_the_parts_the_service_lacks
 
 
 def test_a_part_that_keeps_failing_hands_back_the_token_and_the_next_upload_resumes(
-    proxy: FaultProxy, remote: BddRemote, src: Path
+    proxy: FaultProxy, remote: BddClient, src: Path
 ) -> None:
     proxy.rule = lambda seen: Reset() if part_number(seen) == 4 else None
     reported: list[str] = []
@@ -152,7 +153,7 @@ def test_a_part_that_keeps_failing_hands_back_the_token_and_the_next_upload_resu
 
 
 def test_a_token_of_an_upload_completed_after_all_gives_its_file_and_sends_nothing(
-    proxy: FaultProxy, remote: BddRemote, src: Path
+    proxy: FaultProxy, remote: BddClient, src: Path
 ) -> None:
     proxy.plan("/completeMultipartUpload", *[Reset(forward_first=True)] * 3)  # completed; every answer lost
     with pytest.raises(MultipartUploadInterrupted) as caught:
@@ -164,7 +165,7 @@ def test_a_token_of_an_upload_completed_after_all_gives_its_file_and_sends_nothi
     assert len(remote.list_chat(CHAT)) == 1
 
 
-def interrupted(proxy: FaultProxy, remote: BddRemote, src: Path, *, hashed: bool = True) -> str:
+def interrupted(proxy: FaultProxy, remote: BddClient, src: Path, *, hashed: bool = True) -> str:
     """Start an upload of `src` and cut it short in its third part; its token."""
     reported: list[str] = []
     with pytest.raises(Crash):
@@ -175,7 +176,7 @@ def interrupted(proxy: FaultProxy, remote: BddRemote, src: Path, *, hashed: bool
 
 
 def test_a_token_for_other_content_aborts_its_upload_and_starts_afresh(
-    proxy: FaultProxy, remote: BddRemote, src: Path
+    proxy: FaultProxy, remote: BddClient, src: Path
 ) -> None:
     token = interrupted(proxy, remote, src)
     stale = MultipartToken.loads(token)
@@ -197,7 +198,7 @@ def test_a_token_for_other_content_aborts_its_upload_and_starts_afresh(
 
 
 def test_a_token_the_service_no_longer_knows_starts_afresh(
-    proxy: FaultProxy, remote: BddRemote, src: Path
+    proxy: FaultProxy, remote: BddClient, src: Path
 ) -> None:
     token = interrupted(proxy, remote, src)
     stale = MultipartToken.loads(token)
@@ -211,7 +212,7 @@ def test_a_token_the_service_no_longer_knows_starts_afresh(
 
 
 def test_an_upload_without_a_sha256_is_never_resumed_nor_left_behind(
-    proxy: FaultProxy, remote: BddRemote, src: Path
+    proxy: FaultProxy, remote: BddClient, src: Path
 ) -> None:
     token = interrupted(proxy, remote, src, hashed=False)
     stale = MultipartToken.loads(token)
@@ -223,7 +224,7 @@ def test_an_upload_without_a_sha256_is_never_resumed_nor_left_behind(
 
 
 def test_a_stale_token_never_touches_a_file_its_upload_completed(
-    proxy: FaultProxy, remote: BddRemote, src: Path
+    proxy: FaultProxy, remote: BddClient, src: Path
 ) -> None:
     first: list[str] = []
     kept = upload(remote, src, on_resume=first.append)  # completed: the journal may record this one
@@ -245,19 +246,19 @@ def test_a_stale_token_never_touches_a_file_its_upload_completed(
         json.dumps({"presigned_url": "https://example.com/put"}),  # another remote kind's
     ],
 )
-def test_a_token_that_is_not_one_is_ignored(proxy: FaultProxy, remote: BddRemote, src: Path, token: str) -> None:
+def test_a_token_that_is_not_one_is_ignored(proxy: FaultProxy, remote: BddClient, src: Path, token: str) -> None:
     file_id = upload(remote, src, resume=token)
     assert parts_sent(proxy) == [1, 2, 3, 4, 5]
     assert fetch(remote, file_id) == src.read_bytes()
 
 
 def test_another_users_token_is_neither_resumed_nor_aborted(
-    proxy: FaultProxy, server_url: str, remote: BddRemote, src: Path
+    proxy: FaultProxy, server_url: str, remote: BddClient, src: Path
 ) -> None:
     token = interrupted(proxy, remote, src)
     stale = MultipartToken.loads(token)
     assert stale is not None
-    with BddRemote(proxy.url, "bob", multipart_threshold=2 * PART, part_size=PART) as bob:
+    with BddClient(proxy.url, "bob", multipart_threshold=2 * PART, part_size=PART) as bob:
         bob_id = upload(bob, src, resume=token)
         assert [f.id for f in bob.list_chat(CHAT)] == [bob_id]
     assert proxy.count("/abortMultipartUpload") == 0

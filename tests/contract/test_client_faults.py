@@ -1,4 +1,4 @@
-"""`BddRemote` through a misbehaving proxy: what is retried, what is not, what the errors say."""
+"""`BddClient` through a misbehaving proxy: what is retried, what is not, what the errors say."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import FatalError, ItemError, TransientError
-from syncd.remote.bdd.client import BddRemote, MultipartUploadInterrupted
+from syncd.remote.bdd.client import BddClient, MultipartUploadInterrupted
 from tests.support.faultproxy import (
     Fault,
     FaultProxy,
@@ -38,7 +38,7 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def make_remote(url: str, **options: object) -> BddRemote:
+def make_remote(url: str, **options: object) -> BddClient:
     settings: dict[str, object] = {
         "retry_attempts": ATTEMPTS,
         "retry_backoff": 0.01,
@@ -46,7 +46,7 @@ def make_remote(url: str, **options: object) -> BddRemote:
         "timeout": 5.0,
     }
     settings.update(options)
-    return BddRemote(url, "alice", **settings)  # type: ignore[arg-type]
+    return BddClient(url, "alice", **settings)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +56,7 @@ def _no_leaked_threads() -> Iterator[None]:
 
 
 @pytest.fixture
-def remote(proxy: FaultProxy) -> Iterator[BddRemote]:
+def remote(proxy: FaultProxy) -> Iterator[BddClient]:
     with make_remote(proxy.url) as client:
         yield client
 
@@ -71,13 +71,13 @@ def stored(server_url: str, tmp_path: Path) -> tuple[int, bytes]:
         return direct.upload(src, chat_id=CHAT, filename="stored.bin", size=len(data)), data
 
 
-def upload(remote: BddRemote, tmp_path: Path, data: bytes = b"hello", name: str = "a.txt") -> int:
+def upload(remote: BddClient, tmp_path: Path, data: bytes = b"hello", name: str = "a.txt") -> int:
     src = tmp_path / name
     src.write_bytes(data)
     return remote.upload(src, chat_id=CHAT, filename=name, size=len(data), sha256=sha(data))
 
 
-def download(remote: BddRemote, file_id: int) -> bytes:
+def download(remote: BddClient, file_id: int) -> bytes:
     out = io.BytesIO()
     remote.download(file_id, out)
     return out.getvalue()
@@ -86,7 +86,7 @@ def download(remote: BddRemote, file_id: int) -> bytes:
 # -- retried, then successful ------------------------------------------------------------------
 
 
-def test_503s_are_retried(proxy: FaultProxy, remote: BddRemote, stored: tuple[int, bytes]) -> None:
+def test_503s_are_retried(proxy: FaultProxy, remote: BddClient, stored: tuple[int, bytes]) -> None:
     proxy.plan("/listChatFiles", unavailable(), unavailable())
     assert [f.id for f in remote.list_chat(CHAT)] == [stored[0]]
     assert proxy.count("/listChatFiles") == 3
@@ -103,7 +103,7 @@ def test_429_waits_at_least_retry_after(
     assert third - second >= 0.2
 
 
-def test_connection_reset_is_retried(proxy: FaultProxy, remote: BddRemote, tmp_path: Path) -> None:
+def test_connection_reset_is_retried(proxy: FaultProxy, remote: BddClient, tmp_path: Path) -> None:
     proxy.plan("/uploadSimpleFile", Reset())
     file_id = upload(remote, tmp_path)
     assert proxy.count("/uploadSimpleFile") == 2
@@ -134,14 +134,14 @@ def test_a_stall_past_the_timeout_is_retried(proxy: FaultProxy, stored: tuple[in
     ids=["html-502", "invalid-json", "no-data", "no-code", "no-total", "short-item", "string-id", "list"],
 )
 def test_malformed_answers_are_retried(
-    fault: Respond, proxy: FaultProxy, remote: BddRemote, stored: tuple[int, bytes]
+    fault: Respond, proxy: FaultProxy, remote: BddClient, stored: tuple[int, bytes]
 ) -> None:
     proxy.plan("/listChatFiles", fault)
     assert [f.id for f in remote.list_chat(CHAT)] == [stored[0]]
     assert proxy.count("/listChatFiles") == 2
 
 
-def test_malformed_upload_answer_is_retried(proxy: FaultProxy, remote: BddRemote, tmp_path: Path) -> None:
+def test_malformed_upload_answer_is_retried(proxy: FaultProxy, remote: BddClient, tmp_path: Path) -> None:
     proxy.plan("/uploadSimpleFile", envelope({"code": 0, "data": "seven", "message": None}))
     file_id = upload(remote, tmp_path)
     assert proxy.count("/uploadSimpleFile") == 2
@@ -149,7 +149,7 @@ def test_malformed_upload_answer_is_retried(proxy: FaultProxy, remote: BddRemote
 
 
 def test_a_truncated_download_is_retried_from_the_start(
-    proxy: FaultProxy, remote: BddRemote, stored: tuple[int, bytes]
+    proxy: FaultProxy, remote: BddClient, stored: tuple[int, bytes]
 ) -> None:
     file_id, data = stored
     proxy.plan("/downloadFile", Truncate(keep=1000), Truncate(keep=150 * KiB))
@@ -171,7 +171,7 @@ def test_a_failed_multipart_part_is_retried_alone(proxy: FaultProxy, tmp_path: P
 
 
 def test_deleting_after_an_ambiguous_failure_is_done(
-    proxy: FaultProxy, remote: BddRemote, stored: tuple[int, bytes]
+    proxy: FaultProxy, remote: BddClient, stored: tuple[int, bytes]
 ) -> None:
     proxy.plan("/deleteFile", error_after_forward(500))
     remote.delete(stored[0])  # the retry meets a 404: already deleted
@@ -205,7 +205,7 @@ def test_requests_per_minute_spaces_requests(proxy: FaultProxy, stored: tuple[in
 # -- not retried ---------------------------------------------------------------------------------
 
 
-def test_404_is_an_item_error_and_not_retried(proxy: FaultProxy, remote: BddRemote) -> None:
+def test_404_is_an_item_error_and_not_retried(proxy: FaultProxy, remote: BddClient) -> None:
     with pytest.raises(ItemError) as caught:
         download(remote, 987654)
     assert caught.value.status == 404
@@ -215,7 +215,7 @@ def test_404_is_an_item_error_and_not_retried(proxy: FaultProxy, remote: BddRemo
 
 
 def test_400_is_an_item_error_with_the_servers_message(
-    proxy: FaultProxy, remote: BddRemote, tmp_path: Path
+    proxy: FaultProxy, remote: BddClient, tmp_path: Path
 ) -> None:
     proxy.plan(
         "/uploadSimpleFile", envelope({"code": 400, "data": None, "message": "hashcode mismatch"}, 400)
@@ -228,7 +228,7 @@ def test_400_is_an_item_error_with_the_servers_message(
     assert remote.list_chat(CHAT) == []
 
 
-def test_an_envelope_error_code_is_an_item_error(proxy: FaultProxy, remote: BddRemote) -> None:
+def test_an_envelope_error_code_is_an_item_error(proxy: FaultProxy, remote: BddClient) -> None:
     proxy.plan("/getFileDownloadUrl", envelope({"code": 1, "data": None, "message": "not allowed"}))
     with pytest.raises(ItemError, match="not allowed") as caught:
         remote.download_url(5)
@@ -237,7 +237,7 @@ def test_an_envelope_error_code_is_an_item_error(proxy: FaultProxy, remote: BddR
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_auth_failures_are_fatal_and_not_retried(status: int, proxy: FaultProxy, remote: BddRemote) -> None:
+def test_auth_failures_are_fatal_and_not_retried(status: int, proxy: FaultProxy, remote: BddClient) -> None:
     proxy.plan("/listChatFiles", envelope({"code": status, "data": None, "message": "no"}, status))
     with pytest.raises(FatalError, match="authentication failed for remote http://127.0.0.1") as caught:
         remote.list_chat(CHAT)
@@ -249,7 +249,7 @@ def test_auth_failures_are_fatal_and_not_retried(status: int, proxy: FaultProxy,
 
 
 def test_after_the_last_attempt_the_transient_error_names_call_and_file(
-    proxy: FaultProxy, remote: BddRemote, tmp_path: Path
+    proxy: FaultProxy, remote: BddClient, tmp_path: Path
 ) -> None:
     proxy.plan("/uploadSimpleFile", *[unavailable()] * ATTEMPTS)
     with pytest.raises(TransientError) as caught:

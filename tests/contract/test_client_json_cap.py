@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import ItemError, TransientError
-from syncd.remote.bdd.client import BddRemote
+from syncd.remote.bdd.client import BddClient
 from tests.support.hostile_server import (
     HostileServer,
     Scripted,
@@ -39,7 +39,7 @@ ATTEMPTS = 3
 GROWTH = 100 * MiB
 
 
-def make_remote(url: str, **options: object) -> BddRemote:
+def make_remote(url: str, **options: object) -> BddClient:
     """A client with test-sized retries: a few quick attempts, no long waits."""
     settings: dict[str, object] = {
         "retry_attempts": ATTEMPTS,
@@ -48,7 +48,7 @@ def make_remote(url: str, **options: object) -> BddRemote:
         "timeout": 10.0,
     }
     settings.update(options)
-    return BddRemote(url, "u", **settings)  # type: ignore[arg-type]
+    return BddClient(url, "u", **settings)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)
@@ -124,11 +124,11 @@ def test_a_huge_error_answer_that_is_not_retried_is_still_an_item_error() -> Non
 
 OK_INT = {"code": 0, "data": 5, "message": None}
 
-JsonCall = Callable[[BddRemote, Path], object]
+JsonCall = Callable[[BddClient, Path], object]
 
 
 def upload(size: int) -> JsonCall:
-    def call(remote: BddRemote, tmp_path: Path) -> object:
+    def call(remote: BddClient, tmp_path: Path) -> object:
         path = tmp_path / "up.bin"
         path.write_bytes(b"u" * size)
         return remote.upload(path, chat_id=CHAT, filename="up.bin", size=size, sha256=None)

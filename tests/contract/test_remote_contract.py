@@ -1,10 +1,10 @@
 """The promises of the `Remote` protocol, one suite for every remote kind.
 
 Each test runs against every entry of `REMOTE_KINDS`: `BddRemote` over real HTTP against the
-reference service, and `MemoryRemote` in every combination of its optional capabilities that
-makes sense. A test a remote cannot take part in (an operation outside its capabilities that
-the test needs) is skipped with the reason; what a remote must do *instead* (refuse with
-`Unsupported`, an `ItemError`) is tested here as well.
+reference service, and `MemoryRemote` in every combination of its capabilities. A test a remote
+cannot take part in (an operation outside its capabilities that the test needs) is skipped with
+the reason; what a remote must do *instead* (refuse with `Unsupported`, an `ItemError`) is
+tested here as well.
 
 A new remote kind adds itself with one line: ``REMOTE_KINDS["kind"] = its_factory``, where
 the factory is a context manager taking pytest's `request` (for fixtures such as a stand-in
@@ -30,9 +30,10 @@ import httpx
 import pytest
 
 from syncd.errors import ItemError, TransientError, Unsupported
-from syncd.remote.base import Capability, FileStatus, Remote, RemoteFile
-from syncd.remote.bdd.client import BddRemote
-from syncd.remote.memory import REQUIRED, MemoryRemote
+from syncd.remote.base import Capability, Remote, RemoteFile
+from syncd.remote.bdd.client import BddClient
+from syncd.remote.bdd.remote import BddRemote
+from syncd.remote.memory import MemoryRemote
 
 CHAT = "contract"
 KiB = 1024
@@ -74,11 +75,15 @@ SubjectFactory = Callable[[pytest.FixtureRequest], AbstractContextManager[Subjec
 @contextmanager
 def bdd_subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
     server = request.getfixturevalue("file_server")
-    with BddRemote(
+    client = BddClient(
         server.url, "alice", retry_attempts=3, retry_backoff=0.01, max_wait=0.05, timeout=10.0,
         multipart_threshold=MULTIPART_THRESHOLD, part_size=PART_SIZE,
-    ) as remote:
+    )
+    remote = BddRemote(client)
+    try:
         yield Subject(remote, fetch_url=lambda url: httpx.get(url).raise_for_status().content)
+    finally:
+        remote.close()
 
 
 @contextmanager
@@ -88,20 +93,18 @@ def memory_subject(caps: Capability, request: pytest.FixtureRequest) -> Iterator
     remote.close()
 
 
-#: The capabilities a MemoryRemote may go without (it always has SERVER_KEYS: see REQUIRED).
-OPTIONAL = [flag for flag in Capability if flag not in REQUIRED]
+#: The capabilities a MemoryRemote may have or go without: every one.
+OPTIONAL = list(Capability)
 
 
 def memory_combinations() -> Iterator[Capability]:
-    """Every set of optional capabilities that makes sense: a hash or a modification time is
-    reported in a listing, so SHA256 and MTIME come with LIST."""
+    """Every set of capabilities. (A put reports the file it made, so a sha256 or a modification
+    time is seen even without LIST.)"""
     for chosen in itertools.product((False, True), repeat=len(OPTIONAL)):
-        caps = REQUIRED
+        caps = Capability(0)
         for flag, on in zip(OPTIONAL, chosen, strict=True):
             if on:
                 caps |= flag
-        if (Capability.SHA256 in caps or Capability.MTIME in caps) and Capability.LIST not in caps:
-            continue
         yield caps
 
 
@@ -111,8 +114,8 @@ def memory_id(caps: Capability) -> str:
 
 
 def everyday(caps: Capability) -> bool:
-    """The combinations the default run covers: none, all, and each optional capability alone
-    or missing alone (every flag seen both ways next to every other); the other combinations
+    """The combinations the default run covers: none, all, and each capability alone or missing
+    alone (every flag seen both ways next to every other), and BDD's; the other combinations
     run with `-m slow`."""
     on = sum(1 for flag in OPTIONAL if flag in caps)
     return on in (0, 1, len(OPTIONAL) - 1, len(OPTIONAL)) or caps == BddRemote.capabilities
@@ -123,9 +126,22 @@ REMOTE_KINDS.update({memory_id(caps): partial(memory_subject, caps) for caps in 
 SLOW_KINDS = {memory_id(caps) for caps in memory_combinations() if not everyday(caps)}
 
 
-@pytest.fixture(
-    params=[pytest.param(kind, marks=pytest.mark.slow) if kind in SLOW_KINDS else kind for kind in REMOTE_KINDS]
-)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that takes a `subject` runs once per kind. A run whose mark expression leaves
+    out `slow` (the default) does not even collect the slow kinds: thousands of items it would
+    only deselect."""
+    if "subject" not in metafunc.fixturenames:
+        return
+    without_slow = "not slow" in (metafunc.config.getoption("markexpr") or "")
+    kinds = [
+        pytest.param(kind, marks=pytest.mark.slow) if kind in SLOW_KINDS else kind
+        for kind in REMOTE_KINDS
+        if not (without_slow and kind in SLOW_KINDS)
+    ]
+    metafunc.parametrize("subject", kinds, indirect=True)
+
+
+@pytest.fixture
 def subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
     with REMOTE_KINDS[request.param](request) as made:
         yield made
@@ -138,70 +154,83 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def put(subject: Subject, tmp: Path, data: bytes, name: str = "file.bin", **options: object) -> int:
+def put(subject: Subject, tmp: Path, data: bytes, name: str = "file.bin", **options: object) -> RemoteFile:
     src = tmp / f"src-{sha(name.encode())[:12]}-{sha(data)[:8]}"
     src.write_bytes(data)
-    return subject.remote.upload(src, chat_id=CHAT, filename=name, size=len(data), sha256=sha(data), **options)  # type: ignore[arg-type]
+    return subject.remote.put(CHAT, name, src, size=len(data), sha256=sha(data), **options)  # type: ignore[arg-type]
 
 
-def fetch(subject: Subject, file_id: int, **options: object) -> bytes:
+def fetch(subject: Subject, file: RemoteFile, **options: object) -> bytes:
     out = io.BytesIO()
-    written = subject.remote.download(file_id, out, **options)  # type: ignore[arg-type]
+    written = subject.remote.get(CHAT, file, out, **options)  # type: ignore[arg-type]
     assert written == len(out.getvalue())
     return out.getvalue()
 
 
-def listed(subject: Subject) -> dict[int, RemoteFile]:
-    return {f.id: f for f in subject.remote.list_chat(CHAT)}
+def listed(subject: Subject) -> dict[str, RemoteFile]:
+    return {f.version: f for f in subject.remote.list(CHAT)}
+
+
+def order(file: RemoteFile) -> tuple[datetime, int]:
+    """Where a version stands among those of one path: later written, or larger `seq`, is newer."""
+    return (file.written_at, file.seq)
 
 
 def newest(files: list[RemoteFile]) -> RemoteFile:
-    return max(files, key=lambda f: (f.upload_at, f.id))
+    return max(files, key=order)
+
+
+def ghost(version: str = "987654") -> RemoteFile:
+    """A file the remote never had."""
+    return RemoteFile(path="ghost.txt", version=version, size=1)
 
 
 # -- the promises ----------------------------------------------------------------------------------
 
 
-def test_the_remote_declares_its_capabilities(subject: Subject) -> None:
+def test_the_remote_declares_its_capabilities(subject: Subject, tmp_path: Path) -> None:
     assert isinstance(subject.caps, Capability)
-    assert Capability.SERVER_KEYS in subject.caps  # today's protocol names files by server ids
+    file = put(subject, tmp_path, b"x", "x.txt")
+    assert isinstance(file.version, str) and file.version  # the protocol names files by opaque versions
 
 
-def test_an_upload_lists_with_its_id_size_and_hash(subject: Subject, tmp_path: Path) -> None:
+def test_an_upload_lists_with_its_version_size_and_hash(subject: Subject, tmp_path: Path) -> None:
     subject.needs(Capability.LIST)
     data = os.urandom(100 * KiB + 7)
-    file_id = put(subject, tmp_path, data, "report.pdf")
-    [info] = subject.remote.list_chat(CHAT)
-    assert (info.id, info.filename, info.size, info.status) == (file_id, "report.pdf", len(data), FileStatus.OK)
-    assert info.hashcode == (sha(data) if Capability.SHA256 in subject.caps else "")
-    assert isinstance(info.upload_at, datetime) and info.upload_at.tzinfo is not None
-    assert subject.remote.list_chat("another chat") == []
+    file = put(subject, tmp_path, data, "report.pdf")
+    assert (file.path, file.size) == ("report.pdf", len(data))
+    [info] = subject.remote.list(CHAT)  # listed: complete
+    assert (info.version, info.path, info.size) == (file.version, "report.pdf", len(data))
+    assert info.sha256 == (sha(data) if Capability.SHA256 in subject.caps else None)
+    assert isinstance(info.written_at, datetime) and info.written_at.tzinfo is not None
+    assert subject.remote.list("another chat") == []
 
 
 def test_a_download_writes_exactly_the_bytes(subject: Subject, tmp_path: Path) -> None:
     data = os.urandom(200 * KiB + 3)
-    file_id = put(subject, tmp_path, data)
+    file = put(subject, tmp_path, data)
     seen: list[int] = []
-    assert fetch(subject, file_id, progress=seen.append) == data
+    assert fetch(subject, file, progress=seen.append) == data
     assert seen and seen[-1] == len(data) and seen == sorted(seen)
     assert fetch(subject, put(subject, tmp_path, b"", "empty")) == b""
 
 
 def test_a_download_stops_at_its_limit(subject: Subject, tmp_path: Path) -> None:
     data = os.urandom(300 * KiB)
-    file_id = put(subject, tmp_path, data)
-    assert fetch(subject, file_id, limit=len(data)) == data
+    file = put(subject, tmp_path, data)
+    assert fetch(subject, file, limit=len(data)) == data
     out = io.BytesIO()
     with pytest.raises(TransientError, match="longer than"):
-        subject.remote.download(file_id, out, limit=1000)
+        subject.remote.get(CHAT, file, out, limit=1000)
     assert len(out.getvalue()) <= 1000
 
 
 def test_an_upload_sends_only_size_bytes(subject: Subject, tmp_path: Path) -> None:
     src = tmp_path / "growing.log"
     src.write_bytes(b"0123456789")
-    file_id = subject.remote.upload(src, chat_id=CHAT, filename="growing.log", size=4, sha256=sha(b"0123"))
-    assert fetch(subject, file_id) == b"0123"
+    file = subject.remote.put(CHAT, "growing.log", src, size=4, sha256=sha(b"0123"))
+    assert file.size == 4
+    assert fetch(subject, file) == b"0123"
 
 
 def test_an_upload_reports_progress_up_to_its_size(subject: Subject, tmp_path: Path) -> None:
@@ -211,28 +240,30 @@ def test_an_upload_reports_progress_up_to_its_size(subject: Subject, tmp_path: P
     assert seen and seen[-1] == len(data)
 
 
-def test_ids_increase_and_are_never_reused(subject: Subject, tmp_path: Path) -> None:
+def test_versions_are_new_in_order_and_never_reused(subject: Subject, tmp_path: Path) -> None:
+    subject.needs(Capability.SERVER_KEYS)
     first = put(subject, tmp_path, b"one", "a.txt")
     if Capability.DELETE in subject.caps:
-        subject.remote.delete(first)
+        subject.remote.delete(CHAT, first.path, first.version)
     second = put(subject, tmp_path, b"one", "a.txt")
     third = put(subject, tmp_path, b"two", "b.txt")
-    assert first < second < third
+    assert len({first.version, second.version, third.version}) == 3
+    assert order(first) < order(second) < order(third)
 
 
 def test_a_name_holds_several_files_unless_the_remote_overwrites(subject: Subject, tmp_path: Path) -> None:
     subject.needs(Capability.LIST)
     old = put(subject, tmp_path, b"old version", "doc.txt")
     new = put(subject, tmp_path, b"the new version", "doc.txt")
-    files = subject.remote.list_chat(CHAT)
-    assert newest(files).id == new  # the newest by upload_at, then id, is the last upload
+    files = subject.remote.list(CHAT)
+    assert newest(files).version == new.version  # the newest by written_at, then seq, is the last upload
     if Capability.OVERWRITE in subject.caps:
-        assert [f.id for f in files] == [new]
+        assert [f.version for f in files] == [new.version]
         with pytest.raises(ItemError):
             fetch(subject, old)
     else:
-        assert sorted(f.id for f in files) == [old, new]
-        assert all(f.status is FileStatus.OK for f in files)
+        assert [f.version for f in files] == [old.version, new.version]  # oldest first
+        assert {f.version: f.size for f in files} == {old.version: 11, new.version: 15}  # both complete
         assert fetch(subject, old) == b"old version"
     assert fetch(subject, new) == b"the new version"
 
@@ -241,37 +272,38 @@ def test_a_deleted_file_is_gone_and_deleting_twice_is_fine(subject: Subject, tmp
     subject.needs(Capability.DELETE)
     keep = put(subject, tmp_path, b"keep", "keep.txt")
     gone = put(subject, tmp_path, b"gone", "gone.txt")
-    subject.remote.delete(gone)
+    subject.remote.delete(CHAT, gone.path, gone.version)
     if Capability.LIST in subject.caps:
-        assert list(listed(subject)) == [keep]
+        assert list(listed(subject)) == [keep.version]
     with pytest.raises(ItemError) as caught:
         fetch(subject, gone)
     assert caught.value.status == 404
-    subject.remote.delete(gone)
+    subject.remote.delete(CHAT, gone.path, gone.version)
     assert fetch(subject, keep) == b"keep"
 
 
-def test_an_unknown_id_is_an_item_error(subject: Subject) -> None:
+def test_an_unknown_version_is_an_item_error(subject: Subject) -> None:
     with pytest.raises(ItemError) as caught:
-        fetch(subject, 987_654)
+        fetch(subject, ghost())
     assert caught.value.status == 404
     assert "987654" in str(caught.value)
     if Capability.SIGN_URL in subject.caps:
         with pytest.raises(ItemError):
-            subject.remote.download_url(987_654)
+            subject.remote.sign_url(CHAT, ghost())
     if Capability.DELETE in subject.caps:
-        subject.remote.delete(987_654)  # already gone counts as deleted
+        subject.remote.delete(CHAT, "ghost.txt", "987654")  # already gone counts as deleted
 
 
 NAMES = ["with space.txt", "résumé 日本.txt", "e\u0301t\u0301e\u0301.txt", "emoji 🎉.md", " lead and trail "]
 
 
 def test_names_round_trip_as_spelled(subject: Subject, tmp_path: Path) -> None:
-    ids = {name: put(subject, tmp_path, name.encode(), name) for name in NAMES}
-    for name, file_id in ids.items():
-        assert fetch(subject, file_id) == name.encode()
+    files = {name: put(subject, tmp_path, name.encode(), name) for name in NAMES}
+    for name, file in files.items():
+        assert file.path == name
+        assert fetch(subject, file) == name.encode()
     if Capability.LIST in subject.caps:
-        assert {f.id: f.filename for f in subject.remote.list_chat(CHAT)} == {i: n for n, i in ids.items()}
+        assert {f.version: f.path for f in subject.remote.list(CHAT)} == {f.version: n for n, f in files.items()}
 
 
 HOSTILE = ["../x", "a\\b", "..", ".", "", "nul\x00byte", "bell\x07", "new\nline", "é" * 150, "/abs", "a//b", "a/../b"]
@@ -282,42 +314,62 @@ def test_unsafe_names_are_refused_before_anything_is_stored(subject: Subject, tm
     src.write_bytes(b"boom")
     for name in HOSTILE:
         with pytest.raises(ItemError, match="refused"):
-            subject.remote.upload(src, chat_id=CHAT, filename=name, size=4)
+            subject.remote.put(CHAT, name, src, size=4)
     if Capability.LIST in subject.caps:
-        assert subject.remote.list_chat(CHAT) == []
+        assert subject.remote.list(CHAT) == []
 
 
-def test_folders_in_names_need_tree(subject: Subject, tmp_path: Path) -> None:
+def test_folders_in_paths_need_tree(subject: Subject, tmp_path: Path) -> None:
     src = tmp_path / "payload"
     src.write_bytes(b"deep")
     if Capability.TREE not in subject.caps:
-        with pytest.raises(ItemError):
-            subject.remote.upload(src, chat_id=CHAT, filename="sub/dir/x.txt", size=4)
+        with pytest.raises(Unsupported, match="not supported by this remote") as caught:
+            subject.remote.put(CHAT, "a/b/c.txt", src, size=4)
+        assert caught.value.capability == "TREE"
         if Capability.LIST in subject.caps:
-            assert subject.remote.list_chat(CHAT) == []
+            assert subject.remote.list(CHAT) == []
         return
-    file_id = subject.remote.upload(src, chat_id=CHAT, filename="sub/dir/x.txt", size=4)
-    assert fetch(subject, file_id) == b"deep"
+    file = subject.remote.put(CHAT, "a/b/c.txt", src, size=4)
+    assert file.path == "a/b/c.txt"
+    assert fetch(subject, file) == b"deep"
     if Capability.LIST in subject.caps:
-        assert [f.filename for f in subject.remote.list_chat(CHAT)] == ["sub/dir/x.txt"]
+        assert [(f.version, f.path) for f in subject.remote.list(CHAT)] == [(file.version, "a/b/c.txt")]
+
+
+def test_a_move_into_a_folder_needs_tree(subject: Subject, tmp_path: Path) -> None:
+    subject.needs(Capability.RENAME)
+    file = put(subject, tmp_path, b"filed", "loose.txt")
+    if Capability.TREE not in subject.caps:
+        with pytest.raises(Unsupported) as caught:
+            subject.remote.move(CHAT, file, "a/b/c.txt")
+        assert caught.value.capability == "TREE"
+        if Capability.LIST in subject.caps:
+            assert [(f.version, f.path) for f in subject.remote.list(CHAT)] == [(file.version, "loose.txt")]
+        assert fetch(subject, file) == b"filed"
+        return
+    moved = subject.remote.move(CHAT, file, "a/b/c.txt")
+    assert moved.path == "a/b/c.txt"
+    assert fetch(subject, moved) == b"filed"
+    if Capability.LIST in subject.caps:
+        assert [f.path for f in subject.remote.list(CHAT)] == ["a/b/c.txt"]
 
 
 def test_concurrent_uploads_from_threads(subject: Subject, tmp_path: Path) -> None:
     payloads = {f"f{i:02}.txt": f"file {i}\n".encode() * (i + 1) for i in range(24)}
     start = threading.Barrier(6)
 
-    def one(name: str) -> int:
+    def one(name: str) -> RemoteFile:
         if int(name[1:3]) < 6:
             start.wait(timeout=10)  # the first six at the very same moment
         return put(subject, tmp_path, payloads[name], name)
 
     with ThreadPoolExecutor(max_workers=6) as pool:
-        ids = dict(zip(payloads, pool.map(one, payloads), strict=True))
-    assert len(set(ids.values())) == len(payloads)
-    for name, file_id in ids.items():
-        assert fetch(subject, file_id) == payloads[name]
+        files = dict(zip(payloads, pool.map(one, payloads), strict=True))
+    assert len({f.version for f in files.values()}) == len(payloads)
+    for name, file in files.items():
+        assert fetch(subject, file) == payloads[name]
     if Capability.LIST in subject.caps:
-        assert {f.id: f.filename for f in subject.remote.list_chat(CHAT)} == {i: n for n, i in ids.items()}
+        assert {f.version: f.path for f in subject.remote.list(CHAT)} == {f.version: n for n, f in files.items()}
 
 
 def test_find_copy_finds_the_newest_exact_copy(subject: Subject, tmp_path: Path) -> None:
@@ -331,8 +383,9 @@ def test_find_copy_finds_the_newest_exact_copy(subject: Subject, tmp_path: Path)
     if Capability.SHA256 not in subject.caps:
         assert found is None  # nothing listed can prove its content
         return
-    assert found is not None and found.id == second and found.id > first
-    assert (found.filename, found.size, found.status) == ("copy.txt", len(data), FileStatus.OK)
+    assert found is not None and found.version == second.version
+    assert order(found) > order(listed(subject)[first.version])
+    assert (found.path, found.size, found.sha256) == ("copy.txt", len(data), sha(data))
     assert subject.remote.find_copy(CHAT, "copy.txt", len(data) + 1, sha(data)) is None
     assert subject.remote.find_copy(CHAT, "copy.txt", len(data), sha(b"x")) is None
     assert subject.remote.find_copy(CHAT, "Copy.txt", len(data), sha(data)) is None
@@ -345,7 +398,29 @@ def test_find_copy_after_an_overwrite(subject: Subject, tmp_path: Path) -> None:
     put(subject, tmp_path, data, "o.txt")
     latest = put(subject, tmp_path, data, "o.txt")
     found = subject.remote.find_copy(CHAT, "o.txt", len(data), sha(data))
-    assert found is not None and found.id == latest
+    assert found is not None and found.version == latest.version
+
+
+def test_without_sha256_nothing_proves_content(subject: Subject, tmp_path: Path) -> None:
+    subject.lacks(Capability.SHA256)
+    data = b"bytes whose sha256 the caller knows"
+    file = put(subject, tmp_path, data, "plain.txt")
+    assert file.sha256 is None
+    assert fetch(subject, file) == data
+    if Capability.LIST in subject.caps:
+        assert [(f.version, f.sha256) for f in subject.remote.list(CHAT)] == [(file.version, None)]
+        assert subject.remote.find_copy(CHAT, "plain.txt", len(data), sha(data)) is None
+
+
+def test_without_list_nothing_is_listed(subject: Subject, tmp_path: Path) -> None:
+    subject.lacks(Capability.LIST)
+    file = put(subject, tmp_path, b"written blind", "blind.txt")
+    for call in (lambda: subject.remote.list(CHAT),
+                 lambda: subject.remote.find_copy(CHAT, "blind.txt", 13, sha(b"written blind"))):
+        with pytest.raises(Unsupported, match="not supported by this remote") as caught:
+            call()
+        assert caught.value.capability == "LIST"
+    assert fetch(subject, file) == b"written blind"  # what syncd put itself it can still read
 
 
 def test_a_wrong_sha256_is_refused(subject: Subject, tmp_path: Path) -> None:
@@ -353,15 +428,15 @@ def test_a_wrong_sha256_is_refused(subject: Subject, tmp_path: Path) -> None:
     src = tmp_path / "x"
     src.write_bytes(b"actual bytes")
     with pytest.raises(ItemError):
-        subject.remote.upload(src, chat_id=CHAT, filename="x", size=12, sha256=sha(b"other bytes!"))
+        subject.remote.put(CHAT, "x", src, size=12, sha256=sha(b"other bytes!"))
     if Capability.LIST in subject.caps:
-        assert [f for f in subject.remote.list_chat(CHAT) if f.status is FileStatus.OK] == []
+        assert subject.remote.list(CHAT) == []  # only complete files are listed
 
 
 def test_a_signed_url_downloads_without_credentials(subject: Subject, tmp_path: Path) -> None:
     subject.needs(Capability.SIGN_URL)
     data = os.urandom(20 * KiB)
-    url = subject.remote.download_url(put(subject, tmp_path, data), expires_in=60)
+    url = subject.remote.sign_url(CHAT, put(subject, tmp_path, data), expires_in=60)
     assert subject.fetch_url(url) == data
 
 
@@ -376,22 +451,19 @@ def test_a_large_upload_reports_its_resume_token_first(subject: Subject, tmp_pat
         tokens.append(token)
         assert not seen, "the token comes before any content"
 
-    file_id = subject.remote.upload(
-        src, chat_id=CHAT, filename="big.bin", size=len(data), sha256=sha(data), progress=seen.append,
-        on_resume=on_resume,
+    file = subject.remote.put(
+        CHAT, "big.bin", src, size=len(data), sha256=sha(data), progress=seen.append, on_resume=on_resume
     )
-    assert fetch(subject, file_id) == data and seen[-1] == len(data)
+    assert fetch(subject, file) == data and seen[-1] == len(data)
     if Capability.RESUMABLE not in subject.caps:
         assert tokens == []
         return
     assert tokens
-    # The token of an upload that finished after all (its answer lost) gives its id back: no copy.
-    again = subject.remote.upload(
-        src, chat_id=CHAT, filename="big.bin", size=len(data), sha256=sha(data), resume=tokens[-1]
-    )
-    assert again == file_id
+    # The token of an upload that finished after all (its answer lost) gives its file back: no copy.
+    again = subject.remote.put(CHAT, "big.bin", src, size=len(data), sha256=sha(data), resume=tokens[-1])
+    assert again.version == file.version
     if Capability.LIST in subject.caps:
-        assert list(listed(subject)) == [file_id]
+        assert list(listed(subject)) == [file.version]
 
 
 def test_a_token_for_other_content_or_none_at_all_costs_a_fresh_upload(subject: Subject, tmp_path: Path) -> None:
@@ -399,27 +471,24 @@ def test_a_token_for_other_content_or_none_at_all_costs_a_fresh_upload(subject: 
     big = os.urandom(MULTIPART_THRESHOLD + 1)
     first = put(subject, tmp_path, big, "big.bin", on_resume=tokens.append)
     for token in [*tokens, "not a token", '{"bdd_multipart": 7}', '{"memory_upload": {}}']:
-        file_id = put(subject, tmp_path, b"small and different", "small.txt", resume=token)
-        assert file_id > first
-        assert fetch(subject, file_id) == b"small and different"
+        file = put(subject, tmp_path, b"small and different", "small.txt", resume=token)
+        assert file.version != first.version and order(file) > order(first)
+        assert fetch(subject, file) == b"small and different"
     assert fetch(subject, first) == big
 
 
 def test_operations_outside_the_capabilities_are_refused(subject: Subject, tmp_path: Path) -> None:
-    file_id = put(subject, tmp_path, b"content", "c.txt")
+    file = put(subject, tmp_path, b"content", "c.txt")
+    src = tmp_path / "deep"
+    src.write_bytes(b"deep")
     refused: list[tuple[Capability, Callable[[], object]]] = [
-        (Capability.LIST, lambda: subject.remote.list_chat(CHAT)),
+        (Capability.LIST, lambda: subject.remote.list(CHAT)),
         (Capability.LIST, lambda: subject.remote.find_copy(CHAT, "c.txt", 7, sha(b"content"))),
-        (Capability.DELETE, lambda: subject.remote.delete(file_id)),
-        (Capability.SIGN_URL, lambda: subject.remote.download_url(file_id)),
+        (Capability.DELETE, lambda: subject.remote.delete(CHAT, file.path, file.version)),
+        (Capability.SIGN_URL, lambda: subject.remote.sign_url(CHAT, file)),
+        (Capability.RENAME, lambda: subject.remote.move(CHAT, file, "d.txt")),
+        (Capability.TREE, lambda: subject.remote.put(CHAT, "sub/e.txt", src, size=4)),
     ]
-    # Not in the protocol yet: tested on the remotes that offer the method.
-    rename = getattr(subject.remote, "rename", None)
-    if rename is not None:
-        refused.append((Capability.RENAME, lambda: rename(file_id, "d.txt")))
-    modified_at = getattr(subject.remote, "modified_at", None)
-    if modified_at is not None:
-        refused.append((Capability.MTIME, lambda: modified_at(file_id)))
     lacking = [(flag, call) for flag, call in refused if flag not in subject.caps]
     if not lacking:
         pytest.skip("the remote has every capability this test could refuse")
@@ -427,30 +496,36 @@ def test_operations_outside_the_capabilities_are_refused(subject: Subject, tmp_p
         with pytest.raises(Unsupported, match="not supported by this remote") as caught:
             call()
         assert isinstance(caught.value, ItemError) and caught.value.capability == flag.name
-    assert fetch(subject, file_id) == b"content"  # nothing was changed
-
-
-def test_rename_keeps_the_id_and_the_content(subject: Subject, tmp_path: Path) -> None:
-    subject.needs(Capability.RENAME)
-    rename = getattr(subject.remote, "rename", None)
-    if rename is None:
-        pytest.skip("the remote declares RENAME but the protocol has no rename yet")
-    file_id = put(subject, tmp_path, b"moving", "before.txt")
-    rename(file_id, "after.txt")
-    assert fetch(subject, file_id) == b"moving"
+    assert fetch(subject, file) == b"content"  # nothing was changed
     if Capability.LIST in subject.caps:
-        assert [(f.id, f.filename) for f in subject.remote.list_chat(CHAT)] == [(file_id, "after.txt")]
+        assert [(f.version, f.path) for f in subject.remote.list(CHAT)] == [(file.version, "c.txt")]
+
+
+def test_a_move_keeps_the_content_and_the_old_path_is_gone(subject: Subject, tmp_path: Path) -> None:
+    subject.needs(Capability.RENAME)
+    file = put(subject, tmp_path, b"moving", "before.txt")
+    moved = subject.remote.move(CHAT, file, "after.txt")
+    assert (moved.path, moved.size) == ("after.txt", 6)
+    if Capability.SERVER_KEYS in subject.caps:
+        assert moved.version == file.version  # a server's version names the content, which stays
+    assert fetch(subject, moved) == b"moving"
+    if Capability.LIST in subject.caps:
+        assert [(f.version, f.path) for f in subject.remote.list(CHAT)] == [(moved.version, "after.txt")]
     with pytest.raises(ItemError):
-        rename(file_id, "../escape")
+        subject.remote.move(CHAT, moved, "../escape")
+    assert fetch(subject, moved) == b"moving"
 
 
 def test_the_modification_time_is_the_files_own(subject: Subject, tmp_path: Path) -> None:
-    subject.needs(Capability.MTIME)
-    modified_at = getattr(subject.remote, "modified_at", None)
-    if modified_at is None:
-        pytest.skip("the remote declares MTIME but the protocol has no way to read it yet")
     src = tmp_path / "old.txt"
     src.write_bytes(b"old")
     os.utime(src, (1_500_000_000, 1_500_000_000))
-    file_id = subject.remote.upload(src, chat_id=CHAT, filename="old.txt", size=3)
-    assert modified_at(file_id).timestamp() == 1_500_000_000
+    file = subject.remote.put(CHAT, "old.txt", src, size=3)
+    files = subject.remote.list(CHAT) if Capability.LIST in subject.caps else []
+    if Capability.MTIME not in subject.caps:
+        assert file.mtime is None  # the remote reports no file times of its own
+        assert [f.mtime for f in files] == [None] * len(files)
+        return
+    assert file.mtime is not None and file.mtime.timestamp() == 1_500_000_000
+    assert [f.mtime for f in files] == [file.mtime] * len(files)
+    assert all(f.mtime is not None and f.mtime.timestamp() == src.stat().st_mtime for f in files)

@@ -29,8 +29,8 @@ from typing import BinaryIO, cast
 import httpx
 import pytest
 
-from syncd.remote.base import FileStatus
-from syncd.remote.bdd.client import BddRemote
+from syncd.remote.bdd.chatfile import FileStatus
+from syncd.remote.bdd.client import BddClient
 from tests.support.daemon import wait_for
 from tests.support.faultproxy import FaultProxy
 from tests.support.syncd_cli import write_config
@@ -147,7 +147,7 @@ def kill_half_way_then_finish(tmp_path: Path, url: str, size: int) -> dict[str, 
     print("\nresumed upload:", ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                                          for k, v in figures.items()))
     assert inits == 1  # the second run went on with the upload the first one started
-    with BddRemote(url, "u", timeout=60) as remote:
+    with BddClient(url, "u", timeout=60) as remote:
         listed = remote.list_chat(CHAT)
         assert [(f.filename, f.status, f.size) for f in listed] == [("big.bin", FileStatus.OK, size)]
         assert listed[0].hashcode == sha

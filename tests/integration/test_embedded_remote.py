@@ -24,7 +24,8 @@ import pytest
 
 from syncd.app import build_remotes, start_embedded
 from syncd.config import Config, load_config
-from syncd.remote.bdd.client import BddRemote
+from syncd.remote.bdd.client import BddClient
+from syncd.remote.bdd.remote import BddRemote
 from syncd.server.unixsock import SOCKET_NAME, SUN_PATH_MAX
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "config.example.toml"
@@ -66,8 +67,10 @@ def test_the_quickstart_remote_is_a_private_unix_socket(home: Path, tmp_path: Pa
     before = inet_listeners()
     with ExitStack() as stack:
         remotes = build_remotes(config, stack)
-        client = remotes["demo"]
-        assert isinstance(client, BddRemote)
+        remote = remotes["demo"]
+        assert isinstance(remote, BddRemote)
+        client = remote.client
+        assert isinstance(client, BddClient)
 
         # No TCP port: nothing listens that did not before.
         assert inet_listeners() == before
@@ -77,8 +80,9 @@ def test_the_quickstart_remote_is_a_private_unix_socket(home: Path, tmp_path: Pa
         assert mode(sock.parent) == 0o700
         assert mode(state_dir) == 0o700
         # Messages name it for what it is, not as a URL.
-        assert repr(client).startswith(f"BddRemote('embedded (unix socket {sock})'")
-        assert "http" not in repr(client)
+        for named in (remote, client):
+            assert repr(named).startswith(f"BddClient('embedded (unix socket {sock})'")
+            assert "http" not in repr(named)
 
         # A file round-trips through the socket.
         body = os.urandom(200_000)

@@ -12,14 +12,16 @@ from typing import Any
 
 from syncd.app import open_app
 from syncd.config import load_config
-from syncd.remote.bdd.client import BddRemote
+from syncd.remote.base import RemoteFile
+from syncd.remote.bdd.client import BddClient
+from syncd.remote.bdd.remote import BddRemote
 from syncd.state.queue import JobState
 from syncd.sync.engine import Engine
 from tests.support.syncd_cli import write_config
 
 
 class HeldUpload:
-    """The real client, whose uploads wait until the test lets them go."""
+    """The real remote, whose puts wait until the test lets them go."""
 
     def __init__(self, remote: BddRemote) -> None:
         self.remote = remote
@@ -28,12 +30,12 @@ class HeldUpload:
         self.uploads = 0
         self._lock = threading.Lock()
 
-    def upload(self, *args: Any, **kwargs: Any) -> int:
+    def put(self, *args: Any, **kwargs: Any) -> RemoteFile:
         with self._lock:
             self.uploads += 1
         self.started.set()
         assert self.release.wait(30)
-        return self.remote.upload(*args, **kwargs)
+        return self.remote.put(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.remote, name)
@@ -49,7 +51,7 @@ def test_a_long_transfer_keeps_its_lease_and_is_done_once(tmp_path: Path, server
             folders=[{"name": "f", "path": str(folder), "chat_id": "leases"}],
         )
     )
-    real = BddRemote(server_url, "u")
+    real = BddRemote(BddClient(server_url, "u"))
     held = HeldUpload(real)
     try:
         with open_app(config, remotes={"r": held}) as app:
@@ -72,7 +74,7 @@ def test_a_long_transfer_keeps_its_lease_and_is_done_once(tmp_path: Path, server
             assert not worker.is_alive()
             assert app.queue.jobs("f") == []
         assert held.uploads == 1
-        assert [f.filename for f in real.list_chat("leases")] == ["slow.bin"]
+        assert [f.filename for f in real.client.list_chat("leases")] == ["slow.bin"]
     finally:
         held.release.set()
         real.close()

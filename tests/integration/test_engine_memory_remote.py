@@ -40,7 +40,7 @@ def local(folder: Path) -> dict[str, bytes]:
 
 
 def remote_state(remote: MemoryRemote) -> dict[str, bytes]:
-    return {f.filename: remote.content(f.id) for f in remote.files(CHAT)}
+    return {f.path: remote.content(f.version) for f in remote.files(CHAT)}
 
 
 def one_pass(config: Config, remote: MemoryRemote) -> FolderReport:
@@ -64,12 +64,12 @@ def test_a_folder_goes_up_and_a_second_pass_plans_nothing(tmp_path: Path, caps: 
     first = one_pass(config, remote)
     assert {(r.name, r.action) for r in first.results.values()} == {(name, "upload") for name in files}
     assert remote_state(remote) == files
-    assert remote.calls["upload"] == len(files)
+    assert remote.calls["put"] == len(files)
 
     second = one_pass(config, remote)
     assert second.results == {} and second.blocked is None
     assert second.unchanged == len(files)
-    assert remote.calls["upload"] == len(files)  # nothing went up again
+    assert remote.calls["put"] == len(files)  # nothing went up again
 
 
 def test_remote_changes_come_down_and_local_edits_replace_the_remote_version(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_remote_changes_come_down_and_local_edits_replace_the_remote_version(tmp
     remote = MemoryRemote()
     other = tmp_path / "other-client"
     other.write_bytes(b"from elsewhere")
-    theirs = remote.upload(other, chat_id=CHAT, filename="theirs.txt", size=14)
+    theirs = remote.put(CHAT, "theirs.txt", other, size=14).version
 
     report = one_pass(config, remote)
     assert {(r.name, r.action) for r in report.results.values()} == {("mine.txt", "upload"), ("theirs.txt", "download")}
@@ -89,7 +89,7 @@ def test_remote_changes_come_down_and_local_edits_replace_the_remote_version(tmp
     assert {(r.name, r.action) for r in report.results.values()} == {("mine.txt", "upload")}
     # The new version went up and the superseded one was deleted: one file per name.
     assert remote_state(remote) == {"mine.txt": b"version two", "theirs.txt": b"from elsewhere"}
-    assert [f.id for f in remote.files(CHAT) if f.filename == "theirs.txt"] == [theirs]
+    assert [f.version for f in remote.files(CHAT) if f.path == "theirs.txt"] == [theirs]
     assert one_pass(config, remote).results == {}
 
 
@@ -97,12 +97,12 @@ def test_an_upload_whose_answer_was_lost_leaves_no_duplicate(tmp_path: Path) -> 
     config = config_for(tmp_path)
     fill(tmp_path / "f", {"once.txt": b"exactly one copy"})
     remote = MemoryRemote()
-    remote.fail_next("upload", TransientError("connection reset after the body was sent"), after=True)
+    remote.fail_next("put", TransientError("connection reset after the body was sent"), after=True)
 
     assert one_pass(config, remote).results["once.txt"].status == "done"
     assert remote_state(remote) == {"once.txt": b"exactly one copy"}
     assert len(remote.files(CHAT)) == 1
-    assert remote.calls["upload"] == 1 and remote.calls["find_copy"] >= 1  # found, not sent again
+    assert remote.calls["put"] == 1 and remote.calls["find_copy"] >= 1  # found, not sent again
     assert one_pass(config, remote).results == {}
 
 

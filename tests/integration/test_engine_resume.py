@@ -13,8 +13,9 @@ from pathlib import Path
 
 from syncd.app import open_app
 from syncd.config import load_config
-from syncd.remote.base import FileStatus
-from syncd.remote.bdd.client import BddRemote, MultipartToken
+from syncd.remote.bdd.chatfile import FileStatus
+from syncd.remote.bdd.client import BddClient, MultipartToken
+from syncd.remote.bdd.remote import BddRemote
 from syncd.state.queue import Queue
 from syncd.sync.engine import Engine
 from tests.support.faultproxy import Fault, FaultProxy, Reset, Seen
@@ -40,10 +41,11 @@ def test_a_failed_multipart_upload_resumes_at_its_next_try(tmp_path: Path, serve
             folders=[{"name": "f", "path": str(folder), "chat_id": "resume"}],
         )
     )
-    with FaultProxy(server_url) as proxy, BddRemote(
+    with FaultProxy(server_url) as proxy, BddClient(
         proxy.url, "u", multipart_threshold=2 * PART, part_size=PART, retry_attempts=2, retry_backoff=0.01,
         max_wait=0.05,
-    ) as remote, open_app(config, remotes={"r": remote}) as app:
+    ) as client, open_app(config, remotes={"r": BddRemote(client)}) as app:
+        remote = app.remotes["r"]
         queue = Queue(app.state, base_backoff=0.05)  # the next try comes quickly
         row_at_first_part: list[str | None] = []
 
@@ -67,6 +69,6 @@ def test_a_failed_multipart_upload_resumes_at_its_next_try(tmp_path: Path, serve
     assert token is not None and MultipartToken.loads(token) is not None
     assert [part_number(s) for s in proxy.seen("/uploadFilePart")] == [1, 2, 3, 3, 3, 4, 5]
     assert proxy.count("/initMultipartUploadFile") == 1  # the second try went on with the same upload
-    with BddRemote(server_url, "u") as direct:
+    with BddClient(server_url, "u") as direct:
         [info] = direct.list_chat("resume")
     assert (info.status, info.size, info.hashcode) == (FileStatus.OK, len(data), hashlib.sha256(data).hexdigest())

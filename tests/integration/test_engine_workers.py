@@ -22,7 +22,8 @@ from structlog.testing import capture_logs
 
 from syncd.app import open_app
 from syncd.config import Config, load_config
-from syncd.remote.bdd.client import BddRemote
+from syncd.remote.bdd.client import BddClient
+from syncd.remote.bdd.remote import BddRemote
 from syncd.state.queue import Job, JobState, Queue
 from syncd.sync.engine import Engine
 from tests.support.daemon import wait_for
@@ -33,8 +34,8 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def remote(server_url: str) -> Iterator[BddRemote]:
-    with BddRemote(server_url, "u") as client:
-        yield client
+    with BddClient(server_url, "u") as client:
+        yield BddRemote(client)
 
 
 def folders_config(
@@ -55,7 +56,7 @@ def fill(folder: Path, count: int, prefix: str = "file") -> dict[str, bytes]:
 
 
 def remote_files(remote: BddRemote, chat: str) -> set[str]:
-    return {f.filename for f in remote.list_chat(chat)}
+    return {f.filename for f in remote.client.list_chat(chat)}
 
 
 def test_a_row_that_cannot_be_read_fails_with_the_reason_and_the_rest_is_drained(
@@ -243,9 +244,9 @@ def test_a_file_that_changes_again_while_waited_for_goes_back_to_the_queue_and_i
         assert stop.writes == 1
         assert [(name, "waiting for it to settle" in error) for name, error in queue.failures] == [("slow.txt", True)]
         assert queue.jobs() == []
-    [uploaded] = remote.list_chat("chat-f")
+    [uploaded] = remote.client.list_chat("chat-f")
     out = io.BytesIO()
-    remote.download(uploaded.id, out)
+    remote.client.download(uploaded.id, out)
     assert out.getvalue() == b"the final version\n"
 
 
@@ -269,4 +270,4 @@ def test_a_file_far_from_its_settle_deadline_is_put_back_due_at_that_deadline(
         assert row.next_try == pytest.approx(deadline, abs=1.0)
         assert "waiting for it to settle" in (row.last_error or "")
         assert "will retry" in (engine.reports["f"].results["new.txt"].error or "")
-    assert remote.list_chat("chat-f") == []
+    assert remote.client.list_chat("chat-f") == []

@@ -21,7 +21,8 @@ from syncd.config import FolderConfig
 from syncd.core.model import Action, ActionKind
 from syncd.local.folderfs import FolderFS, LocalChanged
 from syncd.local.scan import scan_folder
-from syncd.remote.bdd.client import BddRemote
+from syncd.remote.bdd.client import BddClient
+from syncd.remote.bdd.remote import BddRemote
 from syncd.state.db import open_state
 from syncd.state.queue import JobState, Queue
 from syncd.sync.execute import Executor
@@ -121,9 +122,9 @@ def test_a_file_deleted_after_the_plan_is_not_uploaded(tmp_path: Path, server_ur
     [local_file] = scan_folder(folder, (), {}).files.values()
     action = Action(ActionKind.UPLOAD, "gone.txt", local=local_file)
     state = open_state(tmp_path / "state")
-    client = BddRemote(server_url, "u", timeout=10)
+    client = BddRemote(BddClient(server_url, "u", timeout=10))
     try:
-        executor = Executor(FolderConfig(name=FOLDER, path=folder, remote="r", chat_id=CHAT), client, state, settle=0)
+        executor = Executor(FolderConfig(name=FOLDER, path=folder, remote="r", place=CHAT), client, state, settle=0)
         (folder / "gone.txt").unlink()
         for attempts in (0, 1):  # a first try and a retry after an ambiguous failure
             with pytest.raises(LocalChanged):

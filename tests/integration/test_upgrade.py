@@ -13,6 +13,9 @@ nothing.
 
 The fixture itself is never opened by syncd: the "before" picture is read from
 it with plain SQL against its 0.1.0 schema (user_version 1), which never changes.
+The journal this release reads is schema 3, in syncd's own words: each row's BDD id
+became its decimal text (`remote_version`), its sha256 hashcode `remote_sha256`, its
+`remote_upload_at` `remote_written_at`; nothing else of a row changes.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import pytest
 
 from syncd.core.model import ActionKind
 from syncd.state import jobcodec
-from syncd.state.db import open_state
+from syncd.state.db import JournalRow, open_state
+from syncd.state.schema import SCHEMA_VERSION
 from syncd.state.queue import Queue
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.syncd_cli import Result, reconcile, run_syncd
@@ -58,6 +62,7 @@ class Before:
     """The fixture as 0.1.0 left it."""
 
     journal_ids: dict[str, int]  # name -> remote id the journal synced
+    journal: dict[str, dict[str, Any]]  # name -> the 0.1.0 journal row, column by column
     jobs: dict[str, tuple[str, str]]  # name -> (kind, state)
     server_ids: dict[str, int]  # name -> id of the chat's file
     mtimes: dict[str, int]  # name -> st_mtime_ns of the local file
@@ -83,6 +88,9 @@ def read_before() -> Before:
     try:
         assert state.execute("PRAGMA user_version").fetchone()[0] == 1, "the fixture is a 0.1.0 state db"
         journal = dict(state.execute("SELECT name, remote_id FROM journal WHERE folder = ?", (FOLDER,)))
+        cursor = state.execute("SELECT * FROM journal WHERE folder = ?", (FOLDER,))
+        columns = [d[0] for d in cursor.description]
+        rows = {row["name"]: row for row in (dict(zip(columns, values, strict=True)) for values in cursor)}
         jobs = {n: (k, s) for n, k, s in state.execute("SELECT name, kind, state FROM jobs WHERE folder = ?",
                                                        (FOLDER,))}
         server = dict(meta.execute(
@@ -91,7 +99,7 @@ def read_before() -> Before:
         state.close()
         meta.close()
     mtimes = json.loads((FIXTURE / "folder-mtimes.json").read_text(encoding="utf-8"))
-    return Before(journal, jobs, server, mtimes)
+    return Before(journal, rows, jobs, server, mtimes)
 
 
 def fill_config(template: str, *, state_dir: Path, folder: Path, url: str) -> str:
@@ -118,6 +126,8 @@ def upgrade(tmp_path: Path) -> Iterator[Upgrade]:
         "plan.txt": ("upload", "running"), "report.txt": ("upload", "failed"),
     }
     assert all(before.server_ids[name] == rid for name, rid in before.journal_ids.items())
+    assert set(before.journal) == set(before.journal_ids)
+    assert all(len(row["remote_hashcode"]) == 64 for row in before.journal.values())  # sha256s, as 0.1.0 sent them
     assert {"agenda.txt", "plan.txt"} <= set(before.server_ids) and "report.txt" not in before.server_ids
 
     serve, folder, state_dir = tmp_path / "serve", tmp_path / "folder", tmp_path / "state"
@@ -204,6 +214,37 @@ def assert_status_before(up: Upgrade) -> None:
     assert "report.txt" in docs["last_error"]
 
 
+def assert_journal_migrated(up: Upgrade) -> None:
+    """The taken-over journal is schema 3 and says what 0.1.0's did, row by row: each BDD id is
+    now its decimal text (`remote_version`), each sha256 hashcode `remote_sha256`, each
+    `remote_upload_at` `remote_written_at`; the local side and the rest are as they were."""
+    state = open_state(up.state_dir, writer=False)
+    try:
+        assert state.user_version() == SCHEMA_VERSION == 3
+        journal = state.journal(FOLDER)
+        columns = {row[1] for row in state.fetchall("PRAGMA table_info(journal)", ())}
+        places = dict(state.fetchall("SELECT name, place FROM folders", ()))
+    finally:
+        state.close()
+    assert {"remote_version", "remote_sha256", "remote_written_at", "remote_floor_seq"} <= columns
+    assert not {"remote_id", "remote_hashcode", "remote_upload_at", "remote_floor_id"} & columns
+    assert places == {FOLDER: None}  # not known before the first pass of this release
+    assert set(journal) == set(up.before.journal)
+    for name, old in up.before.journal.items():
+        assert journal[name] == JournalRow(
+            name=name,
+            local_size=old["local_size"],
+            local_mtime_ns=old["local_mtime_ns"],
+            local_sha256=old["local_sha256"],
+            remote_version=str(old["remote_id"]),
+            remote_size=old["remote_size"],
+            remote_sha256=old["remote_hashcode"].lower(),
+            remote_written_at=old["remote_upload_at"],
+            dropped=bool(old["dropped"]),
+        ), name
+        assert journal[name].remote_version == str(up.before.journal_ids[name])  # e.g. id 3 -> "3"
+
+
 def assert_queued_work_readable(up: Upgrade) -> None:
     """Every queue row 0.1.0 wrote reads back as the work it asked for (its payload decoded)."""
     before = up.before
@@ -219,11 +260,11 @@ def assert_queued_work_readable(up: Upgrade) -> None:
     notes = actions["notes.txt"]  # a local edit: uploads over the journal's version
     assert notes.kind is ActionKind.UPLOAD and notes.local is not None and notes.base is not None
     assert notes.local.sha256 == sha256(up.folder / "notes.txt")
-    assert notes.supersedes == notes.base.remote_id == before.journal_ids["notes.txt"]
+    assert notes.supersedes == notes.base.remote_version == str(before.journal_ids["notes.txt"])
 
     agenda = actions["agenda.txt"]  # new in the chat
     assert agenda.kind is ActionKind.DOWNLOAD and agenda.local is None and agenda.base is None
-    assert agenda.remote is not None and agenda.remote.id == before.server_ids["agenda.txt"]
+    assert agenda.remote is not None and agenda.remote.version == str(before.server_ids["agenda.txt"])
 
     plan = actions["plan.txt"]  # the killed worker's upload, already on the service
     assert plan.kind is ActionKind.UPLOAD and plan.local is not None
@@ -271,6 +312,18 @@ def assert_converged(up: Upgrade, ids: dict[str, int]) -> None:
     assert chat_ids(up.url) == ids
 
 
+def dry_run_on_a_copy(up: Upgrade) -> Result:
+    """`syncd reconcile --dry-run` on the folder, with a copy of the state dir."""
+    state_dir = up.state_dir.with_name("state-copy")
+    shutil.copytree(up.state_dir, state_dir)
+    config = up.config.with_name("config-copy.toml")
+    config.write_text(fill_config((FIXTURE / "config.toml.in").read_text(encoding="utf-8"),
+                                  state_dir=state_dir, folder=up.folder, url=up.url), encoding="utf-8")
+    result = reconcile(config, "--dry-run")
+    assert result.code == 0, result.stderr
+    return result
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -286,7 +339,17 @@ def done(result: Result) -> dict[str, str]:
 
 def test_reconcile_and_retry_take_over_a_0_1_0_state_dir(upgrade: Upgrade) -> None:
     assert_status_before(upgrade)
+    assert_journal_migrated(upgrade)
     assert_queued_work_readable(upgrade)
+
+    # A first pass with this release plans nothing for the files 0.1.0 left in sync (their
+    # journal rows migrated). Looked at with --dry-run on a copy of the state dir: opening the
+    # state takes the killed worker's lease back, which the commands below must find as it was.
+    planned = dry_run_on_a_copy(upgrade).folder(FOLDER)
+    assert {name: a["action"] for name, a in planned.actions.items()} == {
+        "notes.txt": "upload", "agenda.txt": "download", "report.txt": "upload",
+    }
+    assert planned["unchanged"] == len(UNCHANGED) + 1  # + plan.txt, already up: only recorded
 
     # The failed job goes back in the queue. (In 0.1.0 a reconcile's full pass would revive it
     # anyway, as it plans the name again; retrying first makes the taken-over failed row the
@@ -304,6 +367,7 @@ def test_reconcile_and_retry_take_over_a_0_1_0_state_dir(upgrade: Upgrade) -> No
         "report.txt": "upload done",  # the retried failed job
     }  # plan.txt, the killed worker's upload, is already there: recorded, not uploaded again
     docs = result.folder(FOLDER)
+    assert not set(UNCHANGED) & set(docs.actions)  # nothing planned for the files already in sync
     assert (docs["uploaded"], docs["downloaded"], docs["failed"], docs["conflicts"],
             docs["deleted_local"], docs["deleted_remote"]) == (2, 1, 0, 0, 0, 0)
     assert docs["unchanged"] == len(UNCHANGED) + 1  # + plan.txt
@@ -318,6 +382,7 @@ def test_the_daemon_takes_over_a_0_1_0_state_dir(upgrade: Upgrade) -> None:
     pass, so they claim the rows as 0.1.0 left them and run that work as 0.1.0 encoded it
     (`reconcile` plans every name first, which replaces a row's work with a fresh plan)."""
     assert_status_before(upgrade)
+    assert_journal_migrated(upgrade)
     daemon = DaemonProcess(upgrade.config)
     try:
         daemon.wait_ready()

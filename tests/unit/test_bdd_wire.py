@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from syncd.errors import FatalError, ItemError, TransientError
-from syncd.remote.base import FileStatus
+from syncd.remote.base import RemoteFile
+from syncd.remote.bdd.chatfile import FileStatus
 from syncd.remote.bdd.errors import Call, check_status, parse_retry_after, safe_origin
 from syncd.remote.bdd.wire import (
     DecodedBody,
@@ -139,6 +140,17 @@ def test_parse_page() -> None:
     assert later.items[0].upload_at == datetime(2024, 5, 1, 10, tzinfo=UTC)
     assert parse_page({"total": 1, "items": [ITEM | {"status": "quarantined"}]}, CALL).items[0].status is (
         FileStatus.ERROR
+    )
+
+
+@pytest.mark.parametrize(
+    ("hashcode", "sha256"),
+    [("ab" * 32, "ab" * 32), ("AB" * 32, "ab" * 32), ("md5:abc", None), ("", None), ("ab" * 31, None)],
+)
+def test_a_listed_file_in_syncds_words(hashcode: str, sha256: str | None) -> None:
+    [f] = parse_page({"total": 1, "items": [ITEM | {"hashcode": hashcode}]}, CALL).items
+    assert f.entry() == RemoteFile(
+        path="a.txt", version="7", size=3, sha256=sha256, written_at=datetime(2024, 5, 1, 12, tzinfo=UTC), seq=7
     )
 
 

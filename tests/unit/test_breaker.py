@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 import pytest
 
 from syncd.errors import FatalError, ItemError, TransientError
-from syncd.remote.base import RemoteFile
+from syncd.remote.base import Capability, RemoteFile
 from syncd.remote.breaker import Breaker, Breakers, GuardedRemote
 
 T0 = 1_700_000_000.0
@@ -161,73 +161,91 @@ def test_a_failing_listener_does_not_fail_the_call(breaker: Breaker) -> None:
 class Scripted:
     """A remote whose calls raise what the test says, else succeed."""
 
+    capabilities = Capability.LIST | Capability.DELETE | Capability.RENAME | Capability.SIGN_URL
+
     def __init__(self) -> None:
         self.error: Exception | None = None
         self.calls: list[str] = []
+        self.resumes: list[str | None] = []
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
         if self.error is not None:
             raise self.error
 
-    def list_chat(self, chat_id: str) -> list[RemoteFile]:
-        self._call("list_chat")
+    def list(self, place: str) -> list[RemoteFile]:
+        self._call("list")
         return []
 
-    def upload(self, path: Path, *, chat_id: str, filename: str, size: int, sha256: str | None = None,
-               progress: Any = None) -> int:
-        self._call("upload")
-        return 7
+    def put(self, place: str, path: str, source: Path, *, size: int, sha256: str | None = None,
+            progress: Any = None, resume: str | None = None, on_resume: Any = None) -> RemoteFile:
+        self._call("put")
+        self.resumes.append(resume)
+        return RemoteFile(path, "7", size, seq=7)
 
-    def download(self, file_id: int, out: BinaryIO, *, progress: Any = None) -> int:
-        self._call("download")
+    def get(self, place: str, file: RemoteFile, out: BinaryIO, *, progress: Any = None,
+            limit: int | None = None) -> int:
+        self._call("get")
         return 0
 
-    def find_copy(self, chat_id: str, filename: str, size: int, sha256: str) -> RemoteFile | None:
+    def find_copy(self, place: str, path: str, size: int, sha256: str) -> RemoteFile | None:
         self._call("find_copy")
         return None
 
-    def delete(self, file_id: int) -> None:
+    def delete(self, place: str, path: str, version: str) -> None:
         self._call("delete")
 
-    def download_url(self, file_id: int, expires_in: int = 600) -> str:
-        self._call("download_url")
-        return "u"
+    def move(self, place: str, file: RemoteFile, new_path: str) -> RemoteFile:
+        self._call("move")
+        return RemoteFile(new_path, file.version, file.size, seq=file.seq)
 
-    def resume_multipart(self, file_id: int, path: Path, *, size: int) -> int:
-        self._call("resume_multipart")
-        return file_id
+    def sign_url(self, place: str, file: RemoteFile, expires_in: int = 600) -> str:
+        self._call("sign_url")
+        return "u"
 
     def close(self) -> None:
         self._call("close")
+
+
+FILE = RemoteFile("a", "1", 1, seq=1)
 
 
 def test_a_guarded_remote_counts_transfers_only(tmp_path: Path) -> None:
     breaker = Breaker("r", threshold=1, spread=1)
     remote = Scripted()
     guarded = GuardedRemote(remote, breaker)
+    assert guarded.capabilities == remote.capabilities
     remote.error = TransientError("listing 503")
     with pytest.raises(TransientError):
-        guarded.list_chat("c")
+        guarded.list("c")
     with pytest.raises(TransientError):
         guarded.find_copy("c", "a", 1, "0" * 64)
+    with pytest.raises(TransientError):
+        guarded.sign_url("c", FILE)
     assert breaker.until is None  # a listing (and the copy lookup, a listing) is not a transfer
     for error in (ItemError("413"), FatalError("401")):
         remote.error = error
         with pytest.raises(type(error)):
-            guarded.upload(tmp_path / "a", chat_id="c", filename="a", size=1)
+            guarded.put("c", "a", tmp_path / "a", size=1)
     assert breaker.until is None  # the remote answered: not a failing remote
     remote.error = TransientError("500")
     with pytest.raises(TransientError):
-        guarded.download(1, io.BytesIO())
+        guarded.get("c", FILE, io.BytesIO())
     assert breaker.until is not None
     remote.error = None
-    assert guarded.resume_multipart(5, tmp_path / "a", size=1) == 5  # beyond the protocol, still counted
+    # Resuming an upload (once a call of its own, now `put` given the token) is a transfer too.
+    assert guarded.put("c", "a", tmp_path / "a", size=1, resume="token") == RemoteFile("a", "7", 1, seq=7)
+    assert remote.resumes[-1] == "token"  # passed on
     assert breaker.until is None
-    guarded.delete(1)
-    assert guarded.upload(tmp_path / "a", chat_id="c", filename="a", size=1) == 7
-    assert guarded.download_url(1) == "u"
-    assert remote.calls[-3:] == ["delete", "upload", "download_url"]
+    guarded.delete("c", "a", "1")
+    assert guarded.put("c", "a", tmp_path / "a", size=1).version == "7"
+    assert guarded.sign_url("c", FILE) == "u"
+    assert guarded.move("c", FILE, "b") == RemoteFile("b", "1", 1, seq=1)
+    assert remote.calls[-4:] == ["delete", "put", "sign_url", "move"]
+    remote.error = TransientError("500")
+    with pytest.raises(TransientError):
+        guarded.move("c", FILE, "b")
+    assert breaker.until is not None  # a move is a transfer call too
 
 
 def test_a_guarded_remote_names_the_file_each_failure_concerns(tmp_path: Path) -> None:
@@ -237,8 +255,8 @@ def test_a_guarded_remote_names_the_file_each_failure_concerns(tmp_path: Path) -
     guarded = GuardedRemote(remote, breaker)
     for _ in range(3):
         with pytest.raises(TransientError):
-            guarded.upload(tmp_path / "a", chat_id="c", filename="a", size=1)
+            guarded.put("c", "a", tmp_path / "a", size=1)
     assert breaker.until is None
     with pytest.raises(TransientError):
-        guarded.delete(9)
+        guarded.delete("c", "b", "9")
     assert breaker.until is not None

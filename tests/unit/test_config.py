@@ -120,7 +120,7 @@ def test_spec_example_loads(tmp_path: Path, env: dict[str, str]) -> None:
             name="alice",
             path=home / "syncd-demo/alice",
             remote="demo",
-            chat_id="demo-chat",
+            place="demo-chat",
             ignore=("*.bak",),
         ),
     )
@@ -131,7 +131,7 @@ def test_defaults_fill_a_minimal_config(tmp_path: Path, env: dict[str, str]) -> 
     cfg = load(tmp_path, REMOTES + FOLDER, env)
     assert cfg.daemon == DaemonConfig(state_dir=Path(env["HOME"]) / ".local/state/syncd")
     (folder,) = cfg.folders
-    assert folder == FolderConfig(name="a", path=tmp_path / "a", remote="demo", chat_id="c")
+    assert folder == FolderConfig(name="a", path=tmp_path / "a", remote="demo", place="c")
     assert folder.mode == "two-way"
     assert folder.delete is False
     assert folder.max_delete == 50
@@ -189,7 +189,7 @@ ignore = ["*.tmp", "~*"]
             name="drop",
             path=tmp_path / "inbox",
             remote="work",
-            chat_id="42",
+            place="42",
             mode="upload",
             delete=True,
             max_delete=0,

@@ -39,18 +39,18 @@ def renamed_folder(tmp_path: Path, state: State, remote: MemoryRemote) -> tuple[
     (folder / ".syncd").mkdir(parents=True)
     (folder / "old.txt").write_bytes(b"the bytes")
     old = local_file(folder, "old.txt")
-    file_id = remote.upload(folder / "old.txt", chat_id=CHAT, filename="old.txt", size=old.size, sha256=old.sha256)
-    [listed] = remote.list_chat(CHAT)
-    assert listed.id == file_id
+    put = remote.put(CHAT, "old.txt", folder / "old.txt", size=old.size, sha256=old.sha256)
+    [listed] = remote.list(CHAT)
+    assert listed.version == put.version
     state.put_journal("f", to_row(BaseEntry.synced("old.txt", old, listed)))
     (folder / "old.txt").rename(folder / "new.txt")
-    executor = Executor(FolderConfig(name="f", path=folder, remote="r", chat_id=CHAT), remote, state, settle=0)
+    executor = Executor(FolderConfig(name="f", path=folder, remote="r", place=CHAT), remote, state, settle=0)
     return executor, folder
 
 
 def planned(executor: Executor, state: State, remote: MemoryRemote, folder: Path) -> Action:
     base = {n: to_base(r) for n, r in state.journal("f").items()}
-    [action] = plan({"new.txt": local_file(folder, "new.txt")}, remote.list_chat(CHAT), base, FolderPolicy()).actions
+    [action] = plan({"new.txt": local_file(folder, "new.txt")}, remote.list(CHAT), base, FolderPolicy()).actions
     assert action.kind is ActionKind.RENAME
     return action
 
@@ -60,10 +60,10 @@ def test_a_rename_uploads_the_new_name_then_deletes_the_old(tmp_path: Path, stat
     executor, folder = renamed_folder(tmp_path, state, remote)
     action = planned(executor, state, remote, folder)
     executor.run(action)
-    assert [f.filename for f in remote.list_chat(CHAT)] == ["new.txt"]
+    assert [f.path for f in remote.list(CHAT)] == ["new.txt"]
     assert set(state.journal("f")) == {"new.txt"}
     base = {n: to_base(r) for n, r in state.journal("f").items()}
-    assert plan({"new.txt": local_file(folder, "new.txt")}, remote.list_chat(CHAT), base, FolderPolicy()).actions == ()
+    assert plan({"new.txt": local_file(folder, "new.txt")}, remote.list(CHAT), base, FolderPolicy()).actions == ()
 
 
 def test_a_retry_after_the_upload_only_finishes_the_deletion(tmp_path: Path, state: State) -> None:
@@ -75,12 +75,12 @@ def test_a_retry_after_the_upload_only_finishes_the_deletion(tmp_path: Path, sta
     assert isinstance(first.error, TransientError)
     first.commit(state)  # what happened stays: new.txt is up and journaled
     assert set(state.journal("f")) == {"old.txt", "new.txt"}
-    uploads = remote.calls["upload"]
+    uploads = remote.calls["put"]
     again = executor.execute(action, attempts=1)
     assert again.ok, again.error
     again.commit(state)
-    assert remote.calls["upload"] == uploads  # not uploaded twice
-    assert [f.filename for f in remote.list_chat(CHAT)] == ["new.txt"]
+    assert remote.calls["put"] == uploads  # not uploaded twice
+    assert [f.path for f in remote.list(CHAT)] == ["new.txt"]
     assert set(state.journal("f")) == {"new.txt"}
 
 
@@ -92,4 +92,4 @@ def test_the_old_file_back_is_no_longer_a_rename(tmp_path: Path, state: State) -
     outcome = executor.execute(action)
     assert isinstance(outcome.error, LocalChanged)
     assert outcome.writes == ()
-    assert [f.filename for f in remote.list_chat(CHAT)] == ["old.txt"]
+    assert [f.path for f in remote.list(CHAT)] == ["old.txt"]

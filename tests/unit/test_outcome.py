@@ -12,7 +12,7 @@ import pytest
 from syncd.config import FolderConfig
 from syncd.core.model import FLOOR_NONE, Action, ActionKind, LocalFile
 from syncd.errors import FolderUnavailable
-from syncd.remote.base import FileStatus, RemoteFile
+from syncd.remote.base import RemoteFile
 from syncd.state.db import JournalRow, State, open_state
 from syncd.state.queue import JobState, Queue
 from syncd.sync.execute import Executor
@@ -34,8 +34,8 @@ def local(name: str, size: int = 3) -> LocalFile:
 
 def remote(name: str, file_id: int = 7) -> RemoteFile:
     return RemoteFile(
-        id=file_id, filename=name, size=3, hashcode=SHA, upload_at=datetime(2026, 1, 2, tzinfo=UTC),
-        status=FileStatus.OK,
+        path=name, version=str(file_id), size=3, sha256=SHA, written_at=datetime(2026, 1, 2, tzinfo=UTC),
+        seq=file_id,
     )
 
 
@@ -49,7 +49,7 @@ def test_a_recorder_keeps_the_writes_in_the_order_the_steps_happened() -> None:
     assert outcome.writes[2] == JournalWrite("gone.txt", None)
     assert outcome.ok and outcome.bytes == 6 and outcome.folder == "f"
     row = outcome.writes[1].row
-    assert row is not None and (row.local_sha256, row.remote_id, row.dropped) == (SHA, 7, False)
+    assert row is not None and (row.local_sha256, row.remote_version, row.dropped) == (SHA, "7", False)
     floored = outcome.writes[0].row
     assert floored is not None and to_base(floored).remote_floor == FLOOR_NONE
 
@@ -122,7 +122,7 @@ class NoRemote:
 
 
 def test_the_executor_hands_its_error_back_instead_of_raising(tmp_path: Path, state: State) -> None:
-    folder = FolderConfig(name="f", path=tmp_path / "gone", remote="r", chat_id="c")  # no marker
+    folder = FolderConfig(name="f", path=tmp_path / "gone", remote="r", place="c")  # no marker
     executor = Executor(folder, NoRemote(), state, settle=0)  # type: ignore[arg-type]
     action = Action(ActionKind.FORGET, "a.txt")
     outcome = executor.execute(action, resume=Resume("token", None))

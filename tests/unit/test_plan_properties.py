@@ -1,11 +1,16 @@
 """Properties of the planner, checked against a small pure simulator.
 
-A `World` is a folder (name -> content, mtime), a chat file list (id ->
+A `World` is a folder (name -> content, mtime), a remote place (version ->
 remote file and its content), a journal and a trash. `World.apply` carries a
 plan out the way the workers do (see `syncd.core.model`); the properties say what
 users rely on: a second pass plans nothing, nothing unsynced is lost, remote
 files are deleted only when deletions are on, `max_delete` holds, and unsafe
 remote names are never written.
+
+Every world is drawn with one of `LISTINGS`: what the remote tells the planner. With a
+sha256 per file (and with the files' own mtimes too), without a sha256 (equality needs
+COMPARE), or no listing at all (no LIST: the planner is given `remote=None` and the journal
+is the listing; only syncd writes such a remote, since nothing else could be seen).
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from syncd.core.model import (
     Plan,
 )
 from syncd.core.names import normalize, unsafe_reason
+from syncd.core.paths import RelPath
 from syncd.core.plan import plan
 from syncd.local.folderfs import race_copy_names
-from syncd.remote.base import FileStatus, RemoteFile
+from syncd.remote.base import RemoteFile
 
 SAFE_NAMES = ("a.txt", "b", "\u00e9.md")
 UNSAFE_NAMES = ("../x", "..")
@@ -50,6 +56,9 @@ LOCAL_WINS, NEWER_WINS = ConflictPolicy.LOCAL_WINS, ConflictPolicy.NEWER_WINS
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
+SHA256, MTIME, NO_SHA256, NO_LISTING = "sha256", "sha256 and mtime", "no sha256", "no listing"
+LISTINGS = (SHA256, MTIME, NO_SHA256, NO_LISTING)
+
 
 def sha(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
@@ -57,6 +66,10 @@ def sha(content: str) -> str:
 
 def ns(moment: datetime) -> int:
     return int((moment - EPOCH).total_seconds()) * 1_000_000_000
+
+
+def moment(mtime_ns: int) -> datetime:
+    return EPOCH + timedelta(seconds=mtime_ns // 1_000_000_000)
 
 
 def conflicted_name(name: str) -> str:
@@ -70,11 +83,12 @@ def conflicted_name(name: str) -> str:
 
 @dataclass
 class World:
-    """One folder and its chat, as plain data."""
+    """One folder and its remote place, as plain data."""
 
-    opaque: bool  # the service's hashcodes are not sha256 (equality needs COMPARE)
+    listing: str  # one of LISTINGS
     local: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (content, mtime_ns)
-    remote: dict[int, tuple[RemoteFile, str]] = field(default_factory=dict)  # id -> (file, content)
+    remote: dict[str, tuple[RemoteFile, str]] = field(default_factory=dict)  # version -> (file, content)
+    incomplete: set[str] = field(default_factory=set)  # versions still uploading (or never to be): unlisted
     base: dict[str, BaseEntry] = field(default_factory=dict)
     trash: list[str] = field(default_factory=list)
     next_id: int = 1
@@ -83,57 +97,68 @@ class World:
     # -- views the planner reads ----------------------------------------------------------------
     def local_file(self, name: str) -> LocalFile:
         content, mtime_ns = self.local[name]
-        return LocalFile(name, len(content.encode()), mtime_ns, sha(content))
+        return LocalFile(RelPath(name), len(content.encode()), mtime_ns, sha(content))
 
     def local_files(self) -> dict[str, LocalFile]:
         return {name: self.local_file(name) for name in self.local}
 
+    def listed(self) -> list[RemoteFile] | None:
+        """What the remote lists: its complete files (None: it cannot list)."""
+        if self.listing == NO_LISTING:
+            return None
+        return [f for version, (f, _) in self.remote.items() if version not in self.incomplete]
+
     def plan(self, policy: FolderPolicy) -> Plan:
-        return plan(self.local_files(), [f for f, _ in self.remote.values()], self.base, policy)
+        return plan(self.local_files(), self.listed(), self.base, policy)
 
     # -- building and changing the world -------------------------------------------------------
-    def hashcode(self, content: str) -> str:
-        if self.opaque:
-            return "md5:" + hashlib.md5(content.encode()).hexdigest()
-        return sha(content)
-
-    def new_remote(
-        self, filename: str, content: str, upload_at: datetime, status: FileStatus = FileStatus.OK
-    ) -> RemoteFile:
-        file = RemoteFile(self.next_id, filename, len(content.encode()), self.hashcode(content), upload_at, status)
+    def new_remote(self, path: str, content: str, written_at: datetime, mtime: datetime | None = None) -> RemoteFile:
+        """A new version (server-chosen, increasing) as the remote shows it; its own mtime (the
+        writer's file's, about when it was written unless given) only where the listing has one."""
+        file = RemoteFile(
+            path, str(self.next_id), len(content.encode()),
+            sha256=None if self.listing == NO_SHA256 else sha(content),
+            mtime=(mtime or written_at - timedelta(minutes=1)) if self.listing == MTIME else None,
+            written_at=written_at, seq=self.next_id,
+        )
         self.next_id += 1
         return file
 
-    def put_remote(self, file: RemoteFile, content: str) -> None:
-        self.remote[file.id] = (file, content)
+    def put_remote(self, file: RemoteFile, content: str, *, complete: bool = True) -> None:
+        self.remote[file.version] = (file, content)
+        if not complete:
+            self.incomplete.add(file.version)
 
     def tick(self) -> datetime:
         self.ticks += 1
         return NOW + timedelta(seconds=self.ticks)
 
-    def upload(self, name: str, supersedes: int | None, replaces: RemoteFile | None = None) -> None:
-        content, _ = self.local[name]
-        file = self.new_remote(name, content, self.tick())
+    def upload(self, name: str, supersedes: str | None, replaces: RemoteFile | None = None) -> None:
+        content, mtime_ns = self.local[name]
+        file = self.new_remote(name, content, self.tick(), moment(mtime_ns))
         self.put_remote(file, content)
         if supersedes is not None:
             del self.remote[supersedes]
         floor = Floor.of(replaces) if replaces is not None else FLOOR_NONE
-        self.base[name] = BaseEntry.synced(name, self.local_file(name), file, floor=floor)
+        self.base[name] = BaseEntry.synced(RelPath(name), self.local_file(name), file, floor=floor)
 
     def find_copy(self, name: str, content: str) -> RemoteFile | None:
-        found = [f for f, c in self.remote.values() if f.filename == name and c == content
-                 and f.status is FileStatus.OK]
-        return max(found, key=lambda f: (f.upload_at, f.id)) if found else None
+        """As the executor asks the remote: only a listing with sha256s can prove a copy."""
+        if self.listing in (NO_SHA256, NO_LISTING):
+            return None
+        found = [f for f, c in self.remote.values() if f.path == name and c == content
+                 and f.version not in self.incomplete]
+        return max(found, key=lambda f: (f.written_at, f.seq)) if found else None
 
     def race(self, action: Action) -> None:
         """RACE as the worker does it: every racing version becomes a conflicted copy."""
         assert action.remote is not None and action.racing
         name = action.name
-        for version, copy in zip(action.racing, race_copy_names(action.remote.filename, action.racing), strict=True):
-            content = self.remote[version.id][1]
+        for version, copy in zip(action.racing, race_copy_names(action.remote.path, action.racing), strict=True):
+            content = self.remote[version.version][1]
             key = normalize(copy)
-            # As the worker: only a sha256 hashcode proves the local file is this version.
-            if name in self.local and sha(self.local[name][0]) == version.hashcode:
+            # As the worker: only a sha256 proves the local file is this version.
+            if name in self.local and sha(self.local[name][0]) == version.sha256:
                 self.local[key] = self.local.pop(name)
             elif key in self.local:
                 assert self.local[key][0] == content
@@ -141,14 +166,14 @@ class World:
                 self.local[key] = (content, ns(self.tick()))
             found = self.find_copy(copy, content)
             if found is not None:
-                self.base[key] = BaseEntry.synced(key, self.local_file(key), found)
+                self.base[key] = BaseEntry.synced(RelPath(key), self.local_file(key), found)
             else:
                 self.upload(key, None)
-            del self.remote[version.id]
+            del self.remote[version.version]
         if name not in self.local:
             self.download(name, action.remote)
-        elif sha(self.local[name][0]) == action.remote.hashcode:
-            self.base[name] = BaseEntry.synced(name, self.local_file(name), action.remote)
+        elif sha(self.local[name][0]) == action.remote.sha256:
+            self.base[name] = BaseEntry.synced(RelPath(name), self.local_file(name), action.remote)
         else:
             self.resolve(replace(action, kind=ActionKind.CONFLICT, winner="both", racing=(),
                                  local=self.local_file(name)))
@@ -156,8 +181,9 @@ class World:
     def download(self, name: str, remote: RemoteFile) -> None:
         if name in self.local:
             self.trash.append(self.local[name][0])  # replaced local content is kept in the trash
-        self.local[name] = (self.remote[remote.id][1], ns(self.tick()))
-        self.base[name] = BaseEntry.synced(name, self.local_file(name), remote)
+        # A download takes the remote file's own mtime where the remote has one.
+        self.local[name] = (self.remote[remote.version][1], ns(remote.mtime or self.tick()))
+        self.base[name] = BaseEntry.synced(RelPath(name), self.local_file(name), remote)
 
     def resolve(self, action: Action) -> None:
         assert action.remote is not None
@@ -181,7 +207,8 @@ class World:
             # A worker never acts on a folder that moved since the plan.
             assert (self.local_file(name) if name in self.local else None) == action.local
             if action.remote is not None:
-                assert self.remote[action.remote.id][0] == action.remote
+                assert self.remote[action.remote.version][0] == action.remote
+                assert action.remote.version not in self.incomplete
             kind = action.kind
             if kind is ActionKind.UPLOAD:
                 self.upload(name, action.supersedes, action.remote)
@@ -193,14 +220,14 @@ class World:
                 del self.base[name]
             elif kind is ActionKind.DELETE_REMOTE:
                 assert action.remote is not None
-                for file_id in (action.remote.id, *action.older_ids):
-                    del self.remote[file_id]
+                for version in (action.remote.version, *action.older):
+                    del self.remote[version]
                 del self.base[name]
             elif kind is ActionKind.CONFLICT:
                 self.resolve(action)
             elif kind is ActionKind.COMPARE:
                 assert action.remote is not None
-                if self.local[name][0] == self.remote[action.remote.id][1]:
+                if self.local[name][0] == self.remote[action.remote.version][1]:
                     self.base[name] = action.recorded()
                 else:
                     self.resolve(action)
@@ -212,30 +239,30 @@ class World:
                 self.race(action)
             elif kind is ActionKind.RENAME:
                 old = action.renamed_from
-                assert old is not None and old.remote_id is not None
+                assert old is not None and old.remote_version is not None
                 assert old.name not in self.local and self.base[old.name] == old
                 self.upload(name, None)
-                for file_id in (old.remote_id, *action.older_ids):
-                    self.remote.pop(file_id, None)  # already gone counts as deleted
+                for version in (old.remote_version, *action.older):
+                    self.remote.pop(version, None)  # already gone counts as deleted
                 del self.base[old.name]
             else:
                 assert kind is ActionKind.FAIL and action.reason
-            for file_id in action.duplicates:
-                self.remote.pop(file_id, None)
+            for version in action.duplicates:
+                self.remote.pop(version, None)
         for name, listed in result.confirmed:
-            if self.base[name].remote_id == listed.id:
-                self.base[name] = replace(self.base[name], remote_floor=None, remote_upload_at=listed.upload_at)
+            if self.base[name].remote_version == listed.version:
+                self.base[name] = replace(self.base[name], remote_floor=None, remote_written_at=listed.written_at)
 
     def current_remote(self) -> dict[str, RemoteFile]:
-        """The current version of each name: the newest `ok` one (SPEC, "Remote duplicates")."""
+        """The current version of each name: the newest complete one (SPEC, "Remote duplicates")."""
         current: dict[str, RemoteFile] = {}
-        for file, _ in sorted(self.remote.values(), key=lambda fc: (fc[0].upload_at, fc[0].id)):
-            if file.status is FileStatus.OK:
-                current[normalize(file.filename)] = file
+        for file, _ in sorted(self.remote.values(), key=lambda fc: (fc[0].written_at, fc[0].seq)):
+            if file.version not in self.incomplete:
+                current[normalize(file.path)] = file
         return current
 
     def contents(self) -> set[str]:
-        """Every content that exists anywhere: locally, remotely (any status) or in the trash."""
+        """Every content that exists anywhere: locally, remotely (complete or not) or in the trash."""
         return (
             {content for content, _ in self.local.values()}
             | {content for _, content in self.remote.values()}
@@ -246,7 +273,7 @@ class World:
 @st.composite
 def worlds(draw: st.DrawFn) -> World:
     """A folder some time after a sync: each name's journal row, then what each side did since."""
-    world = World(opaque=draw(st.booleans()))
+    world = World(listing=draw(st.sampled_from(LISTINGS)))
     names = draw(st.lists(st.sampled_from(SAFE_NAMES + UNSAFE_NAMES), unique=True, max_size=4))
     for name in names:
         safe = unsafe_reason(name) is None
@@ -259,12 +286,12 @@ def worlds(draw: st.DrawFn) -> World:
         synced, synced_at = draw(contents), T0 + timedelta(hours=draw(hours))
         base_local = base_remote = None
         if shape in ("both", "local"):
-            base_local = LocalFile(name, len(synced.encode()), ns(synced_at), sha(synced))
+            base_local = LocalFile(RelPath(name), len(synced.encode()), ns(synced_at), sha(synced))
         if shape in ("both", "remote"):
             base_remote = world.new_remote(name, synced, synced_at)
         if base_local or base_remote:
             dropped = shape == "both" and draw(st.booleans())
-            world.base[name] = BaseEntry.synced(name, base_local, base_remote, dropped=dropped)
+            world.base[name] = BaseEntry.synced(RelPath(name), base_local, base_remote, dropped=dropped)
 
         if safe:
             now = draw(st.sampled_from(["synced", "synced", "touched", "edited", "absent"]))
@@ -275,6 +302,10 @@ def worlds(draw: st.DrawFn) -> World:
             elif now == "edited":
                 world.local[name] = (draw(contents), ns(T0 + timedelta(hours=draw(hours))))
 
+        if world.listing == NO_LISTING:  # nobody else writes there (nothing else could be seen)
+            if base_remote is not None:
+                world.put_remote(base_remote, synced)
+            continue
         remote_now = draw(
             st.sampled_from(["synced", "synced", "with older", "reuploaded", "edited", "absent", "mixed"])
         )
@@ -286,15 +317,17 @@ def worlds(draw: st.DrawFn) -> World:
         elif remote_now == "reuploaded":
             world.put_remote(world.new_remote(name, synced, synced_at + timedelta(hours=1)), synced)
         elif remote_now == "edited":
-            content, upload_at = draw(contents), T0 + timedelta(hours=draw(hours))
-            world.put_remote(world.new_remote(name, content, upload_at), content)
-        elif remote_now == "mixed":  # duplicates, other spellings, versions not yet ok
+            content, written_at = draw(contents), T0 + timedelta(hours=draw(hours))
+            # Its own mtime (where the listing has one) may say otherwise than its write time.
+            mtime = T0 + timedelta(hours=draw(hours)) if world.listing == MTIME else None
+            world.put_remote(world.new_remote(name, content, written_at, mtime), content)
+        elif remote_now == "mixed":  # duplicates, other spellings, versions not complete (yet or ever)
             for _ in range(draw(st.integers(1, 3))):
-                status = draw(st.sampled_from([FileStatus.OK] * 2 + [FileStatus.UPLOADING, FileStatus.ERROR]))
+                complete = draw(st.sampled_from([True, True, False, False]))
                 spelling = draw(st.sampled_from([name, NFD.get(name, name)]))
                 # older than the synced version, or newer
-                content, upload_at = draw(contents), T0 + timedelta(hours=draw(st.sampled_from((-1, *HOURS))))
-                world.put_remote(world.new_remote(spelling, content, upload_at, status), content)
+                content, written_at = draw(contents), T0 + timedelta(hours=draw(st.sampled_from((-1, *HOURS))))
+                world.put_remote(world.new_remote(spelling, content, written_at), content, complete=complete)
     return world
 
 
@@ -358,28 +391,32 @@ def test_nothing_unsynced_is_lost(world: World, policy: FolderPolicy) -> None:
     # upload (`supersedes`) or deleted with deletions on.
     removed = set(before_remote) - set(world.remote)
     superseded = {a.supersedes for a in result.actions if a.supersedes is not None}
-    deleted = {i for a in result.actions if a.remote and a.is_deletion for i in (a.remote.id, *a.older_ids)}
+    deleted = {v for a in result.actions if a.remote and a.is_deletion for v in (a.remote.version, *a.older)}
     # Duplicates go only while a kept version holds their content; racing versions only once
     # their content is a conflicted copy.
     duplicates = {i for a in result.actions if not a.is_deletion for i in a.duplicates}
     deleted |= {i for a in result.actions if a.is_deletion for i in a.duplicates}
-    racing = {f.id for a in result.actions for f in a.racing}
+    racing = {f.version for a in result.actions for f in a.racing}
     assert removed <= superseded | deleted | duplicates | racing
     assert not deleted or policy.delete
     replaced = {before_remote[i][1] for i in (superseded | deleted) & set(before_remote)}
-    for file_id in duplicates & removed:  # as safe as the version it duplicates
-        assert before_remote[file_id][1] in {c for _, c in world.remote.values()} | replaced
-    for file_id in racing:
-        assert before_remote[file_id][1] in {c for c, _ in world.local.values()}
+    for version in duplicates & removed:  # as safe as the version it duplicates
+        assert before_remote[version][1] in {c for _, c in world.remote.values()} | replaced
+    for version in racing:
+        assert before_remote[version][1] in {c for c, _ in world.local.values()}
     removed -= duplicates | racing
 
     # Only a policy that lets local win may discard a remote edit: otherwise an
     # upload replaces exactly the version the local edit started from.
     local_may_win = policy.mode is Mode.UPLOAD or policy.conflict in (LOCAL_WINS, NEWER_WINS)
-    for file_id in removed - deleted:
-        file, content = before_remote[file_id]
-        base = before_base.get(normalize(file.filename))
-        synced_version = base is not None and base.remote_hashcode == file.hashcode
+    for version in removed - deleted:
+        file, content = before_remote[version]
+        base = before_base.get(normalize(file.path))
+        # The version the journal synced, or one proven to hold its very bytes.
+        synced_version = base is not None and (
+            base.remote_version == file.version
+            or (file.sha256 is not None and (base.remote_size, base.remote_sha256) == (file.size, file.sha256))
+        )
         assert synced_version or content in after or local_may_win
 
 
@@ -391,7 +428,7 @@ def test_deletions_only_when_enabled(world: World, policy: FolderPolicy) -> None
     world.apply(result)
     superseded = {a.supersedes for a in result.actions if a.supersedes is not None}
     # Neither is removing an exact duplicate, or a racing version once it is a conflicted copy.
-    superseded |= {i for a in result.actions for i in (*a.duplicates, *(f.id for f in a.racing))}
+    superseded |= {v for a in result.actions for v in (*a.duplicates, *(f.version for f in a.racing))}
     if not policy.delete:
         assert not any(a.is_deletion for a in result.actions)
         assert before - set(world.remote) <= superseded  # replacing an updated file is not deleting
@@ -409,7 +446,7 @@ def test_two_way_pass_leaves_both_sides_in_agreement(world: World, conflict: Con
     remote = world.current_remote()
     for name in (set(world.local) | set(remote)) - failed:
         local_content = world.local[name][0] if name in world.local else None
-        remote_content = world.remote[remote[name].id][1] if name in remote else None
+        remote_content = world.remote[remote[name].version][1] if name in remote else None
         if local_content is not None and remote_content is not None:
             assert local_content == remote_content
         else:  # remembered: the journal holds the present side only
@@ -459,14 +496,14 @@ def test_modes_and_order(world: World, policy: FolderPolicy) -> None:
 def renamed_worlds(draw: st.DrawFn) -> tuple[World, dict[str, str]]:
     """A synced folder (contents may repeat across names), then some files renamed locally:
     returns the world and old name -> new name."""
-    world = World(opaque=draw(st.booleans()))
+    world = World(listing=draw(st.sampled_from(LISTINGS)))
     count = draw(st.integers(1, 6))
     for i in range(count):
         name, content = f"f{i}.txt", draw(st.sampled_from(CONTENTS))
         world.local[name] = (content, ns(T0))
         file = world.new_remote(name, content, T0)
         world.put_remote(file, content)
-        world.base[name] = BaseEntry.synced(name, world.local_file(name), file)
+        world.base[name] = BaseEntry.synced(RelPath(name), world.local_file(name), file)
     moved = draw(st.lists(st.integers(0, count - 1), unique=True))
     targets = draw(st.permutations([f"g{i}.txt" for i in range(count)]))
     renames = {f"f{i}.txt": targets[i] for i in moved}
@@ -491,4 +528,4 @@ def test_renames_are_never_deletions_and_converge(
     assert real_actions(world.plan(policy)) == []
     current = world.current_remote()
     assert set(current) == set(world.local)
-    assert all(world.remote[current[n].id][1] == world.local[n][0] for n in world.local)
+    assert all(world.remote[current[n].version][1] == world.local[n][0] for n in world.local)

@@ -10,8 +10,10 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from syncd.core.model import FLOOR_NONE, ActionKind, BaseEntry, Floor, FolderPolicy, LocalFile, Mode
-from syncd.core.plan import plan, remote_changes
-from syncd.remote.base import FileStatus, RemoteFile
+from syncd.core.paths import RelPath
+from syncd.core.plan import plan
+from syncd.core.versions import remote_changes
+from syncd.remote.base import RemoteFile
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 TWO_WAY = FolderPolicy()
@@ -22,17 +24,17 @@ def sha(data: str) -> str:
 
 
 def remote(file_id: int, data: str, seconds: int, name: str = "plan.txt") -> RemoteFile:
-    return RemoteFile(file_id, name, len(data), sha(data), T0 + timedelta(seconds=seconds), FileStatus.OK)
+    return RemoteFile(name, str(file_id), len(data), sha(data), written_at=T0 + timedelta(seconds=seconds), seq=file_id)
 
 
 def local(data: str, name: str = "plan.txt", spelling: str | None = None) -> LocalFile:
-    return LocalFile(name, len(data), 1, sha(data), spelling)
+    return LocalFile(RelPath(name), len(data), 1, sha(data), spelling)
 
 
 def uploaded(data: str, new: RemoteFile, replaced: RemoteFile | None) -> BaseEntry:
     """The journal row an upload of `data` as `new` leaves (replacing `replaced`)."""
     floor = Floor.of(replaced) if replaced else FLOOR_NONE
-    return BaseEntry.synced("plan.txt", local(data), new, floor=floor)
+    return BaseEntry.synced(RelPath("plan.txt"), local(data), new, floor=floor)
 
 
 BASE = remote(1, "A1", 0)
@@ -69,15 +71,15 @@ def test_identical_edits_are_one_file_not_a_race() -> None:
     a2, b2 = remote(2, "same", 10), remote(3, "same", 11)
     # m1 recorded its own upload (2): it moves to the newest identical copy and deletes its own.
     (m1,) = plan({"plan.txt": local("same")}, [a2, b2], {"plan.txt": uploaded("same", a2, BASE)}, TWO_WAY).actions
-    assert m1.kind is ActionKind.RECORD and m1.remote == b2 and m1.duplicates == (2,)
+    assert m1.kind is ActionKind.RECORD and m1.remote == b2 and m1.duplicates == ("2",)
     (m2,) = plan({"plan.txt": local("same")}, [a2, b2], {"plan.txt": uploaded("same", b2, BASE)}, TWO_WAY).actions
-    assert m2.kind is ActionKind.RECORD and m2.duplicates == (2,)
+    assert m2.kind is ActionKind.RECORD and m2.duplicates == ("2",)
 
 
 def test_versions_older_than_the_floor_are_history() -> None:
     old = remote(1, "old", -100)
     current = remote(2, "A1", 0)
-    journal = {"plan.txt": BaseEntry.synced("plan.txt", local("A1"), current)}
+    journal = {"plan.txt": BaseEntry.synced(RelPath("plan.txt"), local("A1"), current)}
     result = plan({"plan.txt": local("A1")}, [old, current], journal, TWO_WAY)
     assert result.actions == ()
 
@@ -94,7 +96,7 @@ def test_a_later_edit_from_the_other_machine_is_not_a_race_once_confirmed() -> N
     # The next listing shows our upload alone above its floor: confirmed, no work queued.
     result = plan({"plan.txt": local("A2")}, [a2], journal, TWO_WAY)
     assert result.actions == () and result.confirmed == (("plan.txt", a2),)
-    confirmed = {"plan.txt": BaseEntry.synced("plan.txt", local("A2"), a2)}
+    confirmed = {"plan.txt": BaseEntry.synced(RelPath("plan.txt"), local("A2"), a2)}
     # m2 downloaded A2, edited, uploaded B3; listed before m2 deleted A2: an ordinary download.
     b3 = remote(3, "B3", 20)
     (action,) = plan({"plan.txt": local("A2")}, [a2, b3], confirmed, TWO_WAY).actions
@@ -105,25 +107,26 @@ def test_late_landing_duplicate_is_removed_and_the_journal_follows() -> None:
     mine, late = remote(2, "A2", 10), remote(3, "A2", 12)
     journal = {"plan.txt": uploaded("A2", mine, BASE)}
     (action,) = plan({"plan.txt": local("A2")}, [mine, late], journal, TWO_WAY).actions
-    assert action.kind is ActionKind.RECORD and action.remote == late and action.duplicates == (2,)
+    assert action.kind is ActionKind.RECORD and action.remote == late and action.duplicates == ("2",)
 
 
 def test_an_upload_removes_an_older_version_with_the_same_bytes() -> None:
     old, current = remote(1, "A0", -100), remote(2, "A1", 0)
-    journal = {"plan.txt": BaseEntry.synced("plan.txt", local("A1"), current)}
+    journal = {"plan.txt": BaseEntry.synced(RelPath("plan.txt"), local("A1"), current)}
     (action,) = plan({"plan.txt": local("A0")}, [old, current], journal, TWO_WAY).actions
-    assert action.kind is ActionKind.UPLOAD and action.supersedes == 2 and action.duplicates == (1,)
+    assert action.kind is ActionKind.UPLOAD and action.supersedes == "2" and action.duplicates == ("1",)
 
 
 def test_drop_ins_never_supersede_an_earlier_delivery() -> None:
     first = remote(1, "first", 0, name="report.pdf")
-    journal = {"report.pdf": BaseEntry("report.pdf", None, None, None, 1, len("first"), sha("first"), first.upload_at)}
+    delivered = BaseEntry(RelPath("report.pdf"), None, None, None, "1", len("first"), sha("first"), first.written_at)
+    journal = {"report.pdf": delivered}
     drop = {"report.pdf": local("second", name="report.pdf")}
     additive = FolderPolicy(mode=Mode.UPLOAD, additive=True)
     (action,) = plan(drop, [first], journal, additive).actions
     assert action.kind is ActionKind.UPLOAD and action.supersedes is None
     (edit,) = plan(drop, [first], journal, FolderPolicy(mode=Mode.UPLOAD)).actions
-    assert edit.supersedes == 1  # after_upload = keep: an edit replaces
+    assert edit.supersedes == "1"  # after_upload = keep: an edit replaces
 
 
 def test_download_mode_never_removes_duplicates_or_races() -> None:
@@ -142,8 +145,8 @@ def test_remote_spellings_are_one_name() -> None:
 def test_the_poller_sees_races_duplicates_and_unconfirmed_uploads() -> None:
     a2, b2 = remote(2, "A2", 10), remote(3, "B2", 11)
     journal = {"plan.txt": uploaded("B2", b2, BASE)}
-    assert remote_changes([a2, b2], journal, TWO_WAY) == {"plan.txt"}  # a race, current id unchanged
+    assert remote_changes([a2, b2], journal, TWO_WAY) == {"plan.txt"}  # a race, current version unchanged
     assert remote_changes([b2], journal, TWO_WAY) == {"plan.txt"}  # alone: to be confirmed
-    settled = {"plan.txt": BaseEntry.synced("plan.txt", local("B2"), b2)}
+    settled = {"plan.txt": BaseEntry.synced(RelPath("plan.txt"), local("B2"), b2)}
     assert remote_changes([b2], settled, TWO_WAY) == set()
     assert remote_changes([b2, remote(4, "B2", 12)], settled, TWO_WAY) == {"plan.txt"}

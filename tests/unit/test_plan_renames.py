@@ -3,14 +3,16 @@ another, in one pass, is one RENAME on the new name, never a deletion."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from syncd.core.model import Action, ActionKind, BaseEntry, FolderPolicy, LocalFile, Mode, Plan
+from syncd.core.paths import RelPath
 from syncd.core.plan import plan
-from syncd.remote.base import FileStatus, RemoteFile
+from syncd.remote.base import RemoteFile
 from syncd.state import jobcodec
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -25,17 +27,32 @@ def L(name: str, content: str, mtime_ns: int = 1_000) -> LocalFile:
 
 
 def R(file_id: int, name: str, content: str, hours: float = 0) -> RemoteFile:
-    return RemoteFile(file_id, name, len(content.encode()), sha(content), T0 + timedelta(hours=hours), FileStatus.OK)
+    return RemoteFile(
+        name, str(file_id), len(content.encode()), sha(content), written_at=T0 + timedelta(hours=hours), seq=file_id
+    )
 
 
 def synced(name: str, content: str, file_id: int, *, dropped: bool = False) -> tuple[BaseEntry, RemoteFile]:
     remote = R(file_id, name, content)
-    return BaseEntry.synced(name, L(name, content), remote, dropped=dropped), remote
+    return BaseEntry.synced(RelPath(name), L(name, content), remote, dropped=dropped), remote
+
+
+#: How the remote shows its files: listed with a sha256, listed without one, or not listed at
+#: all (no LIST: the journal is the listing, given as None).
+LISTINGS = ["sha256", "no sha256", "no listing"]
+
+
+def shown(listing: str, remote: list[RemoteFile]) -> list[RemoteFile] | None:
+    if listing == "no listing":
+        return None
+    if listing == "no sha256":
+        return [dataclasses.replace(f, sha256=None) for f in remote]
+    return remote
 
 
 def run(
     local: list[LocalFile],
-    remote: list[RemoteFile],
+    remote: list[RemoteFile] | None,
     base: list[BaseEntry],
     *,
     mode: Mode = Mode.TWO_WAY,
@@ -50,13 +67,16 @@ def renames(result: Plan) -> list[tuple[str, str]]:
     return [(a.renamed_from.name, a.name) for a in result.actions if a.renamed_from is not None]
 
 
+@pytest.mark.parametrize("listing", LISTINGS)
 @pytest.mark.parametrize("delete", [False, True])
 @pytest.mark.parametrize("mode", [Mode.TWO_WAY, Mode.UPLOAD])
-def test_a_local_rename_is_one_rename_action(mode: Mode, delete: bool) -> None:
+def test_a_local_rename_is_one_rename_action(mode: Mode, delete: bool, listing: str) -> None:
     entry, remote = synced("old.txt", "hello", 7)
     keep, keep_remote = synced("keep.txt", "other", 8)
-    result = run([L("new.txt", "hello", 5_000), L("keep.txt", "other")], [remote, keep_remote], [entry, keep],
-                 mode=mode, delete=delete)
+    if listing == "no sha256":  # what the journal recorded from such a listing
+        entry, keep = (dataclasses.replace(e, remote_sha256=None) for e in (entry, keep))
+    result = run([L("new.txt", "hello", 5_000), L("keep.txt", "other")], shown(listing, [remote, keep_remote]),
+                 [entry, keep], mode=mode, delete=delete)
     [action] = result.actions
     assert action.kind is ActionKind.RENAME and action.name == "new.txt"
     assert action.local == L("new.txt", "hello", 5_000)
@@ -104,12 +124,13 @@ def test_different_content_is_not_a_rename() -> None:
     assert {(str(x.kind), x.name) for x in result.actions} == {("upload", "new.txt"), ("delete_remote", "old.txt")}
 
 
-def test_a_rename_with_delete_false_still_deletes_the_old_remote() -> None:
+@pytest.mark.parametrize("listing", LISTINGS)
+def test_a_rename_with_delete_false_still_deletes_the_old_remote(listing: str) -> None:
     entry, remote = synced("old.txt", "hello", 7)
-    result = run([L("new.txt", "hello")], [remote], [entry], delete=False)
+    result = run([L("new.txt", "hello")], shown(listing, [remote]), [entry], delete=False)
     [action] = result.actions
     assert action.kind is ActionKind.RENAME and action.renamed_from is not None
-    assert action.renamed_from.remote_id == 7  # the executor deletes it once new.txt is up
+    assert action.renamed_from.remote_version == "7"  # the executor deletes it once new.txt is up
 
 
 def test_older_versions_of_the_old_name_go_with_it() -> None:
@@ -117,13 +138,14 @@ def test_older_versions_of_the_old_name_go_with_it() -> None:
     history = R(3, "old.txt", "ancient", hours=-5)
     result = run([L("new.txt", "hello")], [history, remote], [entry], delete=True)
     [action] = result.actions
-    assert action.kind is ActionKind.RENAME and action.older_ids == (3,)
+    assert action.kind is ActionKind.RENAME and action.older == ("3",)
 
 
-def test_renaming_a_whole_folder_does_not_trip_max_delete() -> None:
+@pytest.mark.parametrize("listing", LISTINGS)
+def test_renaming_a_whole_folder_does_not_trip_max_delete(listing: str) -> None:
     pairs = [synced(f"dir/f{i}.txt", f"content {i}", i + 1) for i in range(10)]
     local = [L(f"renamed/f{i}.txt", f"content {i}") for i in range(10)]
-    result = run(local, [r for _, r in pairs], [e for e, _ in pairs], delete=True, max_delete=0)
+    result = run(local, shown(listing, [r for _, r in pairs]), [e for e, _ in pairs], delete=True, max_delete=0)
     assert result.warning is None and result.skipped_deletions == 0
     assert renames(result) == [(f"dir/f{i}.txt", f"renamed/f{i}.txt") for i in range(10)]
 
@@ -172,7 +194,31 @@ def test_a_rename_round_trips_through_the_queue_payload() -> None:
 
 
 def test_a_version_2_payload_still_reads() -> None:
-    upload = Action(ActionKind.UPLOAD, "a.txt", L("a.txt", "x"))
-    text = jobcodec.dumps(upload).replace(f'"v": {jobcodec.VERSION}', '"v": 2').replace(', "renamed_from": null', "")
+    # As a release writing version 2 (before RENAME: no "renamed_from") queued it.
+    text = (
+        '{"v": 2, "kind": "upload", "name": "a.txt", "local": {"name": "a.txt", "size": 1, "mtime_ns": 1000,'
+        ' "sha256": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881", "spelling": null},'
+        ' "remote": null, "base": null, "supersedes": null, "older_ids": [], "winner": null, "reason": null,'
+        ' "racing": [], "duplicates": []}'
+    )
     assert '"v": 2' in text and "renamed_from" not in text
-    assert jobcodec.loads(text) == upload
+    assert jobcodec.loads(text) == Action(ActionKind.UPLOAD, "a.txt", L("a.txt", "x"))
+
+
+def test_a_version_3_rename_payload_still_reads() -> None:
+    # As version 3 queued the rename of test_a_rename_round_trips_through_the_queue_payload.
+    text = (
+        '{"v": 3, "kind": "rename", "name": "new.txt", "local": {"name": "new.txt", "size": 5, "mtime_ns": 1000,'
+        ' "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", "spelling": null},'
+        ' "remote": null, "base": null, "supersedes": null, "older_ids": [3], "winner": null, "reason": null,'
+        ' "racing": [], "duplicates": [], "renamed_from": {"name": "old.txt", "local_size": 5,'
+        ' "local_mtime_ns": 1000, "local_sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",'
+        ' "remote_id": 7, "remote_size": 5,'
+        ' "remote_hashcode": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",'
+        ' "remote_upload_at": "2025-01-01T00:00:00+00:00", "dropped": false, "local_name": null,'
+        ' "remote_name": null, "remote_floor": null}}'
+    )
+    entry, remote = synced("old.txt", "hello", 7)
+    history = R(3, "old.txt", "ancient", hours=-5)
+    [action] = run([L("new.txt", "hello")], [history, remote], [entry]).actions
+    assert jobcodec.loads(text) == action

@@ -2,7 +2,12 @@
 
 Each row is a small folder (local files, remote list, journal, policy) and the
 plan it must produce, written as one short line per action:
-``"<kind> <name> [supersedes=ID] [older=IDS] [winner=W] [reason=...]"``.
+``"<kind> <name> [supersedes=VERSION] [older=VERSIONS] [winner=W] [reason=...]"``.
+
+The remote files are written as a BDD chat lists them (`ChatFile`: an id, a hashcode that is a
+sha256 only when it looks like one, a status) and reach the planner as `BddRemote.list` reads
+them; the rows marked "no listing" give `remote=None` (a remote without LIST: the journal is
+the listing).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import cast
 
 import pytest
 from _pytest.mark import ParameterSet
@@ -26,8 +32,12 @@ from syncd.core.model import (
     Mode,
     Plan,
 )
+from syncd.core.paths import RelPath
 from syncd.core.plan import MARKER_MISSING, plan
-from syncd.remote.base import FileStatus, RemoteFile
+from syncd.remote.base import RemoteFile
+from syncd.remote.bdd.chatfile import ChatFile, FileStatus
+from syncd.remote.bdd.client import BddClient
+from syncd.remote.bdd.remote import BddRemote
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 TWO, UP, DOWN = Mode.TWO_WAY, Mode.UPLOAD, Mode.DOWNLOAD
@@ -64,9 +74,9 @@ def R(
     *,
     status: FileStatus = FileStatus.OK,
     hashcode: str | None = None,
-) -> RemoteFile:
-    """A remote file uploaded `hours` after T0; its hashcode is a sha256 unless given."""
-    return RemoteFile(
+) -> ChatFile:
+    """A chat file uploaded `hours` after T0; its hashcode is a sha256 unless given."""
+    return ChatFile(
         file_id,
         name,
         len(content.encode()),
@@ -87,14 +97,29 @@ def B(
 ) -> BaseEntry:
     """A journal row: `local` content (mtime T0+hours) and `remote` (id, content)."""
     lf = L(name, local, hours) if local is not None else None
-    rf = R(remote[0], name, remote[1], hours, hashcode=hashcode) if remote is not None else None
-    return BaseEntry.synced(name, lf, rf, dropped=dropped)
+    rf = R(remote[0], name, remote[1], hours, hashcode=hashcode).entry() if remote is not None else None
+    return BaseEntry.synced(RelPath(name), lf, rf, dropped=dropped)
+
+
+class Chat:
+    """A BDD client whose one chat lists the given files."""
+
+    def __init__(self, files: Iterable[ChatFile]) -> None:
+        self.files = list(files)
+
+    def list_chat(self, chat_id: str) -> list[ChatFile]:
+        return list(self.files)
+
+
+def listed(files: Iterable[ChatFile]) -> list[RemoteFile]:
+    """The chat's files as `BddRemote.list` gives them to the planner."""
+    return BddRemote(cast(BddClient, Chat(files))).list("c")
 
 
 @dataclass(frozen=True)
 class Case:
     local: tuple[LocalFile, ...] = ()
-    remote: tuple[RemoteFile, ...] = ()
+    remote: tuple[ChatFile, ...] | None = ()
     base: tuple[BaseEntry, ...] = ()
     mode: Mode = TWO
     delete: bool = False
@@ -105,7 +130,7 @@ class Case:
     def run(self) -> Plan:
         return plan(
             {f.name: f for f in self.local},
-            list(self.remote),
+            None if self.remote is None else listed(self.remote),
             {e.name: e for e in self.base},
             FolderPolicy(self.mode, self.delete, self.max_delete, self.conflict),
             marker_present=self.marker,
@@ -116,8 +141,8 @@ def line(action: Action) -> str:
     parts = [str(action.kind), action.name]
     if action.supersedes is not None:
         parts.append(f"supersedes={action.supersedes}")
-    if action.older_ids:
-        parts.append("older=" + ",".join(map(str, action.older_ids)))
+    if action.older:
+        parts.append("older=" + ",".join(action.older))
     if action.winner is not None:
         parts.append(f"winner={action.winner}")
     if action.reason is not None:
@@ -131,7 +156,7 @@ def lines(p: Plan) -> list[str]:
 
 def case(
     local: Iterable[LocalFile] = (),
-    remote: Iterable[RemoteFile] = (),
+    remote: Iterable[ChatFile] | None = (),
     base: Iterable[BaseEntry] = (),
     *,
     mode: Mode = TWO,
@@ -140,7 +165,8 @@ def case(
     max_delete: int = 100,
     marker: bool = True,
 ) -> Case:
-    return Case(tuple(local), tuple(remote), tuple(base), mode, delete, conflict, max_delete, marker)
+    files = None if remote is None else tuple(remote)
+    return Case(tuple(local), files, tuple(base), mode, delete, conflict, max_delete, marker)
 
 
 def row(folder: Case, expected: list[str], *, id: str, **extra: object) -> ParameterSet:
@@ -175,11 +201,13 @@ ROWS = [
     row(case([L("a", "v1")], [R(2, "a", "v1")], [SYNCED]), ["record a"],
         id="remote re-upload same content: record"),
     row(case([L("a", "v1")], [R(2, "a", "v1", hashcode="md5:1")],
-             [B("a", "v1", (1, "v1"), hashcode="md5:1")]), ["record a"],
-        id="remote re-upload same opaque hashcode: record"),
+             [B("a", "v1", (1, "v1"), hashcode="md5:1")]), ["download a"],
+        id="remote re-upload same opaque hashcode: no sha256 proves the bytes, a change"),
     row(case([L("a", "v1")], [R(2, "a", "v1", hashcode="")],
              [B("a", "v1", (1, "v1"), hashcode="")]), ["download a"],
         id="remote new id with empty hashcode: a change"),
+    row(case([L("a", "v1")], [R(2, "a", "v1", hashcode="md5:1")], [SYNCED]), ["download a"],
+        id="remote new id without sha256 over a row with one: a change"),
     row(case([L("a", "v1", hours=5)], [R(1, "a", "v1")], [SYNCED]), ["record a"],
         id="mtime-only touch: record"),
     row(case([L("a", "v1", hours=5)], [R(1, "a", "v1")], [B("a", "v1", (1, "v1"), hours=5)]), [],
@@ -293,9 +321,9 @@ ROWS = [
         id="download: unsafe remote name fails"),
     # -- remote duplicates and statuses -----------------------------------------------------------
     row(case(remote=[R(5, "a", "old", 1), R(3, "a", "new", 2)]), ["download a"],
-        remote_id=3, id="duplicates: newest upload_at is current"),
+        remote_version="3", id="duplicates: newest upload_at is current"),
     row(case(remote=[R(3, "a", "x", 1), R(5, "a", "y", 1)]), ["download a"],
-        remote_id=5, id="duplicates: upload_at tie, higher id is current"),
+        remote_version="5", id="duplicates: upload_at tie, higher id is current"),
     row(case([L("a", "v1")], [R(1, "a", "v1"), R(2, "a", "v0", -1)], [SYNCED]), [],
         id="duplicates: older ok version ignored"),
     row(case(remote=[R(1, "a", "v1", status=FileStatus.UPLOADING),
@@ -356,6 +384,17 @@ ROWS = [
     row(case([L("a", "v1"), L("c", "v1")], [R(1, "a", "v1"), R(2, "b", "v1")],
              [SYNCED, B("b", None, (2, "v1")), B("c", "v1", None)], delete=True, max_delete=0),
         [], id="max_delete: one-sided rows are not tracked and delete nothing"),
+    # -- no listing (a remote without LIST): the journal's remote side is taken as there ---------
+    row(case([L("a", "v1")], None, [SYNCED]), [], id="no listing: in sync"),
+    row(case([L("a", "v1", hours=5)], None, [SYNCED]), ["record a"], id="no listing: mtime-only touch"),
+    row(case([L("a", "v2")], None, [SYNCED]), ["upload a supersedes=1"],
+        id="no listing: local edit uploads, superseding the recorded version"),
+    row(case([L("a", "v1")], None), ["upload a"], id="no listing: local new"),
+    row(case(remote=None, base=[SYNCED], delete=True), ["delete_remote a"], id="no listing: local deleted, delete on"),
+    row(case(remote=None, base=[SYNCED]), ["record a"], id="no listing: local deleted, delete off: remembered"),
+    row(case(remote=None, base=[B("a", None, (1, "v1"))]), [], id="no listing: remembered local deletion"),
+    row(case([L("a", "v1")], None, [B("a", "v1", None)]), [], id="no listing: remembered remote deletion"),
+    row(case(remote=None, base=[SYNCED], mode=DOWN, delete=True), [], id="no listing, download: remote kept"),
     # -- marker and ordering ----------------------------------------------------------------------
     row(case([L("a", "v2")], [R(2, "b", "v1")], [SYNCED], delete=True, marker=False), [],
         blocked=MARKER_MISSING, id="marker missing: nothing planned"),
@@ -373,24 +412,24 @@ def test_decision(folder: Case, expected: list[str], extra: dict[str, object]) -
     assert result.warning == extra.get("warning")
     assert result.skipped_deletions == extra.get("skipped", 0)
     assert result.blocked == extra.get("blocked")
-    if "remote_id" in extra:
+    if "remote_version" in extra:
         (action,) = result.actions
-        assert action.remote is not None and action.remote.id == extra["remote_id"]
+        assert action.remote is not None and action.remote.version == extra["remote_version"]
 
 
 def test_action_carries_what_it_was_planned_against() -> None:
     local = L("a", "v2")
-    remote = R(1, "a", "v1")
+    remote = R(1, "a", "v1").entry()
     result = plan({"a": local}, [remote], {"a": SYNCED}, FolderPolicy())
     assert result == Plan(
-        actions=(Action(ActionKind.UPLOAD, "a", local, remote, SYNCED, supersedes=1),),
+        actions=(Action(ActionKind.UPLOAD, "a", local, remote, SYNCED, supersedes="1"),),
         unchanged=0,
     )
 
 
 def test_unchanged_counts_present_names_without_reported_action() -> None:
     local = {"a": L("a", "v1"), "b": L("b", "v1", hours=2), "c": L("c", "new")}
-    remote = [R(1, "a", "v1"), R(2, "b", "v1")]
+    remote = listed([R(1, "a", "v1"), R(2, "b", "v1")])
     base = {"a": SYNCED, "b": B("b", "v1", (2, "v1")), "gone": B("gone", "v1", (9, "v1"))}
     result = plan(local, remote, base, FolderPolicy())
     assert lines(result) == ["record b", "upload c", "forget gone"]
@@ -400,7 +439,7 @@ def test_unchanged_counts_present_names_without_reported_action() -> None:
 def test_record_applied_then_nothing() -> None:
     """A RECORD's journal row is exactly what the next plan compares against."""
     local = {"a": L("a", "v1", hours=7)}
-    remote = [R(4, "a", "v1", hours=3)]
+    remote = listed([R(4, "a", "v1", hours=3)])
     first = plan(local, remote, {"a": SYNCED}, FolderPolicy())
     (record,) = first.actions
     assert record.kind is ActionKind.RECORD
@@ -409,18 +448,19 @@ def test_record_applied_then_nothing() -> None:
 
 def test_record_keeps_dropped_while_the_local_file_exists() -> None:
     dropped = B("a", "v1", (1, "v1"), dropped=True)
-    (touch,) = plan({"a": L("a", "v1", hours=1)}, [R(1, "a", "v1")], {"a": dropped}, FolderPolicy(Mode.UPLOAD)).actions
+    remote = listed([R(1, "a", "v1")])
+    (touch,) = plan({"a": L("a", "v1", hours=1)}, remote, {"a": dropped}, FolderPolicy(Mode.UPLOAD)).actions
     assert touch.kind is ActionKind.RECORD and touch.recorded().dropped
-    (gone,) = plan({}, [R(1, "a", "v1")], {"a": dropped}, FolderPolicy(Mode.UPLOAD, delete=True)).actions
+    (gone,) = plan({}, remote, {"a": dropped}, FolderPolicy(Mode.UPLOAD, delete=True)).actions
     assert gone.kind is ActionKind.RECORD and gone.recorded() == B("a", None, (1, "v1"))
 
 
 def test_journal_upload_at_representation_does_not_repeat_records() -> None:
-    """Once the remote id matches, a journal handing upload_at back in another
+    """Once the remote version matches, a journal handing written_at back in another
     time zone or precision is still in sync (RECORD must not repeat forever)."""
     moved = (T0 + timedelta(microseconds=1)).astimezone(timezone(timedelta(hours=2)))
-    base = dataclasses.replace(SYNCED, remote_upload_at=moved)
-    assert plan({"a": L("a", "v1")}, [R(1, "a", "v1")], {"a": base}, FolderPolicy()).actions == ()
+    base = dataclasses.replace(SYNCED, remote_written_at=moved)
+    assert plan({"a": L("a", "v1")}, listed([R(1, "a", "v1")]), {"a": base}, FolderPolicy()).actions == ()
 
 
 @pytest.mark.parametrize(

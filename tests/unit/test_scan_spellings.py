@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from syncd.core.model import BaseEntry, Floor, LocalFile
+from syncd.core.paths import RelPath
 from syncd.local.scan import scan_folder
-from syncd.remote.base import FileStatus, RemoteFile
+from syncd.remote.base import RemoteFile
 from syncd.sync.outcome import to_base, to_row
 
-NFC = "caf\u00e9.txt"
+NFC = RelPath("caf\u00e9.txt")
 NFD = "cafe\u0301.txt"
 
 
@@ -37,8 +38,9 @@ def test_two_spellings_of_one_name_both_stay_and_the_second_is_reported(tmp_path
 
 
 def test_the_journal_round_trips_spellings_and_floor() -> None:
-    remote = RemoteFile(7, NFD, 1, "a" * 64, datetime(2026, 1, 1, tzinfo=UTC), FileStatus.OK)
+    remote = RemoteFile(NFD, "7", 1, "a" * 64, written_at=datetime(2026, 1, 1, tzinfo=UTC), seq=7)
     entry = BaseEntry.synced(NFC, LocalFile(NFC, 1, 2, "a" * 64, spelling=NFD), remote,
                              floor=Floor(datetime(2025, 1, 1, tzinfo=UTC), 3))
     assert entry.local_name == NFD and entry.remote_name == NFD
+    assert entry.remote_path == NFD and entry.recorded_remote() == remote
     assert to_base(to_row(entry)) == entry

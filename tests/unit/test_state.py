@@ -12,20 +12,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-import syncd.state.db as state_mod
+import syncd.state.schema as schema_mod
 from syncd.errors import StateDamaged, StateLocked
 from syncd.state.db import (
-    SCHEMA_VERSION,
     FolderStatus,
-    JournalRow,
     State,
     StateVersionError,
     lock_holder,
     open_state,
 )
+from syncd.state.journal import JournalRow
+from syncd.state.schema import SCHEMA_VERSION
 
 Spawn = Callable[[str, Path], "subprocess.Popen[str]"]
 
@@ -152,8 +153,8 @@ def test_appended_migration_upgrades_an_existing_file(
     with open_state(state_dir) as state:
         state.put_journal("f", JournalRow("a.txt"))
     step = ("CREATE TABLE extra (x INTEGER)", "INSERT INTO extra VALUES (42)")
-    monkeypatch.setattr(state_mod, "_MIGRATIONS", (*state_mod._MIGRATIONS, step))
-    monkeypatch.setattr(state_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(schema_mod, "_MIGRATIONS", (*schema_mod._MIGRATIONS, step))
+    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     for _ in range(2):  # the second open must not apply the step again
         with open_state(state_dir) as state:
             assert state.user_version() == SCHEMA_VERSION + 1
@@ -164,8 +165,8 @@ def test_appended_migration_upgrades_an_existing_file(
 def test_a_failing_migration_changes_nothing(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     open_state(state_dir).close()
     step = ("CREATE TABLE extra (x INTEGER)", "THIS IS NOT SQL")
-    monkeypatch.setattr(state_mod, "_MIGRATIONS", (*state_mod._MIGRATIONS, step))
-    monkeypatch.setattr(state_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(schema_mod, "_MIGRATIONS", (*schema_mod._MIGRATIONS, step))
+    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(sqlite3.OperationalError):
         open_state(state_dir)
     monkeypatch.undo()
@@ -186,7 +187,7 @@ def test_a_newer_schema_is_refused(state_dir: Path) -> None:
 
 def filled(state_dir: Path, rows: int = 2000) -> Path:
     with open_state(state_dir) as state:
-        state.put_journal_many("f", [JournalRow(f"n{i:05d}", i, i, "s" * 64, i, i, "h" * 64) for i in range(rows)])
+        state.put_journal_many("f", [JournalRow(f"n{i:05d}", i, i, "s" * 64, str(i), i, "h" * 64) for i in range(rows)])
     return state_dir / "syncd.db"
 
 
@@ -303,11 +304,15 @@ def test_journal_round_trip(state: State) -> None:
         local_size=10,
         local_mtime_ns=1_700_000_000_123_456_789,
         local_sha256="ab" * 32,
-        remote_id=2**40,
+        remote_version=str(2**40),
         remote_size=10,
-        remote_hashcode="cd" * 16,
-        remote_upload_at="2024-05-01T12:00:00+00:00",
+        remote_sha256="cd" * 32,
+        remote_written_at="2024-05-01T12:00:00+00:00",
         dropped=True,
+        local_name="report (1).pdf",
+        remote_name="Report (1).pdf",
+        remote_floor_at="2024-05-01T11:00:00+00:00",
+        remote_floor_seq=2**40 - 1,
     )
     local_only = JournalRow("é.txt", local_size=0, local_mtime_ns=1, local_sha256="00" * 32)
     state.put_journal("f", full)
@@ -319,7 +324,7 @@ def test_journal_round_trip(state: State) -> None:
     assert state.journal_row("f", "missing") is None
     assert state.journal_count("f") == 2
 
-    replaced = JournalRow(full.name, remote_id=7)
+    replaced = JournalRow(full.name, remote_version="7")
     state.put_journal("f", replaced)
     assert state.journal("f")[full.name] == replaced
 
@@ -330,6 +335,61 @@ def test_journal_round_trip(state: State) -> None:
     assert state.journal("empty") == {}
 
 
+def test_confirming_a_floor_clears_it_and_takes_the_listed_time_for_that_version_only(state: State) -> None:
+    floored = JournalRow(
+        "a.txt", local_size=1, remote_version="12", remote_size=1, remote_written_at="2024-05-01T12:00:00+00:00",
+        remote_floor_at="2024-05-01T11:00:00+00:00", remote_floor_seq=11,
+    )
+    other = JournalRow(
+        "b.txt", local_size=1, remote_version="13", remote_size=1, remote_written_at="2024-05-01T12:00:00+00:00",
+        remote_floor_at="2024-05-01T11:00:00+00:00", remote_floor_seq=11,
+    )
+    state.put_journal_many("f", [floored, other])
+    listed = "2024-05-01T12:00:03+00:00"
+    state.confirm_floors("f", [("a.txt", "12", listed), ("b.txt", "99", listed)])  # b.txt moved on since
+    assert state.journal("f") == {
+        "a.txt": JournalRow(
+            "a.txt", local_size=1, remote_version="12", remote_size=1, remote_written_at=listed,
+        ),
+        "b.txt": other,
+    }
+
+
+def test_a_schema_2_journal_is_read_in_syncds_words(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Schema 3: BDD ids become version text, a hashcode its sha256 only when it is one, the
+    floor's id its seq; every folder's place is unknown until its next pass."""
+    monkeypatch.setattr(schema_mod, "_MIGRATIONS", schema_mod._MIGRATIONS[:2])
+    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", 2)
+    with open_state(state_dir) as state, state.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO journal (folder, name, local_size, local_mtime_ns, local_sha256, remote_id, remote_size,"
+            " remote_hashcode, remote_upload_at, dropped, updated_at, local_name, remote_name, remote_floor_at,"
+            " remote_floor_id) VALUES ('f', ?, 1, 2, ?, ?, 1, ?, '2024-05-01T12:00:00+00:00', ?, 'now', ?, ?, ?, ?)",
+            [
+                ("a.txt", "ab" * 32, 2**40, "CD" * 32, 1, "a.txt", None, "2024-05-01T11:00:00+00:00", 41),
+                ("b.txt", "ab" * 32, 7, "md5:0123", 0, None, "B.txt", None, None),
+                ("c.txt", "ab" * 32, None, None, 0, None, None, None, None),
+            ],
+        )
+        conn.execute("INSERT INTO folders (name, last_pass) VALUES ('f', '2024-05-01T12:00:00+00:00')")
+    monkeypatch.undo()
+    with open_state(state_dir) as state:
+        assert state.user_version() == SCHEMA_VERSION
+        common: dict[str, Any] = {"local_size": 1, "local_mtime_ns": 2, "local_sha256": "ab" * 32}
+        remote: dict[str, Any] = {"remote_size": 1, "remote_written_at": "2024-05-01T12:00:00+00:00"}
+        assert state.journal("f") == {
+            "a.txt": JournalRow(
+                "a.txt", **common, remote_version=str(2**40), remote_sha256="cd" * 32, **remote, dropped=True,
+                local_name="a.txt", remote_floor_at="2024-05-01T11:00:00+00:00", remote_floor_seq=41,
+            ),
+            "b.txt": JournalRow("b.txt", **common, remote_version="7", remote_sha256=None, **remote,
+                                remote_name="B.txt"),
+            "c.txt": JournalRow("c.txt", **common, remote_size=1, remote_written_at="2024-05-01T12:00:00+00:00"),
+        }
+        assert state.folder_status("f").last_pass == "2024-05-01T12:00:00+00:00"
+        assert state.folder_place("f") is None
+
+
 def test_journal_of_10000_rows(state: State) -> None:
     rows = {
         f"file-{i:05}.bin": JournalRow(
@@ -337,10 +397,10 @@ def test_journal_of_10000_rows(state: State) -> None:
             local_size=i,
             local_mtime_ns=i * 1_000_000_007,
             local_sha256=f"{i:064x}",
-            remote_id=i + 1,
+            remote_version=str(i + 1),
             remote_size=i,
-            remote_hashcode=f"{i:032x}",
-            remote_upload_at="2024-05-01T12:00:00+00:00",
+            remote_sha256=f"{i:064x}",
+            remote_written_at="2024-05-01T12:00:00+00:00",
             dropped=i % 7 == 0,
         )
         for i in range(10_000)

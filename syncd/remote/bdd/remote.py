@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from syncd.core.names import is_safe
 from syncd.errors import Unsupported
 from syncd.remote.base import Capability, OnResume, Progress, RemoteFile
 from syncd.remote.bdd.chatfile import FileStatus
@@ -56,6 +57,9 @@ class BddRemote:
         resume: str | None = None,
         on_resume: OnResume | None = None,
     ) -> RemoteFile:
+        if "/" in path and all(is_safe(part) for part in path.split("/")):
+            raise Unsupported(f"put {path!r}: not supported by this remote (a chat has no folders)",
+                              capability="TREE")
         file_id = self.client.upload(
             source, chat_id=place, filename=path, size=size, sha256=sha256,
             progress=progress, resume=resume, on_resume=on_resume,
