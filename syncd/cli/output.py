@@ -125,7 +125,7 @@ def probe_remotes(config: Config, stack: ExitStack) -> ProbeResult:
     remotes = build_remotes(config, stack)
     for folder in config.folders:
         try:
-            files = remotes[folder.remote].list_chat(folder.chat_id)
+            files = remotes[folder.remote].list_chat(folder.place)
             result.lines.append(f"{folder.name}: remote {folder.remote} ok ({len(files)} files in the chat)")
         except FatalError as exc:
             result.ok = False

@@ -22,9 +22,10 @@ import httpx
 import psutil
 import pytest
 
-from syncd.app import build_remotes, start_embedded
+from syncd.app import build_remotes
 from syncd.config import Config, load_config
 from syncd.remote.bdd.client import BddRemote
+from syncd.remote.bdd.embedded import start_embedded
 from syncd.server.unixsock import SOCKET_NAME, SUN_PATH_MAX
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "config.example.toml"

@@ -123,7 +123,7 @@ def test_a_file_deleted_after_the_plan_is_not_uploaded(tmp_path: Path, server_ur
     state = open_state(tmp_path / "state")
     client = BddRemote(server_url, "u", timeout=10)
     try:
-        executor = Executor(FolderConfig(name=FOLDER, path=folder, remote="r", chat_id=CHAT), client, state, settle=0)
+        executor = Executor(FolderConfig(name=FOLDER, path=folder, remote="r", place=CHAT), client, state, settle=0)
         (folder / "gone.txt").unlink()
         for attempts in (0, 1):  # a first try and a retry after an ambiguous failure
             with pytest.raises(LocalChanged):

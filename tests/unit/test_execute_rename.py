@@ -44,7 +44,7 @@ def renamed_folder(tmp_path: Path, state: State, remote: MemoryRemote) -> tuple[
     assert listed.id == file_id
     state.put_journal("f", to_row(BaseEntry.synced("old.txt", old, listed)))
     (folder / "old.txt").rename(folder / "new.txt")
-    executor = Executor(FolderConfig(name="f", path=folder, remote="r", chat_id=CHAT), remote, state, settle=0)
+    executor = Executor(FolderConfig(name="f", path=folder, remote="r", place=CHAT), remote, state, settle=0)
     return executor, folder
 
 

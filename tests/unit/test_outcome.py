@@ -122,7 +122,7 @@ class NoRemote:
 
 
 def test_the_executor_hands_its_error_back_instead_of_raising(tmp_path: Path, state: State) -> None:
-    folder = FolderConfig(name="f", path=tmp_path / "gone", remote="r", chat_id="c")  # no marker
+    folder = FolderConfig(name="f", path=tmp_path / "gone", remote="r", place="c")  # no marker
     executor = Executor(folder, NoRemote(), state, settle=0)  # type: ignore[arg-type]
     action = Action(ActionKind.FORGET, "a.txt")
     outcome = executor.execute(action, resume=Resume("token", None))
