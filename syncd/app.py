@@ -12,22 +12,15 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-import structlog
-
 from syncd.config import Config, RemoteConfig
-from syncd.errors import StateLocked
 from syncd.local.folderfs import FolderFS
+from syncd.remote import kinds
 from syncd.remote.base import Remote
-from syncd.remote.bdd.client import BddClient
-from syncd.remote.bdd.remote import BddRemote
 from syncd.remote.breaker import Breakers
-from syncd.remote.retry import Abort
+from syncd.remote.kind import OpenContext, Services
 from syncd.state.db import State, open_state
 from syncd.state.queue import Queue
 from syncd.sync.engine import Engine
-
-log = structlog.get_logger("syncd.app")
 
 
 @dataclass
@@ -42,19 +35,21 @@ class App:
 
 class RemoteSet:
     """The clients of a config's remotes, kept across config reloads: a remote whose settings
-    did not change keeps its client, and the embedded file service is started once.
+    did not change keeps its client, and what kinds share between remotes (a service they run
+    in-process) is started once.
 
-    With `breakers`, each client's retries stop early while its remote's breaker is open.
-    `share_embedded`: see `start_embedded` (for probes that take no state lock)."""
+    Each client is opened by its remote's kind (`syncd.remote.kinds`). With `breakers`, each
+    client's retries stop early while its remote's breaker is open. `probe`: the caller holds no
+    state lock (`syncd check`), see `OpenContext`."""
 
     def __init__(
-        self, state_dir: Path, stack: ExitStack, breakers: Breakers | None = None, *, share_embedded: bool = False
+        self, state_dir: Path, stack: ExitStack, breakers: Breakers | None = None, *, probe: bool = False
     ) -> None:
         self._state_dir = state_dir
         self._stack = stack
         self._breakers = breakers
-        self._share_embedded = share_embedded
-        self._embedded_service: EmbeddedService | None = None
+        self._probe = probe
+        self._services = Services()
         self._clients: dict[RemoteConfig, Remote] = {}
 
     def build(self, config: Config) -> dict[str, Remote]:
@@ -67,10 +62,8 @@ class RemoteSet:
             client = self._clients.get(rc)
             if client is None:
                 abort = self._breakers.get(name).tripped if self._breakers is not None else None
-                if rc.kind == "embedded":
-                    client = embedded_client(rc, self._embedded(), abort=abort)
-                else:
-                    client = make_client(rc, str(rc.url), abort=abort)
+                context = OpenContext(self._state_dir, self._stack, abort, self._probe, self._services)
+                client = kinds.get(rc.kind).open(rc, context)
                 self._stack.callback(client.close)
                 self._clients[rc] = client
             remotes[name] = client
@@ -81,90 +74,11 @@ class RemoteSet:
         for client in self._clients.values():
             client.close()
 
-    def _embedded(self) -> EmbeddedService:
-        if self._embedded_service is None:
-            self._embedded_service = start_embedded(self._state_dir, self._stack, share=self._share_embedded)
-        return self._embedded_service
-
 
 def build_remotes(config: Config, stack: ExitStack) -> dict[str, Remote]:
     """One client per configured remote, for a probe (`syncd check`), which takes no state lock:
-    `embedded` remotes share one file service, the running daemon's when there is one."""
-    return RemoteSet(config.daemon.state_dir, stack, share_embedded=True).build(config)
-
-
-def make_client(rc: RemoteConfig, url: str, *, abort: Abort | None = None) -> BddRemote:
-    """The client of one remote; `abort` (its breaker's `tripped`) cuts its retry loops short."""
-    return BddRemote(BddClient(
-        url, rc.user_id, api_key=rc.api_key(), timeout=rc.timeout, requests_per_minute=rc.requests_per_minute,
-        max_connections=_MAX_CONNECTIONS, abort=abort,
-    ))
-
-
-def embedded_client(rc: RemoteConfig, service: EmbeddedService, *, abort: Abort | None = None) -> BddRemote:
-    """The client of an embedded remote: HTTP over the service's Unix socket."""
-    limits = httpx.Limits(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS)
-    return BddRemote(BddClient(
-        EMBEDDED_BASE_URL, rc.user_id, api_key=rc.api_key(), timeout=rc.timeout,
-        requests_per_minute=rc.requests_per_minute, abort=abort, origin=service.describe(),
-        transport=httpx.HTTPTransport(uds=service.address, limits=limits),
-    ))
-
-
-_MAX_CONNECTIONS = 16
-#: The base URL of requests over the embedded remote's socket. Only its path part matters; the
-#: host (a name that never resolves, RFC 2606) is what the service's signed download URLs carry.
-EMBEDDED_BASE_URL = "http://syncd-embedded.invalid"
-#: How long a writer waits for another process (a `syncd check` probing) to stop serving.
-EMBEDDED_WAIT_S = 30.0
-
-
-@dataclass(frozen=True)
-class EmbeddedService:
-    """Where the embedded file service listens."""
-
-    socket_path: Path  # for messages
-    address: str  # what this process connects to (see `SocketDir.address`)
-
-    def describe(self) -> str:
-        return f"embedded (unix socket {self.socket_path})"
-
-
-def start_embedded(
-    state_dir: Path, stack: ExitStack, *, share: bool = False, wait: float = EMBEDDED_WAIT_S
-) -> EmbeddedService:
-    """Start the reference file service over `state_dir/embedded` on a Unix socket in that
-    directory (`service.sock`), private to this user: both directories are made 0700, the
-    socket is 0600, and no TCP port is opened. Stopped, and the socket removed, with the stack.
-
-    One process serves a state dir at a time. When another one does, `share=True` (a probe)
-    uses that service; otherwise this waits up to `wait` seconds for it to stop, then raises
-    `StateLocked`."""
-    from syncd.server.app import build_app
-    from syncd.server.runner import ServerThread
-    from syncd.server.unixsock import SocketDir, private_dir
-
-    state_dir = Path(state_dir).expanduser()
-    private_dir(state_dir)
-    sockdir = stack.enter_context(SocketDir(state_dir / "embedded"))  # closed last: clients use its fd
-    service = EmbeddedService(sockdir.socket_path, sockdir.address)
-    if not sockdir.try_lock():
-        if share:
-            return service
-        if not sockdir.lock(wait):
-            raise StateLocked(
-                f"the embedded file service in {sockdir.path} is served by another syncd process"
-            )
-    sock = sockdir.bind()
-    stack.callback(sockdir.remove)
-    try:
-        server = ServerThread(build_app(sockdir.path), sock=sock).start()
-    except BaseException:
-        sock.close()
-        raise
-    stack.callback(server.stop)
-    log.info("embedded file service", socket=str(sockdir.socket_path))
-    return service
+    what the remotes' kinds run in-process is shared with the running daemon when there is one."""
+    return RemoteSet(config.daemon.state_dir, stack, probe=True).build(config)
 
 
 @contextmanager

@@ -22,9 +22,10 @@ import httpx
 import psutil
 import pytest
 
-from syncd.app import build_remotes, start_embedded
+from syncd.app import build_remotes
 from syncd.config import Config, load_config
 from syncd.remote.bdd.client import BddClient
+from syncd.remote.bdd.embedded import start_embedded
 from syncd.remote.bdd.remote import BddRemote
 from syncd.server.unixsock import SOCKET_NAME, SUN_PATH_MAX
 

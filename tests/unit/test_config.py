@@ -17,6 +17,7 @@ from syncd.config import (
     load_config,
 )
 from syncd.errors import ConfigError
+from syncd.remote.bdd.settings import BddSettings, api_key, settings_of
 
 # Copied from SPEC.md, "Configuration (TOML)".
 SPEC_EXAMPLE = """\
@@ -107,13 +108,11 @@ def test_spec_example_loads(tmp_path: Path, env: dict[str, str]) -> None:
     home = Path(env["HOME"])
     assert cfg.path == tmp_path / "config.toml"
     assert cfg.daemon == DaemonConfig(state_dir=home / ".local/state/syncd")
-    assert cfg.remotes["demo"] == RemoteConfig(name="demo", kind="embedded", user_id="demo")
+    assert cfg.remotes["demo"] == RemoteConfig(name="demo", kind="embedded", settings=BddSettings(user_id="demo"))
     assert cfg.remotes["work"] == RemoteConfig(
         name="work",
         kind="bdd",
-        user_id="114514",
-        url="https://files.example.com",
-        api_key_env="SYNCD_WORK_API_KEY",
+        settings=BddSettings(user_id="114514", url="https://files.example.com", api_key_env="SYNCD_WORK_API_KEY"),
     )
     assert cfg.folders == (
         FolderConfig(
@@ -139,7 +138,7 @@ def test_defaults_fill_a_minimal_config(tmp_path: Path, env: dict[str, str]) -> 
     assert folder.after_upload == AfterUpload("keep")
     assert folder.ignore == ()
     work = cfg.remotes["work"]
-    assert (work.timeout, work.requests_per_minute, work.api_key_env) == (60.0, 0, None)
+    assert (work.timeout, work.requests_per_minute, settings_of(work).api_key_env) == (60.0, 0, None)
 
 
 def test_every_field_round_trips(tmp_path: Path, env: dict[str, str]) -> None:
@@ -183,7 +182,7 @@ ignore = ["*.tmp", "~*"]
     assert isinstance(cfg.daemon.poll_interval, float)
     assert cfg.remotes["work"].timeout == 5.5
     assert cfg.remotes["work"].requests_per_minute == 120
-    assert cfg.remotes["work"].api_key_env == "WORK_KEY"
+    assert settings_of(cfg.remotes["work"]).api_key_env == "WORK_KEY"
     assert cfg.folders == (
         FolderConfig(
             name="drop",
@@ -247,7 +246,7 @@ chat_id = "c"
 
 def test_remote_url_trailing_slash_is_dropped(tmp_path: Path, env: dict[str, str]) -> None:
     text = REMOTES.replace('"https://files.example.com"', '"http://127.0.0.1:8765/api/"')
-    assert load(tmp_path, text, env).remotes["work"].url == "http://127.0.0.1:8765/api"
+    assert settings_of(load(tmp_path, text, env).remotes["work"]).url == "http://127.0.0.1:8765/api"
 
 
 def test_config_is_frozen(tmp_path: Path, env: dict[str, str]) -> None:
@@ -625,12 +624,12 @@ def remote_with_key(tmp_path: Path, env: dict[str, str]) -> RemoteConfig:
 
 
 def test_api_key_is_none_when_not_configured(tmp_path: Path, env: dict[str, str]) -> None:
-    assert load(tmp_path, R, env).remotes["work"].api_key({"SYNCD_WORK_API_KEY": SECRET}) is None
+    assert api_key(load(tmp_path, R, env).remotes["work"], {"SYNCD_WORK_API_KEY": SECRET}) is None
 
 
 def test_api_key_comes_from_the_environment_at_use(tmp_path: Path, env: dict[str, str]) -> None:
     remote = remote_with_key(tmp_path, env)
-    assert remote.api_key({"SYNCD_WORK_API_KEY": SECRET}) == SECRET
+    assert api_key(remote, {"SYNCD_WORK_API_KEY": SECRET}) == SECRET
     assert SECRET not in repr(remote)
 
 
@@ -639,12 +638,12 @@ def test_api_key_from_systemd_credentials(tmp_path: Path, env: dict[str, str]) -
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "SYNCD_WORK_API_KEY").write_text(f"{SECRET}\n")
-    assert remote.api_key({"CREDENTIALS_DIRECTORY": str(creds)}) == SECRET
+    assert api_key(remote, {"CREDENTIALS_DIRECTORY": str(creds)}) == SECRET
     # The environment wins when both are there; an empty variable does not count.
     both = {"CREDENTIALS_DIRECTORY": str(creds), "SYNCD_WORK_API_KEY": "from-env"}
-    assert remote.api_key(both) == "from-env"
+    assert api_key(remote, both) == "from-env"
     empty = {"CREDENTIALS_DIRECTORY": str(creds), "SYNCD_WORK_API_KEY": ""}
-    assert remote.api_key(empty) == SECRET
+    assert api_key(remote, empty) == SECRET
 
 
 @pytest.mark.parametrize("creds_content", [None, "", "  \n"])
@@ -658,7 +657,7 @@ def test_missing_api_key_names_key_and_variable_only(
         (creds / "SYNCD_WORK_API_KEY").write_text(creds_content)
     lookalike = {"SYNCD_WORK_API_KEY": "", "CREDENTIALS_DIRECTORY": str(creds), "OTHER_KEY": SECRET}
     with pytest.raises(ConfigError) as info:
-        remote.api_key(lookalike)
+        api_key(remote, lookalike)
     message = str(info.value)
     assert "config.toml: remotes.work.api_key_env:" in message
     assert "SYNCD_WORK_API_KEY is not set" in message

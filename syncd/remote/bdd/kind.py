@@ -1,0 +1,102 @@
+"""The ``bdd`` and ``embedded`` remote kinds: a chat's file list on a BDD file service, reached
+over HTTP at its URL, or on the in-process reference service's private socket.
+
+Both are one flat list of names per chat (no TREE), in every folder mode, and open a
+`BddRemote`; they differ in where the service is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx
+
+from syncd.config.model import MODES
+from syncd.remote.base import Capability
+from syncd.remote.bdd.client import BddClient
+from syncd.remote.bdd.embedded import EMBEDDED_BASE_URL, EmbeddedService, start_embedded
+from syncd.remote.bdd.remote import BddRemote
+from syncd.remote.bdd.settings import (
+    PLACE_KEYS,
+    REMOTE_KEYS,
+    BddSettings,
+    api_key,
+    parse_bdd,
+    parse_chat,
+    parse_embedded,
+    settings_of,
+)
+from syncd.remote.kind import OpenContext
+from syncd.remote.retry import Abort
+
+if TYPE_CHECKING:
+    from syncd.config.model import Mode, RemoteConfig
+    from syncd.config.reader import TableReader
+
+#: Connections one client keeps open at most (the workers share it).
+MAX_CONNECTIONS = 16
+
+
+def make_client(rc: RemoteConfig, *, abort: Abort | None = None) -> BddRemote:
+    """The client of a ``bdd`` remote; `abort` (its breaker's `tripped`) cuts its retry loops short."""
+    settings = settings_of(rc)
+    if settings.url is None:
+        raise TypeError(f"remote {rc.name!r} has no url")
+    return BddRemote(BddClient(
+        settings.url, settings.user_id, api_key=api_key(rc), timeout=rc.timeout,
+        requests_per_minute=rc.requests_per_minute, max_connections=MAX_CONNECTIONS, abort=abort,
+    ))
+
+
+def embedded_client(rc: RemoteConfig, service: EmbeddedService, *, abort: Abort | None = None) -> BddRemote:
+    """The client of an ``embedded`` remote: HTTP over the service's Unix socket."""
+    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
+    return BddRemote(BddClient(
+        EMBEDDED_BASE_URL, settings_of(rc).user_id, api_key=api_key(rc), timeout=rc.timeout,
+        requests_per_minute=rc.requests_per_minute, abort=abort, origin=service.describe(),
+        transport=httpx.HTTPTransport(uds=service.address, limits=limits),
+    ))
+
+
+def _start_service(context: OpenContext) -> EmbeddedService:
+    return start_embedded(context.state_dir, context.stack, share=context.probe)
+
+
+class _ChatKind:
+    """What both kinds share: a chat's file list, named by ``chat_id``."""
+
+    capabilities: Capability = BddRemote.capabilities
+    modes: tuple[Mode, ...] = MODES
+    remote_keys: tuple[str, ...] = REMOTE_KEYS
+    place_keys: tuple[str, ...] = PLACE_KEYS
+
+    def parse_place(self, reader: TableReader) -> str:
+        return parse_chat(reader)
+
+
+class BddKind(_ChatKind):
+    """``kind = "bdd"``: a BDD file service at its ``url``."""
+
+    name = "bdd"
+
+    def parse_remote(self, reader: TableReader) -> BddSettings:
+        return parse_bdd(reader)
+
+    def open(self, remote: RemoteConfig, context: OpenContext) -> BddRemote:
+        return make_client(remote, abort=context.abort)
+
+
+class EmbeddedKind(_ChatKind):
+    """``kind = "embedded"``: the reference service, in-process; one for all embedded remotes."""
+
+    name = "embedded"
+
+    def parse_remote(self, reader: TableReader) -> BddSettings:
+        return parse_embedded(reader)
+
+    def open(self, remote: RemoteConfig, context: OpenContext) -> BddRemote:
+        return embedded_client(remote, context.shared(_start_service), abort=context.abort)
+
+
+BDD = BddKind()
+EMBEDDED = EmbeddedKind()
