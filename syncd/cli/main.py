@@ -151,9 +151,10 @@ def _public_url(text: str | None) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from syncd.server.app import Limits, build_app
-    from syncd.server.guard import ServeLimits
+    from syncd.server.app import build_app
     from syncd.server.runner import serve_forever
+    from syncd.server.servelimits import ServeLimits
+    from syncd.server.service import Limits
 
     configure_logs(args.log_format)
     api_key = None

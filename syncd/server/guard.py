@@ -25,88 +25,27 @@ protocol with a per-connection watchdog, following Apache's mod_reqtimeout:
   requests in flight; the guard disconnects whatever is still running shortly before that
   deadline, so handlers clean up rather than being cancelled.
 
-When descriptors do run out all the same (a `max_connections` set above what the limit
-allows, or descriptors held elsewhere), CPython's accept loop (3.11; python/cpython#151615)
-goes on calling accept() for the whole backlog after the first "Too many open files", each
-failure logging a traceback and scheduling another retry: thousands of lines a second and a
-spinning core. `new_event_loop` gives uvicorn a loop that ends such a round at its first
-resource error (one log line and one retry a second, as asyncio intends), and
-`RateLimitFilter` lets one message of the `asyncio` and `uvicorn.error` loggers through at
-most once per `LOG_EVERY` seconds. Connections cut by the guard are logged as counts, at most
-once per `LOG_EVERY` seconds too.
+The limits themselves are `syncd.server.servelimits`; the loop that keeps accepting from
+spinning when descriptors run out all the same is `syncd.server.acceptloop`; connections cut
+here are logged as counts, at most once per `LOG_EVERY` seconds (`syncd.server.lograte`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import logging
-import resource
-import socket
-import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import h11
-import structlog
 from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-log = structlog.get_logger("syncd.server")
-
-#: At most one summary line of cut connections (and of one repeated asyncio/uvicorn message) per this many seconds.
-LOG_EVERY = 10.0
-#: Descriptors an upload connection may hold: its socket, its temp or part file, a spool file.
-FDS_PER_CONNECTION = 3
-#: Descriptors kept for everything else: the listening socket, the database, logs, threads.
-FDS_RESERVED = 64
+from syncd.server.lograte import CutTally
+from syncd.server.servelimits import ServeLimits
 
 Phase = Literal["headers", "body", "busy", "idle", "closed"]
-
-
-@dataclass(frozen=True, slots=True)
-class ServeLimits:
-    """How long and how many: the limits `syncd serve` puts on its clients."""
-
-    #: Seconds to send the request headers, extended by 1 s per `min_rate` bytes, at most doubled.
-    header_timeout: float = 20.0
-    #: Seconds for the body after the headers, extended by 1 s per `min_rate` bytes; also the longest pause.
-    body_timeout: float = 20.0
-    #: Bytes that earn a header or body deadline one more second.
-    min_rate: int = 500
-    #: Seconds a client may leave a response unread before the connection is aborted.
-    send_timeout: float = 60.0
-    #: Seconds an idle kept-alive connection stays open.
-    keep_alive_timeout: int = 30
-    #: Open connections at most; None: derived from the soft RLIMIT_NOFILE (`auto_max_connections`).
-    max_connections: int | None = None
-    #: Seconds a SIGTERM waits for requests in flight.
-    shutdown_timeout: int = 10
-
-    def __post_init__(self) -> None:
-        for name in ("header_timeout", "body_timeout", "send_timeout", "keep_alive_timeout", "min_rate"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
-        if self.shutdown_timeout < 0:
-            raise ValueError(f"shutdown_timeout must not be negative, not {self.shutdown_timeout!r}")
-        if self.max_connections is not None and self.max_connections < 1:
-            raise ValueError(f"max_connections must be at least 1, not {self.max_connections!r}")
-
-    def connection_limit(self) -> int:
-        return self.max_connections if self.max_connections is not None else auto_max_connections()
-
-
-def auto_max_connections(soft_limit: int | None = None) -> int:
-    """As many connections as the descriptors allow (soft RLIMIT_NOFILE), between 16 and 1000."""
-    if soft_limit is None:
-        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft_limit == resource.RLIM_INFINITY or soft_limit < 0:
-        return 1000
-    return max(16, min(1000, (soft_limit - FDS_RESERVED) // FDS_PER_CONNECTION))
 
 
 OVER_LIMIT = (
@@ -117,30 +56,6 @@ TIMED_OUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"content-length: 16\r\nconnection: close\r\n\r\nrequest too slow"
 )
-
-
-class _Tally:
-    """Counts of connections cut, per reason, logged at most once per LOG_EVERY seconds."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self.last = -LOG_EVERY
-        self.flush_scheduled = False
-
-    def add(self, loop: asyncio.AbstractEventLoop, reason: str) -> None:
-        self.counts[reason] += 1
-        if loop.time() - self.last >= LOG_EVERY:
-            self.flush(loop)
-        elif not self.flush_scheduled:
-            self.flush_scheduled = True
-            loop.call_at(self.last + LOG_EVERY, self.flush, loop)
-
-    def flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.flush_scheduled = False
-        if self.counts:
-            self.last = loop.time()
-            log.info("connections cut", **dict(self.counts))
-            self.counts.clear()
 
 
 class _WatchedFlow(FlowControl):
@@ -169,7 +84,7 @@ class GuardedH11Protocol(H11Protocol):
 
     limits: ClassVar[ServeLimits] = ServeLimits()
     max_connections: ClassVar[int] = 1000
-    tally: ClassVar[_Tally] = _Tally()
+    tally: ClassVar[CutTally] = CutTally()
 
     def __init__(
         self,
@@ -418,108 +333,5 @@ def guarded_protocol(limits: ServeLimits) -> type[GuardedH11Protocol]:
 
     Guarded.limits = limits
     Guarded.max_connections = limits.connection_limit()
-    Guarded.tally = _Tally()
+    Guarded.tally = CutTally()
     return Guarded
-
-
-class RateLimitFilter(logging.Filter):
-    """Lets one message through at most once per `every` seconds (with the count of the ones held
-    back since), a message being its logger, level, first line and exception."""
-
-    def __init__(self, every: float = LOG_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()
-        self.every = every
-        self.clock = clock
-        self.seen: dict[tuple[str, int, str, str], tuple[float, int]] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        first_line = record.getMessage().partition("\n")[0]
-        key = (record.name, record.levelno, first_line, repr(exc) if exc is not None else "")
-        now = self.clock()
-        seen = self.seen.get(key)
-        if seen is not None and now - seen[0] < self.every:
-            self.seen[key] = (seen[0], seen[1] + 1)
-            return False
-        if len(self.seen) > 1000:  # forget messages not seen for a while
-            self.seen = {k: v for k, v in self.seen.items() if now - v[0] < self.every}
-        self.seen[key] = (now, 0)
-        if seen is not None and seen[1]:
-            held, since = seen[1], now - seen[0]
-            record.msg = f"{record.getMessage()}\n({held} more like this in the last {since:.0f} s not logged)"
-            record.args = None
-        return True
-
-
-#: Loggers that can repeat one line as fast as clients (or a failing accept()) make them.
-FLOODABLE = ("asyncio", "uvicorn.error")
-
-
-def install_log_rate_limit() -> None:
-    """Rate-limit the FLOODABLE loggers (once per process)."""
-    for name in FLOODABLE:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RateLimitFilter) for f in logger.filters):
-            logger.addFilter(RateLimitFilter())
-
-
-#: accept() errors after which asyncio pauses accepting for a second.
-OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-
-
-class _AcceptUntilResourceError:
-    """A listening socket as the loop's accept round sees it: once one accept() failed for want
-    of descriptors or memory, the next ones in the round report nothing to accept."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.failed = False
-
-    def accept(self) -> tuple[socket.socket, Any]:
-        if self.failed:
-            raise BlockingIOError(errno.EAGAIN, "accepting paused after a resource error")
-        try:
-            return self.sock.accept()
-        except OSError as exc:
-            if exc.errno in OUT_OF_RESOURCES:
-                self.failed = True
-            raise
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sock, name)
-
-
-#: Connections accepted in one go before the loop runs its callbacks again.
-ACCEPT_ROUND = 32
-
-
-class GuardedEventLoop(asyncio.SelectorEventLoop):
-    """asyncio's loop, with an accept round that stops at its first resource error.
-
-    CPython 3.11's `_accept_connection` (python/cpython#151615) pauses accepting for a second
-    after accept() fails with EMFILE and the like, but finishes its round of `backlog` (2048)
-    accept() calls first: each fails again, logs a traceback and schedules one more retry,
-    and the retries feed each other. Here the round ends at the first such failure. (On a
-    Python whose loop has no such method this class changes nothing.)
-    """
-
-    def _accept_connection(self, protocol_factory: Any, sock: Any, *args: Any, **kwargs: Any) -> None:
-        if isinstance(sock, _AcceptUntilResourceError):  # a retry scheduled by an earlier round
-            sock = sock.sock
-        # (sslcontext, server, backlog, ...): a round accepts at most ACCEPT_ROUND connections, so
-        # that the ones over `max_connections` are closed (their `connection_made` runs between
-        # rounds) before more descriptors are taken; a round of 2048 could exhaust them alone.
-        if len(args) >= 3:
-            args = (*args[:2], min(args[2], ACCEPT_ROUND), *args[3:])
-        elif "backlog" in kwargs:
-            kwargs["backlog"] = min(kwargs["backlog"], ACCEPT_ROUND)
-        accept_round = getattr(super(), "_accept_connection")  # noqa: B009 - private, not in the stubs
-        accept_round(protocol_factory, _AcceptUntilResourceError(sock), *args, **kwargs)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """The loop uvicorn runs the service on (its `loop=` option)."""
-    return GuardedEventLoop()

@@ -11,7 +11,9 @@ from types import TracebackType
 import uvicorn
 from starlette.applications import Starlette
 
-from syncd.server.guard import ServeLimits, guarded_protocol, install_log_rate_limit
+from syncd.server.guard import guarded_protocol
+from syncd.server.lograte import install_log_rate_limit
+from syncd.server.servelimits import ServeLimits
 
 
 def _config(app: Starlette, host: str, port: int, limits: ServeLimits) -> uvicorn.Config:
@@ -25,7 +27,7 @@ def _config(app: Starlette, host: str, port: int, limits: ServeLimits) -> uvicor
         lifespan="on",  # the service expires abandoned uploads while it runs
         # Signed URLs must not take their scheme or host from a client's X-Forwarded-* headers.
         proxy_headers=False,
-        loop="syncd.server.guard:new_event_loop",  # an accept loop that does not spin when descriptors run out
+        loop="syncd.server.acceptloop:new_event_loop",  # an accept loop that does not spin when descriptors run out
         http=guarded_protocol(limits),  # h11 with the header/body/send deadlines and the connection limit
         ws="none",  # no WebSocket endpoints: an upgrade must not leave the guarded protocol
         timeout_keep_alive=limits.keep_alive_timeout,

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd.server.app import Limits, Service, build_app
+from syncd.server.app import build_app
 from syncd.server.runner import ServerThread
+from syncd.server.service import Limits, Service
 from tests.support.attack import FORM_END, FORM_TYPE, Raw, form_field, part_form_head, request_head
 from tests.support.daemon import wait_for
 

@@ -27,8 +27,8 @@ import psutil
 import pytest
 
 from syncd.server.app import build_app
-from syncd.server.guard import ServeLimits
 from syncd.server.runner import ServerThread
+from syncd.server.servelimits import ServeLimits
 from tests.support.attack import FORM_TYPE, form, request_head
 from tests.support.daemon import wait_for
 from tests.support.serve import ServeProcess

@@ -1,5 +1,6 @@
-"""The pieces of `syncd.server.guard` that need no running service: the limits, the log rate
-limit, and the accept round that stops at its first resource error."""
+"""The pieces of the connection guard that need no running service: the limits
+(`syncd.server.servelimits`), the log rate limit (`syncd.server.lograte`), and the accept round
+that stops at its first resource error (`syncd.server.acceptloop`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from typing import Any
 import pytest
 
 from syncd.cli.main import _parser
-from syncd.server.guard import ACCEPT_ROUND, GuardedEventLoop, RateLimitFilter, ServeLimits, auto_max_connections
+from syncd.server.acceptloop import ACCEPT_ROUND, GuardedEventLoop
+from syncd.server.lograte import RateLimitFilter
+from syncd.server.servelimits import ServeLimits, auto_max_connections
 
 
 @pytest.mark.parametrize(
