@@ -31,7 +31,7 @@ from syncd.core.plan import plan
 from syncd.errors import FatalError, ItemError, TransientError
 from syncd.local.folderfs import FolderFS
 from syncd.local.ignore import is_ignored
-from syncd.local.scan import scan_folder
+from syncd.local.scan import scan_folder, widen
 from syncd.remote.base import Remote, RemoteFile
 from syncd.state import jobcodec
 from syncd.state.db import State
@@ -117,19 +117,23 @@ class Passes:
         with ThreadPoolExecutor(1, thread_name_prefix="syncd-list") as pool:
             remote_future = pool.submit(self.remote_listing, folder) if remote is None else None
             base = {name: to_base(row) for name, row in self.state.journal(folder.name).items()}
-            listing = scan_folder(folder.path, folder.ignore, base, only=names)
+            if names is not None and folder.recursive:
+                names = widen(names, base)  # a gone directory's key: every file tracked below it
+            listing = scan_folder(
+                folder.path, folder.ignore, base, only=names, recursive=folder.recursive, exclude=_delivered(folder)
+            )
             if remote_future is not None:
                 remote = remote_future.result()
         assert remote is not None
-        for name, error in listing.errors.items():  # unreadable: not "deleted", just not now
-            base.pop(name, None)
+        for name in [n for n in base if listing.unreadable(n)]:  # unreadable: not "deleted", just not now
+            base.pop(name)
+        for name, error in listing.errors.items():
             report.results[name] = ActionResult(name, "upload", "failed", error)
         for spelling, reason in listing.shadowed.items():  # SPEC, "Names": kept, reported, not synced
             report.results[spelling] = ActionResult(spelling, "upload", "failed", reason)
             log.warning("not synced", folder=folder.name, name=spelling, reason=reason)
-        unreadable = set(listing.errors)
-        if unreadable:
-            remote = [f for f in remote if normalize(f.filename) not in unreadable]
+        if listing.errors:
+            remote = [f for f in remote if not listing.unreadable(normalize(f.filename))]
         return plan(listing.files, remote, base, policy_of(folder), marker_present=True, only=names)
 
     def remote_listing(self, folder: FolderConfig) -> list[RemoteFile]:
@@ -198,8 +202,15 @@ class Passes:
         fs.require_marker()
         folder = self.config.folder(folder_name)
         base = {n: to_base(r) for n, r in self.state.journal(folder.name).items() if n == name}
-        listing = scan_folder(folder.path, folder.ignore, base)
+        listing = scan_folder(folder.path, folder.ignore, base, recursive=folder.recursive, exclude=_delivered(folder))
         local = {n: f for n, f in listing.files.items() if n == name}
         remote = [f for f in self.remote_listing(folder) if normalize(f.filename) == name]
         fresh = plan(local, remote, base, policy_of(folder))
         return fresh.actions[0] if fresh.actions else None
+
+
+def _delivered(folder: FolderConfig) -> tuple[str, ...]:
+    """The directory a recursive scan leaves out: `after_upload`'s `move:DIR` (its files are
+    delivered, and done)."""
+    after = folder.after_upload
+    return (after.dir,) if after.action == "move" and after.dir else ()
