@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import pytest
 from syncd.core.model import BaseEntry, LocalFile
 from syncd.core.paths import RelPath
 from syncd.local.scan import LocalListing, scan_folder, widen
-from syncd.local.tree import OS_READER, Entry
+from syncd.local.tree import OS_READER, Entry, EntryKind
 from tests.support.privileges import modes_bite
 
 NFC_DIR, NFD_DIR = "caf\u00e9", "cafe\u0301"
@@ -302,3 +303,27 @@ def test_an_excluded_directory_is_not_entered(root: Path) -> None:
 def test_an_unreadable_file_hides_only_itself() -> None:
     listing = LocalListing(errors={"a/b/two.txt": "cannot read: Permission denied"})
     assert listing.unreadable("a/b/two.txt") and not listing.unreadable("a/b/c/three.txt")
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        (stat.S_IFCHR | 0o600, "device file"),
+        (stat.S_IFBLK | 0o600, "device file"),
+        (stat.S_IFIFO | 0o600, "FIFO (named pipe)"),
+    ],
+)
+def test_devices_are_skipped_with_the_reason_their_mode_gives(root: Path, mode: int, reason: str) -> None:
+    # Making a device node needs privileges: the reader says what a device would.
+    tree(root, {"dev/node": b"", "dev/real.txt": b"r"})
+
+    class Devices(Reader):
+        def list_dir(self, path: Path) -> list[Entry]:
+            return [Entry(e.name, EntryKind.OTHER) if e.name == "node" else e for e in super().list_dir(path)]
+
+        def lstat(self, path: Path) -> os.stat_result:
+            st = super().lstat(path)
+            return os.stat_result((mode, *tuple(st)[1:])) if path.name == "node" else st
+
+    listing = scan_folder(root, (), {}, recursive=True, reader=Devices(root))
+    assert listing.skipped == {"dev/node": reason} and list(listing.files) == ["dev/real.txt"]
