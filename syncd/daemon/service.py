@@ -286,7 +286,7 @@ class Daemon:
         if paused:
             self._on_trouble(folder.name, paused)
             return
-        watcher.add(folder.name, folder.path, folder.ignore)
+        watcher.add(folder.name, folder.path, folder.ignore, recursive=folder.recursive)
 
     def _folder(self, name: str) -> FolderConfig | None:
         return next((f for f in self.config.folders if f.name == name), None)

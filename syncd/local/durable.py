@@ -25,6 +25,11 @@ class DirSync:
     change and those of every thread that asked meanwhile (group commit).
     Four workers installing downloads into one folder then share fsyncs
     instead of queueing one each on the file system's journal.
+
+    A caller holding a descriptor of the directory passes it to `sync`, and the fsync (should
+    this thread be the one to run it) is made on it rather than on a new open of `path`, so no
+    path lookup can lead it through a symbolic link put in the directory's place
+    (`syncd.local.folderfs` never reopens a folder's subdirectory by path).
     """
 
     def __init__(self, path: Path) -> None:
@@ -34,8 +39,9 @@ class DirSync:
         self._covered = 0  # every ticket up to this one is durable
         self._running = False
 
-    def sync(self) -> None:
-        """Return once every entry change this thread made before calling is durable."""
+    def sync(self, fd: int | None = None) -> None:
+        """Return once every entry change this thread made before calling is durable (`fd`: the
+        caller's descriptor of the directory, see the class docstring)."""
         with self._cond:
             self._asked += 1
             ticket = self._asked
@@ -46,7 +52,10 @@ class DirSync:
             self._running = True
             covers = self._asked  # this fsync starts after all of these changes were made
         try:
-            fsync_dir(self.path)
+            if fd is None:
+                fsync_dir(self.path)
+            else:
+                os.fsync(fd)
         except BaseException:
             with self._cond:
                 self._running = False

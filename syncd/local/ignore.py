@@ -88,6 +88,17 @@ class IgnoreRules:
             return False  # no excluding pattern matches: nothing can ignore it
         return self._spec.match_file(path, separators=())
 
+    def covers(self, relpath: str, *, is_dir: bool = False) -> bool:
+        """True when `relpath` is ignored or lies in an ignored directory: what a walk that does
+        not enter ignored directories never reaches (as in git, a `!` pattern cannot bring back
+        a path whose directory is excluded). Used where one path is judged alone (a file event)."""
+        head = relpath
+        while (cut := head.rfind("/")) > 0:
+            head = head[:cut]
+            if self.matches(head, is_dir=True):
+                return True
+        return self.matches(relpath, is_dir=is_dir)
+
     def __repr__(self) -> str:
         return f"IgnoreRules({self.patterns!r})"
 

@@ -2,17 +2,34 @@
 
 `Settler` is pure (no clock, threads or disk; stat is passed in, as in watchdog's dirsnapshot):
 it is told about events and asked which names have been quiet for `settle` seconds with an
-unchanged (size, mtime_ns). `Watcher` is the edge: one watchdog observer, a non-recursive watch
-per folder, and one thread that sleeps on a condition until the next deadline (forever when
-nothing waits: no polling) and hands each folder's settled names to `on_settled` in one batch.
+unchanged (size, mtime_ns). `Watcher` is the edge: one watchdog observer, one watch per folder
+(of its top level, or of its whole tree for a `recursive` folder), and one thread that sleeps on
+a condition until the next deadline (forever when nothing waits: no polling) and hands each
+folder's settled names to `on_settled` in one batch.
 
-What watchdog 7's inotify emitter makes of a non-recursive watch:
+Names are keys: the NFC path relative to the folder (a `RelPath`; at the top level, the NFC
+name). An event inside `.syncd/`, under an ignored path (an ignored directory covers everything
+below it), or (in a recursive folder) on a name that cannot be a key is dropped. In a recursive
+folder, a directory event stands for the files it carries, which inotify reports no event of:
+
+* a directory created or moved in: every file found below it now (so a tree moved in whole,
+  or filled before its watch was set up, is noticed);
+* a directory renamed inside the folder: every file below its new place, and the same paths
+  under its old place (and the old place's own key, as for a directory gone), so that one
+  pass sees both ends of each file's rename;
+* a directory gone (deleted, or moved out of the folder): its own key, which stands for every
+  tracked file below it (`syncd.local.scan.widen`): its content can no longer be listed.
+
+What watchdog 7's inotify emitter makes of a watch:
 
 * a rename inside the folder is one FileMovedEvent (both names are touched);
 * a move in from an unwatched place (a download's `.syncd/tmp/X` -> `NAME`) has no partner and
   arrives as FileCreatedEvent(NAME);
 * a move out arrives as FileDeletedEvent(source) about 0.5 s late: an unpaired IN_MOVED_FROM is
   held that long for its partner, and the folder's later events queue behind it;
+* a recursive watch adds a watch per directory (new ones as they appear), passing over those it
+  cannot watch; the inotify limits reached there are reported as trouble by `_Reader`, and the
+  IN_MOVE_SELF every subdirectory's watch hears when it is renamed is dropped by `_Emitter`;
 * IN_Q_OVERFLOW never reaches handlers (watchdog logs a warning and drops pending move halves),
   and IN_MOVE_SELF is not in its mask, so a folder moved away goes unnoticed. `_Reader` and
   `_Emitter` below, the only code touching watchdog internals, report both as trouble. They are
@@ -36,20 +53,24 @@ import structlog
 from watchdog import events as ev
 from watchdog.observers.api import BaseObserver, EventQueue, ObservedWatch
 
-from syncd.core.names import normalize
-from syncd.local.ignore import ignore_rules
+from syncd.core.paths import path_reason
+from syncd.local.ignore import IgnoreRules, ignore_rules
+from syncd.local.tree import files_below, local_key
 
 log = structlog.get_logger("syncd.local.watch")
 
-Key = tuple[str, str]  # (folder name, file name as on disk)
+Key = tuple[str, str]  # (folder name, path relative to the folder as spelled on disk)
 Stat = tuple[int, int] | None  # (size, mtime_ns), None when the file does not exist
 Alarm = Callable[[str | None, str], None]  # (watched path, None meaning every folder; reason)
+LostWatch = Callable[[str, OSError], None]  # (a directory that got no watch, why)
 
 # No opens or read-only closes: syncd hashing or uploading a file must not look like a change.
 _EVENTS: list[type[ev.FileSystemEvent]] = [
     ev.FileCreatedEvent, ev.FileModifiedEvent, ev.FileAttribEvent, ev.FileClosedEvent, ev.FileDeletedEvent,
-    ev.FileMovedEvent, ev.DirDeletedEvent, ev.DirMovedEvent,
+    ev.FileMovedEvent, ev.DirCreatedEvent, ev.DirDeletedEvent, ev.DirMovedEvent,
 ]
+#: Watch limits: a directory of a recursive folder left unwatched by them loses its events.
+_LIMITS = (errno.ENOSPC, errno.EMFILE)
 _OVERFLOW = "the inotify event queue overflowed (fs.inotify.max_queued_events): file events were lost"
 
 
@@ -109,18 +130,57 @@ class _Folder:
     name: str
     path: Path
     ignore: tuple[str, ...]
+    recursive: bool = False
+
+    @property
+    def rules(self) -> IgnoreRules:
+        return ignore_rules(self.ignore)
 
     def file_name(self, path: str) -> str | None:
-        """The name of `path` if it is directly in this folder and not ignored."""
-        name = os.path.basename(path)
-        inside = bool(path) and os.path.dirname(path) == str(self.path)
-        return name if inside and not ignore_rules(self.ignore).matches(name) else None
+        """The spelled relative path of `path` if it is a name of this folder that is synced:
+        directly in it (or, recursive, anywhere below it), not ignored, a possible key."""
+        if not self.recursive:
+            name = os.path.basename(path)
+            inside = bool(path) and os.path.dirname(path) == str(self.path)
+            return name if inside and not self.rules.matches(name) else None
+        relative = self.relative(path)
+        return relative if relative is not None and self.keeps(relative) else None
+
+    def relative(self, path: str) -> str | None:
+        """`path` relative to the folder, `/`-joined, when it is strictly inside it."""
+        root = str(self.path)
+        if not path.startswith(root + os.sep) or len(path) == len(root) + 1:
+            return None
+        relative = path[len(root) + 1:]
+        return relative if os.sep == "/" else relative.replace(os.sep, "/")
+
+    def keeps(self, relative: str, *, is_dir: bool = False) -> bool:
+        """True when the spelled relative path can be a key and is not ignored."""
+        return path_reason(relative) is None and not self.rules.covers(relative, is_dir=is_dir)
+
+    def tree_names(self, event: ev.FileSystemEvent, src: str, dest: str) -> list[str]:
+        """What a directory event below this (recursive) folder stands for (module docstring)."""
+        created = isinstance(event, ev.DirCreatedEvent)
+        old = None if created else self.relative(src)
+        new = self.relative(src if created else dest) if created or isinstance(event, ev.DirMovedEvent) else None
+        names: list[str] = []
+        if new is not None and self.keeps(new, is_dir=True):  # an ignored tree is not walked
+            for spelled in files_below(self.path, new, self.rules):
+                names.append(spelled)
+                if old is not None:
+                    names.append(old + spelled[len(new):])
+        kept = [name for name in names if self.keeps(name)]
+        if old is not None and self.keeps(old, is_dir=True):
+            kept.append(old)
+        return kept
 
 
 class Watcher:
-    """Watches folders' top levels and reports the names that settled, batched per folder.
+    """Watches folders (their top levels, or whole trees) and reports the names that settled,
+    batched per folder.
 
-    `on_settled(folder, names)` runs on the watcher's thread, with NFC names. `on_trouble(folder,
+    `on_settled(folder, names)` runs on the watcher's thread, with keys (NFC relative paths; in a
+    recursive folder a key may be a directory that is gone: see the module docstring). `on_trouble(folder,
     reason)` means the folder's events cannot be trusted any more (the watch failed or stopped,
     events were lost): rescan it. It may run on any thread; keep it short. Exceptions from either
     callback are logged. A Watcher is started at most once.
@@ -145,10 +205,11 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def add(self, folder_name: str, path: Path, ignore: tuple[str, ...]) -> None:
-        """Watch `path`'s top level as `folder_name`. A failure goes to `on_trouble`, never raised."""
+    def add(self, folder_name: str, path: Path, ignore: tuple[str, ...], *, recursive: bool = False) -> None:
+        """Watch `path`'s top level (its whole tree with `recursive`) as `folder_name`. A failure
+        goes to `on_trouble`, never raised."""
         self.remove(folder_name)
-        folder = _Folder(folder_name, path, ignore)
+        folder = _Folder(folder_name, path, ignore, recursive)
         with self._cond:
             self._folders[folder_name] = folder
         if self._thread is not None:
@@ -167,7 +228,7 @@ class Watcher:
     def start(self) -> None:
         """Start the observer and the settle thread, and watch the folders added so far."""
         try:
-            self._observer = _make_observer(self._alarm)
+            self._observer = _make_observer(self._alarm, self._lost_watch)
             self._observer.start()
         except OSError as exc:  # no inotify instance: every folder is trouble
             self._observer, self._broken = None, exc
@@ -206,7 +267,9 @@ class Watcher:
                 raise self._broken or OSError(errno.EBADF, "the watcher is stopped")
             if not folder.path.is_dir():  # watchdog would watch a file's parent instead
                 raise NotADirectoryError(errno.ENOTDIR, "not an existing directory")
-            watch = self._observer.schedule(_Handler(self, folder), str(folder.path), event_filter=_EVENTS)
+            watch = self._observer.schedule(
+                _Handler(self, folder), str(folder.path), recursive=folder.recursive, event_filter=_EVENTS
+            )
         except OSError as exc:
             self._trouble(folder.name, _watch_failure(folder.path, exc))
             return
@@ -218,14 +281,37 @@ class Watcher:
         if event.is_directory:
             if src == str(folder.path):
                 self._trouble(folder.name, f"{folder.path} was deleted or moved away; its watch stopped", forget=True)
+            elif folder.recursive:
+                self._touch(folder, folder.tree_names(event, src, dest))
             return
-        for name in filter(None, (folder.file_name(src), folder.file_name(dest))):
-            stat = _stat(folder.path / name)
-            with self._cond:
-                was_idle = self._settler.pending() == 0
-                self._settler.touch((folder.name, name), self._clock(), stat)
-                if was_idle:  # a touch brings the next deadline closer only when nothing waited
-                    self._cond.notify()
+        self._touch(folder, [name for name in (folder.file_name(src), folder.file_name(dest)) if name])
+
+    def _touch(self, folder: _Folder, names: list[str]) -> None:
+        """Start (again) the quiet period of each spelled relative path in `names`."""
+        if not names:
+            return
+        stats = [_stat(folder.path / name) for name in names]
+        with self._cond:
+            was_idle = self._settler.pending() == 0
+            now = self._clock()
+            for name, stat in zip(names, stats, strict=True):
+                self._settler.touch((folder.name, name), now, stat)
+            if was_idle:  # a touch brings the next deadline closer only when nothing waited
+                self._cond.notify()
+
+    def _lost_watch(self, path: str, exc: OSError) -> None:
+        """A directory below a watched folder got no watch (the inotify limits): its events are
+        lost, so the folder is trouble. (The folder's own root failing is its `schedule`'s
+        failure, reported there: only folders already watched are looked at.)"""
+        if exc.errno not in _LIMITS:
+            return  # gone or unreadable meanwhile: the scanner reports what it cannot read
+        with self._cond:
+            hit = [
+                self._folders[name] for name in self._watches
+                if name in self._folders and path.startswith(str(self._folders[name].path) + os.sep)
+            ]
+        for folder in hit:
+            self._trouble(folder.name, _watch_failure(Path(path), exc))
 
     def _alarm(self, path: str | None, reason: str) -> None:
         with self._cond:
@@ -246,7 +332,7 @@ class Watcher:
         while (due := self._wait_for_due()) is not None:
             batches: dict[str, set[str]] = {}
             for folder_name, name in due:
-                batches.setdefault(folder_name, set()).add(normalize(name))
+                batches.setdefault(folder_name, set()).add(local_key(name))
             for folder_name, names in batches.items():
                 try:
                     self._on_settled(folder_name, names)
@@ -296,15 +382,41 @@ def _watch_failure(path: Path, exc: OSError) -> str:
 
 if sys.platform == "linux":
     from watchdog.observers.inotify import InotifyEmitter
-    from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, InotifyFD, Mask
+    from watchdog.observers.inotify_c import (
+        CallbackId,
+        InotifyConstants,
+        InotifyEvent,
+        InotifyFD,
+        Mask,
+        WatchCallback,
+        WatchDescriptor,
+    )
     from watchdog.observers.inotify_move_event_grouper import GroupedInotifyEvent, PathedInotifyEvent
 
     class _Reader(InotifyFD):
         """The observer's inotify reader; also reports queue overflows and its own death."""
 
-        def __init__(self, alarm: Alarm) -> None:
+        def __init__(self, alarm: Alarm, lost: LostWatch) -> None:
             super().__init__()
-            self._alarm = alarm
+            self._alarm, self._lost = alarm, lost
+
+        def add_callback(self, path: bytes, mask: Mask, callback: WatchCallback, id_: CallbackId) -> WatchDescriptor:
+            # watchdog passes over a subdirectory it fails to watch (only the root's failure is
+            # raised to `schedule`); a watch limit reached there must not go unnoticed.
+            try:
+                return super().add_callback(path, mask, callback, id_)
+            except OSError as exc:
+                self._lost(os.fsdecode(path), exc)
+                raise
+
+        def _add_callback(self, path: bytes, mask: Mask, callback: WatchCallback, id_: CallbackId) -> WatchDescriptor:
+            # A tree made in one go is watched twice over by a recursive watch (its parent's walk
+            # finds a directory, then that directory's own IN_CREATE adds it again): the same
+            # callback once more is no news, not the warning watchdog gives for it.
+            watch = self._get_or_create_watch(path, mask)
+            if watch.callbacks.get(id_) is callback:
+                return watch.wd
+            return super()._add_callback(path, mask, callback, id_)
 
         def handle_event(self, event: InotifyEvent) -> None:
             if event.is_queue_overflow:
@@ -330,8 +442,11 @@ if sys.platform == "linux":
 
         def build_and_queue_event(self, event: GroupedInotifyEvent, *, full_events: bool = False) -> None:
             if isinstance(event, PathedInotifyEvent) and event.ev.is_move_self:
-                self.queue_event(ev.DirMovedEvent(self.watch.path, ""))  # the watched folder moved away
-                self.stop()  # as watchdog does on IN_DELETE_SELF
+                # A recursive watch also hears its subdirectories move: their parents' watches
+                # reported those moves (as DirMovedEvent); only the folder itself moving matters.
+                if os.fsdecode(event.path) == os.fsdecode(self.watch.path):
+                    self.queue_event(ev.DirMovedEvent(self.watch.path, ""))  # the watched folder moved away
+                    self.stop()  # as watchdog does on IN_DELETE_SELF
             else:
                 super().build_and_queue_event(event, full_events=full_events)
 
@@ -345,8 +460,8 @@ if sys.platform == "linux":
     class _Observer(BaseObserver):
         """watchdog's InotifyObserver (one inotify instance per observer) with the classes above."""
 
-        def __init__(self, alarm: Alarm) -> None:
-            self._reader = _Reader(alarm)
+        def __init__(self, alarm: Alarm, lost: LostWatch) -> None:
+            self._reader = _Reader(alarm, lost)
             self._reader.start()
             super().__init__(_Emitter, inotify_fd=self._reader, alarm=alarm)
 
@@ -355,11 +470,11 @@ if sys.platform == "linux":
             self._reader.stop()
             self._reader.join()
 
-    def _make_observer(alarm: Alarm) -> BaseObserver:
-        return _Observer(alarm)
+    def _make_observer(alarm: Alarm, lost: LostWatch) -> BaseObserver:
+        return _Observer(alarm, lost)
 
 else:  # pragma: no cover
     from watchdog.observers import Observer
 
-    def _make_observer(alarm: Alarm) -> BaseObserver:
+    def _make_observer(alarm: Alarm, lost: LostWatch) -> BaseObserver:
         return Observer()

@@ -31,7 +31,7 @@ from syncd.core.plan import plan
 from syncd.errors import FatalError, ItemError, TransientError
 from syncd.local.folderfs import FolderFS
 from syncd.local.ignore import is_ignored
-from syncd.local.scan import scan_folder
+from syncd.local.scan import scan_folder, widen
 from syncd.remote.base import Capability, Remote, RemoteFile
 from syncd.state import jobcodec
 from syncd.state.db import State
@@ -125,11 +125,16 @@ class Passes:
             remote_future = pool.submit(self.remote_listing, folder) if remote is None else None
             rows = {} if moved else self.state.journal(folder.name)
             base = {name: to_base(row) for name, row in rows.items()}
-            listing = scan_folder(folder.path, folder.ignore, base, only=names)
+            if names is not None and folder.recursive:
+                names = widen(names, base)  # a gone directory's key: every file tracked below it
+            listing = scan_folder(
+                folder.path, folder.ignore, base, only=names, recursive=folder.recursive, exclude=_delivered(folder)
+            )
             if remote_future is not None:
                 remote = remote_future.result()
-        for name, error in listing.errors.items():  # unreadable: not "deleted", just not now
-            base.pop(name, None)
+        for name in [n for n in base if listing.unreadable(n)]:  # unreadable: not "deleted", just not now
+            base.pop(name)
+        for name, error in listing.errors.items():
             report.results[name] = ActionResult(name, "upload", "failed", error)
         for spelling, reason in listing.skipped.items():  # SPEC, "Names": reported once, not synced
             if (folder.name, spelling, reason) not in self._skipped_seen:
@@ -138,9 +143,8 @@ class Passes:
         for spelling, reason in listing.shadowed.items():  # SPEC, "Names": kept, reported, not synced
             report.results[spelling] = ActionResult(spelling, "upload", "failed", reason)
             log.warning("not synced", folder=folder.name, name=spelling, reason=reason)
-        unreadable = set(listing.errors)
-        if unreadable and remote is not None:
-            remote = [f for f in remote if normalize(f.path) not in unreadable]
+        if listing.errors and remote is not None:
+            remote = [f for f in remote if not listing.unreadable(normalize(f.path))]
         return plan(listing.files, remote, base, policy_of(folder), marker_present=True, only=names)
 
     def remote_listing(self, folder: FolderConfig) -> list[RemoteFile] | None:
@@ -217,9 +221,16 @@ class Passes:
         fs.require_marker()
         folder = self.config.folder(folder_name)
         base = {n: to_base(r) for n, r in self.state.journal(folder.name).items() if n == name}
-        listing = scan_folder(folder.path, folder.ignore, base)
+        listing = scan_folder(folder.path, folder.ignore, base, recursive=folder.recursive, exclude=_delivered(folder))
         local = {n: f for n, f in listing.files.items() if n == name}
         listed = self.remote_listing(folder)
         remote = None if listed is None else [f for f in listed if normalize(f.path) == name]
         fresh = plan(local, remote, base, policy_of(folder))
         return fresh.actions[0] if fresh.actions else None
+
+
+def _delivered(folder: FolderConfig) -> tuple[str, ...]:
+    """The directory a recursive scan leaves out: `after_upload`'s `move:DIR` (its files are
+    delivered, and done)."""
+    after = folder.after_upload
+    return (after.dir,) if after.action == "move" and after.dir else ()

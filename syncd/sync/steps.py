@@ -142,7 +142,7 @@ class Steps:
         # done: a crash in between leaves the row, whose retry finds the file gone and replans.)
         rec.record(name, local, remote, dropped=True, floor=floor)
         if after.action == "delete":
-            os.unlink(self.fs.path(spelling))
+            self.fs.remove(spelling)
         else:
             assert after.dir is not None
             self.fs.move_into(spelling, after.dir)

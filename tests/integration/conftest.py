@@ -8,6 +8,7 @@ import pytest
 from bdd_file import BddFileClient
 
 from tests.support.box import Sync
+from tests.support.watching import make as make  # the watcher tests' fixture
 
 
 @pytest.fixture
