@@ -14,7 +14,7 @@ import syncd.local.folderfs as folderfs_module
 from syncd.core.model import LocalFile
 from syncd.core.paths import RelPath
 from syncd.local.folderfs import FolderFS, LocalChanged, RefusedPath, conflict_name, race_copy_names, split_ext
-from syncd.remote.base import FileStatus, RemoteFile
+from syncd.remote.base import RemoteFile
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 
@@ -137,7 +137,7 @@ def test_a_conflicted_copy_is_a_sibling_in_the_same_directory(fs: FolderFS) -> N
 
 def test_race_copies_are_siblings_numbered_within_one_second() -> None:
     versions = [
-        RemoteFile(i, "d/e/doc.txt", 1, "0" * 64, datetime(2026, 1, 1, 12, 0, 0, i, tzinfo=UTC), FileStatus.OK)
+        RemoteFile("d/e/doc.txt", str(i), 1, "0" * 64, written_at=datetime(2026, 1, 1, 12, 0, 0, i, tzinfo=UTC), seq=i)
         for i in (1, 2)
     ]
     assert race_copy_names(RelPath.parse("d/e/doc.txt"), versions) == [
