@@ -162,7 +162,7 @@ class Daemon:
             self._handle_settled(app)
             now = time.monotonic()
             if now >= next_poll:
-                self._poll(app)
+                self._poll(app, watcher)
                 next_poll = now + self.config.daemon.poll_interval
             if now >= next_rescan:
                 for folder in self.config.folders:
@@ -213,7 +213,7 @@ class Daemon:
                 log.debug("local changes", folder=folder_name, names=len(todo))
                 app.engine.pass_folder(folder, names=todo, revive_failed=False)
 
-    def _poll(self, app: App) -> None:
+    def _poll(self, app: App, watcher: Watcher) -> None:
         for folder in self.config.folders:
             if folder.name in self._unwatched:
                 self._full_pass(app, folder)  # no watcher: rescans carry the local side
@@ -227,7 +227,9 @@ class Daemon:
             if remote is None:
                 continue  # the remote cannot list: only local changes and rescans move this folder
             base = {name: to_base(row) for name, row in app.state.journal(folder.name).items()}
-            changed = remote_changes(remote, base, policy_of(folder))
+            # Names still settling locally wait for the watcher's pass: planned now, a name whose
+            # rename is half written would go as a deletion (SPEC, "Renames").
+            changed = remote_changes(remote, base, policy_of(folder)) - watcher.waiting(folder.name)
             if changed:
                 log.debug("remote changes", folder=folder.name, names=len(changed))
                 app.engine.pass_folder(folder, names=changed, remote=remote, revive_failed=False)

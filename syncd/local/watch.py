@@ -53,6 +53,7 @@ import structlog
 from watchdog import events as ev
 from watchdog.observers.api import BaseObserver, EventQueue, ObservedWatch
 
+from syncd.core.names import normalize
 from syncd.core.paths import path_reason
 from syncd.local.ignore import IgnoreRules, ignore_rules
 from syncd.local.tree import files_below, local_key
@@ -74,19 +75,31 @@ _LIMITS = (errno.ENOSPC, errno.EMFILE)
 _OVERFLOW = "the inotify event queue overflowed (fs.inotify.max_queued_events): file events were lost"
 
 
+#: The longest a vanished name waits for the rest of its folder to settle (see `Settler`).
+RENAME_WINDOW = 30.0
+
+
 class Settler:
     """Which (folder, name) keys have been quiet for `settle` seconds with a stable stat.
 
     Times must not go backwards (use a monotonic clock): keys are kept in order of last touch,
     so the next deadline is the first key's and `due` stops at the first key still busy.
+
+    A key whose file is gone is held back while another key of its folder still waits (for at
+    most `rename_window` seconds): a rename whose new name is still being written (a copy, then
+    a delete) reaches the planner as both of its halves in one pass, so it is paired as a
+    rename instead of being sent as a deletion now and an upload later.
     """
 
-    def __init__(self, settle: float) -> None:
+    def __init__(self, settle: float, rename_window: float = RENAME_WINDOW) -> None:
         self.settle = settle
+        self.rename_window = rename_window
         self._waiting: OrderedDict[Key, tuple[float, Stat]] = OrderedDict()  # key -> (last touch, stat)
+        self._held: dict[Key, float] = {}  # vanished key -> when it was first held back
 
     def touch(self, key: Key, now: float, stat: Stat) -> None:
         """An event for `key` at `now`, with the stat seen then: (re)start its quiet period."""
+        self._held.pop(key, None)
         self._waiting[key] = (now, stat)
         self._waiting.move_to_end(key)
 
@@ -96,6 +109,7 @@ class Settler:
         A key whose stat changed without an event is not due: its quiet period starts again.
         """
         ready: list[Key] = []
+        gone: set[Key] = set()
         changed: list[tuple[Key, Stat]] = []
         while self._waiting:
             key, (since, seen) = next(iter(self._waiting.items()))
@@ -105,11 +119,30 @@ class Settler:
             current = stat(key)
             if current == seen:
                 ready.append(key)
+                if current is None:
+                    gone.add(key)
             else:
                 changed.append((key, current))
         for key, current in changed:
             self.touch(key, now, current)
-        return ready
+        # A folder is busy while a key of it waits that is not a vanished one held back here.
+        busy = {key[0] for key in self._waiting if key not in self._held}
+        held = [key for key in ready if key in gone and key[0] in busy and self._holds(key, now)]
+        for key in held:
+            self._held.setdefault(key, now)
+            self._waiting[key] = (now, None)
+            self._waiting.move_to_end(key)
+        # Held keys whose folder has just settled go now, with the rest of it.
+        for key in [k for k in self._held if k[0] not in busy and k in self._waiting]:
+            del self._waiting[key]
+            ready.append(key)
+        released = [key for key in ready if key not in held]
+        for key in released:
+            self._held.pop(key, None)
+        return released
+
+    def _holds(self, key: Key, now: float) -> bool:
+        return now - self._held.get(key, now) < self.rename_window
 
     def next_deadline(self) -> float | None:
         """When the earliest waiting key becomes due; None when nothing waits."""
@@ -119,10 +152,16 @@ class Settler:
         """How many keys wait to settle."""
         return len(self._waiting)
 
+    def waiting(self, folder_name: str) -> set[str]:
+        """The keys (NFC paths) of one folder that wait to settle."""
+        return {normalize(key[1]) for key in self._waiting if key[0] == folder_name}
+
     def forget(self, folder_name: str) -> None:
         """Drop every waiting key of one folder."""
         for key in [k for k in self._waiting if k[0] == folder_name]:
             del self._waiting[key]
+        for key in [k for k in self._held if k[0] == folder_name]:
+            del self._held[key]
 
 
 @dataclass(frozen=True)
@@ -255,6 +294,11 @@ class Watcher:
         """How many names wait to settle (0 and no callback running: idle)."""
         with self._cond:
             return self._settler.pending()
+
+    def waiting(self, folder_name: str) -> set[str]:
+        """The keys (NFC paths) of `folder_name` that wait to settle."""
+        with self._cond:
+            return self._settler.waiting(folder_name)
 
     def folders(self) -> set[str]:
         """The folders added and not removed, including any whose watch failed."""

@@ -74,10 +74,11 @@ def test_a_file_that_vanished_after_its_event_waits_one_more_period() -> None:
 
 def test_due_reports_all_quiet_keys_and_keeps_the_rest() -> None:
     disk = Disk()
+    disk.files.update({A: (1, 1), B: (2, 2), C: (3, 3)})  # present: a vanished key may wait (below)
     s = Settler(1.0)
-    s.touch(A, 0.0, None)
-    s.touch(C, 0.2, None)
-    s.touch(B, 0.9, None)
+    s.touch(A, 0.0, (1, 1))
+    s.touch(C, 0.2, (3, 3))
+    s.touch(B, 0.9, (2, 2))
     assert s.due(1.5, disk) == [A, C]
     assert s.pending() == 1
     assert s.next_deadline() == 1.9
@@ -85,10 +86,11 @@ def test_due_reports_all_quiet_keys_and_keeps_the_rest() -> None:
 
 def test_touching_again_moves_a_key_behind_the_others() -> None:
     disk = Disk()
+    disk.files.update({A: (1, 1), B: (2, 2)})
     s = Settler(1.0)
-    s.touch(A, 0.0, None)
-    s.touch(B, 0.1, None)
-    s.touch(A, 0.5, None)
+    s.touch(A, 0.0, (1, 1))
+    s.touch(B, 0.1, (2, 2))
+    s.touch(A, 0.5, (1, 1))
     assert s.next_deadline() == 1.1
     assert s.due(1.2, disk) == [B]
     assert s.due(1.5, disk) == [A]
@@ -151,3 +153,51 @@ def test_reported_once_per_quiet_period_and_never_early(steps: list[tuple[str, i
         look()
     assert s.pending() == 0
     assert unreported == set()
+
+
+def test_a_vanished_name_waits_for_the_rest_of_its_folder_to_settle() -> None:
+    # `mv a b` where b is still being written (a copy, then a delete): both halves come out together.
+    disk = Disk()
+    s = Settler(1.0, rename_window=30.0)
+    s.touch(A, 0.0, None)  # a.txt is gone
+    disk.files[B] = (1, 1)
+    s.touch(B, 0.0, (1, 1))
+    for t in (0.5, 1.0, 1.5):  # b.txt still growing
+        disk.files[B] = (int(t * 10), int(t * 10))
+        s.touch(B, t, disk(B))
+    assert s.due(1.2, disk) == []  # a.txt would be due, but its folder is busy
+    assert s.due(2.4, disk) == []
+    assert sorted(s.due(2.5, disk)) == [A, B]
+
+
+def test_a_vanished_name_does_not_wait_for_another_folder() -> None:
+    disk = Disk()
+    s = Settler(1.0)
+    s.touch(A, 0.0, None)
+    disk.files[C] = (1, 1)
+    s.touch(C, 0.5, (1, 1))
+    assert s.due(1.0, disk) == [A]
+
+
+def test_a_vanished_name_waits_no_longer_than_the_rename_window() -> None:
+    disk = Disk()
+    s = Settler(1.0, rename_window=5.0)
+    s.touch(A, 0.0, None)
+    t = 0.0
+    released: list[Key] = []
+    while t < 20.0 and not released:  # b.txt is written forever
+        disk.files[B] = (int(t * 10), int(t * 10))
+        s.touch(B, t, disk(B))
+        t += 0.25
+        released = s.due(t, disk)
+    assert released == [A] and 5.0 <= t <= 7.0
+
+
+def test_a_held_name_goes_with_the_last_of_its_folder_even_when_held_again_just_before() -> None:
+    disk = Disk()
+    disk.files[B] = (1, 1)
+    s = Settler(0.3, rename_window=30.0)
+    s.touch(A, 0.0, None)
+    s.touch(B, 0.25, (1, 1))  # B's last write lands just before A's quiet period ends
+    assert s.due(0.3, disk) == []  # A held: B still waits
+    assert sorted(s.due(0.55, disk)) == [A, B]  # B settles: A goes with it, not a period later
