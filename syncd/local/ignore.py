@@ -139,8 +139,13 @@ def ignore_rules(patterns: Iterable[str]) -> IgnoreRules:
     return _rules(tuple(patterns))
 
 
-def is_ignored(name: str, patterns: Iterable[str]) -> bool:
-    """True when the file name `name` (one name, as a chat lists it) is ignored under a folder's
-    `ignore` patterns. A name with a `/` in it names no file of the folder: no rule applies, so
-    the name checks further on refuse it (a hostile `.syncd/tmp/x` is reported, not hidden)."""
-    return "/" not in name and ignore_rules(patterns).matches(name)
+def is_ignored(name: str, patterns: Iterable[str], *, recursive: bool = False) -> bool:
+    """True when the remote path `name` is ignored under a folder's `ignore` patterns: in a
+    recursive folder, also when a directory above it is. A path with a `/` names no file of a
+    top-level folder, and a path into the marker none of any folder: no rule applies, so the
+    name checks further on refuse it (a hostile `.syncd/tmp/x` is reported, not hidden)."""
+    if "/" not in name:
+        return ignore_rules(patterns).matches(name)
+    if not recursive or name.split("/", 1)[0] == MARKER:
+        return False
+    return ignore_rules(patterns).covers(name)

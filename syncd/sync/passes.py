@@ -163,7 +163,7 @@ class Passes:
             self.pauses.pause(folder.remote, str(exc))
             raise
         self.pauses.pause(folder.remote, None)
-        return [f for f in files if not is_ignored(f.path, folder.ignore)]
+        return [f for f in files if not is_ignored(f.path, folder.ignore, recursive=folder.recursive)]
 
     def pass_folder(
         self,

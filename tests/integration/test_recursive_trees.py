@@ -247,3 +247,17 @@ def test_ignore_patterns_with_slashes_and_double_stars(tmp_path: Path) -> None:
         rel: data for rel, data in files.items() if not data.startswith(b"ignored")
     }
     settled(config, remote)
+
+
+def test_ignore_patterns_hide_remote_paths_in_ignored_directories_too(tmp_path: Path) -> None:
+    config = config_for(tmp_path, ignore=("build/", "**/*.tmp", "docs/private/**"))
+    remote = MemoryRemote(TREE)
+    source = tmp_path / "source"
+    source.write_bytes(b"bytes")
+    for rel in ("build/out.o", "src/build/deep/x.o", "a/b/c/t.tmp", "docs/private/p.md", "docs/public/r.md"):
+        remote.put(PLACE, rel, source, size=5)
+
+    one_pass(config, remote)
+    assert local_tree(tmp_path / "f") == {"docs/public/r.md": b"bytes"}
+    assert len(remote.files(PLACE)) == 5  # the ignored ones are neither fetched nor deleted
+    settled(config, remote)

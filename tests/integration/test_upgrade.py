@@ -40,9 +40,10 @@ import pytest
 
 from syncd.core.model import ActionKind
 from syncd.state import jobcodec
-from syncd.state.db import JournalRow, open_state
-from syncd.state.schema import SCHEMA_VERSION
+from syncd.state.db import open_state
+from syncd.state.journal import JournalRow
 from syncd.state.queue import Queue
+from syncd.state.schema import SCHEMA_VERSION
 from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.syncd_cli import Result, reconcile, run_syncd
 
@@ -220,7 +221,7 @@ def assert_journal_migrated(up: Upgrade) -> None:
     `remote_upload_at` `remote_written_at`; the local side and the rest are as they were."""
     state = open_state(up.state_dir, writer=False)
     try:
-        assert state.user_version() == SCHEMA_VERSION == 3
+        assert state.user_version() == SCHEMA_VERSION >= 3
         journal = state.journal(FOLDER)
         columns = {row[1] for row in state.fetchall("PRAGMA table_info(journal)", ())}
         places = dict(state.fetchall("SELECT name, place FROM folders", ()))
@@ -230,19 +231,25 @@ def assert_journal_migrated(up: Upgrade) -> None:
     assert not {"remote_id", "remote_hashcode", "remote_upload_at", "remote_floor_id"} & columns
     assert places == {FOLDER: None}  # not known before the first pass of this release
     assert set(journal) == set(up.before.journal)
-    for name, old in up.before.journal.items():
-        assert journal[name] == JournalRow(
-            name=name,
-            local_size=old["local_size"],
-            local_mtime_ns=old["local_mtime_ns"],
-            local_sha256=old["local_sha256"],
-            remote_version=str(old["remote_id"]),
-            remote_size=old["remote_size"],
-            remote_sha256=old["remote_hashcode"].lower(),
-            remote_written_at=old["remote_upload_at"],
-            dropped=bool(old["dropped"]),
-        ), name
+    for name in up.before.journal:
+        assert journal[name] == migrated(up.before, name), name
         assert journal[name].remote_version == str(up.before.journal_ids[name])  # e.g. id 3 -> "3"
+
+
+def migrated(before: Before, name: str) -> JournalRow:
+    """The 0.1.0 journal row of `name` as schema 3 has it."""
+    old = before.journal[name]
+    return JournalRow(
+        name=name,
+        local_size=old["local_size"],
+        local_mtime_ns=old["local_mtime_ns"],
+        local_sha256=old["local_sha256"],
+        remote_version=str(old["remote_id"]),
+        remote_size=old["remote_size"],
+        remote_sha256=old["remote_hashcode"].lower(),
+        remote_written_at=old["remote_upload_at"],
+        dropped=bool(old["dropped"]),
+    )
 
 
 def assert_queued_work_readable(up: Upgrade) -> None:
@@ -310,6 +317,14 @@ def assert_converged(up: Upgrade, ids: dict[str, int]) -> None:
     assert docs["actions"] == []
     assert docs["unchanged"] == len(ALL_NAMES)
     assert chat_ids(up.url) == ids
+    state = open_state(up.state_dir, writer=False)
+    try:
+        journal = state.journal(FOLDER)
+    finally:
+        state.close()
+    assert set(journal) == ALL_NAMES
+    for name in UNCHANGED:  # the migrated rows of files in sync all along: as migrated
+        assert journal[name] == migrated(up.before, name), name
 
 
 def dry_run_on_a_copy(up: Upgrade) -> Result:
