@@ -29,40 +29,34 @@ Every write into a folder goes through here, so the folder invariants hold in on
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import itertools
 import os
-import shutil
 import stat
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from syncd.core.model import LocalFile
-from syncd.core.paths import RelPath, path_reason
 
 # Raised here; defined with the rest of the local errors (and imported from here by callers).
 from syncd.errors import FolderUnavailable as FolderUnavailable
 from syncd.errors import LocalChanged as LocalChanged
+from syncd.local.copynames import split_ext
+from syncd.local.dirfd import (
+    NO_HARD_LINKS,
+    RefusedPath,
+    closing_fd,
+    copy_at,
+    link_then_unlink,
+    move_no_replace,
+    open_child,
+    path_parts,
+    stat_at,
+)
 from syncd.local.durable import DirSync
 from syncd.local.ignore import MARKER
-from syncd.local.scan import stat_key
-from syncd.remote.base import RemoteFile
-
-#: How a directory below the folder's root is opened: never through a symbolic link.
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-#: `link` failures that mean "this file system has no hard links here", not "the name is taken".
-_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS})
-
-
-class RefusedPath(OSError):
-    """A path syncd will not touch: unsafe, inside the marker, or through something that is not
-    a real directory of the folder (a symbolic link or a file where a directory should be). An
-    `OSError`, so a job that meets it fails with this message and is tried again later, like any
-    other local trouble."""
-
 
 _locks_guard = threading.Lock()
 _tree_locks: dict[Path, threading.Lock] = {}
@@ -114,18 +108,18 @@ class FolderFS:
 
     def path(self, name: str) -> Path:
         """Where `name` (a checked relative path) is, for reading it."""
-        return self.root.joinpath(*_parts(name))
+        return self.root.joinpath(*path_parts(name))
 
     def current(self, name: str) -> tuple[int, int] | None:
         """(size, mtime_ns) of the file now, or None when there is none (nor a real directory
         path to it)."""
-        parts = _parts(name)
+        parts = path_parts(name)
         try:
             parent = self._open_dir(parts[:-1])
         except (FileNotFoundError, RefusedPath):
             return None
         try:
-            return _stat_at(parent, parts[-1])
+            return stat_at(parent, parts[-1])
         finally:
             os.close(parent)
 
@@ -152,9 +146,9 @@ class FolderFS:
         """Move the file to the trash if it is still as planned; remove the directories this
         left empty."""
         self.require_marker()
-        parts = _parts(name)
+        parts = path_parts(name)
         with self._lock:
-            planned = _closing_fd(self._open_planned(name, parts, expected))
+            planned = closing_fd(self._open_planned(name, parts, expected))
             with planned as parent, self._trash_dir(parts, now) as (trash_dir, target):
                 os.rename(parts[-1], parts[-1], src_dir_fd=parent, dst_dir_fd=trash_dir)
             self._prune(parts[:-1])
@@ -168,7 +162,7 @@ class FolderFS:
         `name` holds either the old or the new bytes, never nothing.
         """
         self.require_marker()
-        parts = _parts(name)
+        parts = path_parts(name)
         final = parts[-1]
         with self._lock:
             if expected is None:
@@ -176,7 +170,7 @@ class FolderFS:
             else:
                 parent, made = self._open_planned(name, parts, expected), False
             try:
-                if expected is None and _stat_at(parent, final) is not None:
+                if expected is None and stat_at(parent, final) is not None:
                     raise LocalChanged(name)
                 if expected is not None:
                     # A replaced file keeps the mode its owner gave it.
@@ -191,30 +185,30 @@ class FolderFS:
                 if made:
                     self._prune(parts[:-1])  # the directories made for it, should they be left empty
                 raise
-        with _closing_fd(parent):  # the directory the file went into, whatever its path is by now
+        with closing_fd(parent):  # the directory the file went into, whatever its path is by now
             self._sync_dir(parts[:-1], parent)
         return st
 
     def rename_aside(self, name: str, new_name: str, expected: LocalFile) -> None:
         """Rename a local file (a conflicted copy), refusing to overwrite anything."""
         self.require_marker()
-        parts, new_parts = _parts(name), _parts(new_name)
+        parts, new_parts = path_parts(name), path_parts(new_name)
         with self._lock:
-            with _closing_fd(self._open_planned(name, parts, expected)) as parent:
+            with closing_fd(self._open_planned(name, parts, expected)) as parent:
                 if new_parts[:-1] == parts[:-1]:
-                    _link_then_unlink(parent, parts[-1], parent, new_parts[-1])  # fails if new_name exists
+                    link_then_unlink(parent, parts[-1], parent, new_parts[-1])  # fails if new_name exists
                     return
-                with _closing_fd(self._make_dir(new_parts[:-1])[0]) as dest:
-                    _link_then_unlink(parent, parts[-1], dest, new_parts[-1])
+                with closing_fd(self._make_dir(new_parts[:-1])[0]) as dest:
+                    link_then_unlink(parent, parts[-1], dest, new_parts[-1])
             self._prune(parts[:-1])
 
     def remove(self, name: str) -> None:
         """Delete a delivered drop-in file (after_upload = delete); remove the directories this
         left empty. The caller has checked that the file is as planned."""
         self.require_marker()
-        parts = _parts(name)
+        parts = path_parts(name)
         with self._lock:
-            with _closing_fd(self._open_dir(parts[:-1])) as parent:
+            with closing_fd(self._open_dir(parts[:-1])) as parent:
                 os.unlink(parts[-1], dir_fd=parent)
             self._prune(parts[:-1])
 
@@ -223,15 +217,15 @@ class FolderFS:
         (`a/b.txt` -> `DIR/a/b.txt`), never overwriting: a name taken there gets ` (1)`, ` (2)`...
         before its extension. Directories this left empty are removed."""
         self.require_marker()
-        parts = _parts(name)
-        dest_dir = [*_parts(subdir), *parts[:-1]]
+        parts = path_parts(name)
+        dest_dir = [*path_parts(subdir), *parts[:-1]]
         stem, ext = split_ext(parts[-1])
         with self._lock:
-            with _closing_fd(self._open_dir(parts[:-1])) as source, _closing_fd(self._make_dir(dest_dir)[0]) as dest:
+            with closing_fd(self._open_dir(parts[:-1])) as source, closing_fd(self._make_dir(dest_dir)[0]) as dest:
                 for n in itertools.count():
                     candidate = parts[-1] if n == 0 else f"{stem} ({n}){ext}"
                     try:
-                        _move_no_replace(source, parts[-1], dest, candidate)
+                        move_no_replace(source, parts[-1], dest, candidate)
                         break
                     except FileExistsError:
                         continue
@@ -259,7 +253,7 @@ class FolderFS:
         try:
             for depth, part in enumerate(parts, 1):
                 try:
-                    child = _open_child(fd, part)
+                    child = open_child(fd, part)
                 except FileNotFoundError:
                     if not make:
                         raise
@@ -268,7 +262,7 @@ class FolderFS:
                         made = True
                         if durable:
                             os.fsync(fd)  # the new directory's entry, before anything goes in it
-                    child = _open_child(fd, part)
+                    child = open_child(fd, part)
                 except RefusedPath as exc:
                     where = "/".join(parts[:depth])
                     raise RefusedPath(exc.errno, f"{where}: {exc.strerror}") from None
@@ -286,7 +280,7 @@ class FolderFS:
             parent = self._open_dir(parts[:-1])
         except (FileNotFoundError, RefusedPath):
             raise LocalChanged(name) from None
-        if _stat_at(parent, parts[-1]) != (expected.size, expected.mtime_ns):
+        if stat_at(parent, parts[-1]) != (expected.size, expected.mtime_ns):
             os.close(parent)
             raise LocalChanged(name)
         return parent
@@ -328,7 +322,7 @@ class FolderFS:
         slot = now.strftime("%Y-%m-%dT%H%M%S.%f")
         self.trash.mkdir(exist_ok=True)  # inside the marker, never in its place
         fd, _ = self._make_dir([slot, *parts[:-1]], self.trash, durable=False)
-        with _closing_fd(fd):
+        with closing_fd(fd):
             yield fd, self.trash.joinpath(slot, *parts)
 
     def _keep_in_trash(self, parent: int, parts: Sequence[str], now: datetime) -> None:
@@ -338,83 +332,9 @@ class FolderFS:
             try:
                 os.link(parts[-1], parts[-1], src_dir_fd=parent, dst_dir_fd=trash_dir, follow_symlinks=False)
             except OSError as exc:
-                if exc.errno not in _NO_HARD_LINKS:
+                if exc.errno not in NO_HARD_LINKS:
                     raise
-                _copy_at(parent, parts[-1], trash_dir, parts[-1])
-
-
-def _parts(name: str) -> list[str]:
-    """The components of `name`, each a safe name, the first not the marker; `RefusedPath`
-    otherwise."""
-    reason = path_reason(name)
-    if reason is None and name.split("/", 1)[0].casefold() == MARKER:
-        reason = f"{MARKER}/ is syncd's own"
-    if reason is not None:
-        raise RefusedPath(errno.EINVAL, f"refusing the path {name!r}: {reason}")
-    return name.split("/")
-
-
-def _open_child(parent: int, part: str) -> int:
-    """Open directory `part` of `parent`, never through a symbolic link."""
-    try:
-        return os.open(part, _DIR_FLAGS, dir_fd=parent)
-    except OSError as exc:
-        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-            raise
-        # Refused by the open itself (Linux says ENOTDIR, others ELOOP); the lstat only words it.
-        try:
-            link = stat.S_ISLNK(os.stat(part, dir_fd=parent, follow_symlinks=False).st_mode)
-        except OSError:
-            link = exc.errno == errno.ELOOP
-        if link:
-            raise RefusedPath(exc.errno, "a symbolic link where a directory should be: not followed") from None
-        raise RefusedPath(exc.errno, "not a directory") from None
-
-
-def _stat_at(parent: int, name: str) -> tuple[int, int] | None:
-    try:
-        return stat_key(os.stat(name, dir_fd=parent, follow_symlinks=False))
-    except FileNotFoundError:
-        return None
-
-
-@contextlib.contextmanager
-def _closing_fd(fd: int) -> Iterator[int]:
-    try:
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def _link_then_unlink(src_dir: int, src: str, dest_dir: int, dest: str) -> None:
-    """Rename that never replaces: `FileExistsError` when `dest` is taken."""
-    os.link(src, dest, src_dir_fd=src_dir, dst_dir_fd=dest_dir, follow_symlinks=False)
-    os.unlink(src, dir_fd=src_dir)
-
-
-def _move_no_replace(src_dir: int, src: str, dest_dir: int, dest: str) -> None:
-    """Move a file, never replacing one: a hard link then an unlink where the file system has
-    hard links, else a look then a rename."""
-    try:
-        _link_then_unlink(src_dir, src, dest_dir, dest)
-    except OSError as exc:
-        if exc.errno not in _NO_HARD_LINKS:
-            raise
-        if _stat_at(dest_dir, dest) is not None:
-            raise FileExistsError(errno.EEXIST, "file exists", dest) from None
-        os.rename(src, dest, src_dir_fd=src_dir, dst_dir_fd=dest_dir)
-
-
-def _copy_at(src_dir: int, src: str, dest_dir: int, dest: str) -> None:
-    """Copy a file's bytes, mode and times, both ends relative to directory descriptors."""
-    fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_dir)
-    with open(fd_in, "rb") as source:
-        fd_out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=dest_dir)
-        with open(fd_out, "wb") as target:
-            shutil.copyfileobj(source, target)
-            st = os.fstat(source.fileno())
-            os.fchmod(target.fileno(), stat.S_IMODE(st.st_mode))
-            os.utime(target.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+                copy_at(parent, parts[-1], trash_dir, parts[-1])
 
 
 @functools.cache
@@ -428,39 +348,3 @@ def process_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def split_ext(name: str) -> tuple[str, str]:
-    """`report.final.pdf` -> (`report.final`, `.pdf`); dotfiles keep their name as stem. Only
-    the last component is split: `v1.2/notes` -> (`v1.2/notes`, ``)."""
-    head, sep, last = name.rpartition("/")
-    stem, ext = os.path.splitext(last)
-    return (head + sep + stem, ext) if stem else (name, "")
-
-
-def _same_kind(name: str, result: str) -> str:
-    """`result` as a `RelPath` (checked) when `name` was one, else as it is."""
-    return RelPath.parse(result) if isinstance(name, RelPath) else result
-
-
-def conflict_name(name: str, now: datetime) -> str:
-    """`NAME (conflicted copy YYYY-MM-DD HHMMSS).EXT` (SPEC, "Conflicts"): a sibling of `name`,
-    in the same directory."""
-    stem, ext = split_ext(name)
-    return _same_kind(name, f"{stem} (conflicted copy {now.strftime('%Y-%m-%d %H%M%S')}){ext}")
-
-
-def race_copy_names(name: str, versions: Sequence[RemoteFile]) -> list[str]:
-    """The conflicted-copy name of each racing version of `name` (oldest first): stamped with
-    the version's own write time in UTC, so that every machine names it alike. Versions that
-    share a second get ` 2`, ` 3`... after the stamp, in version order. Siblings of `name`."""
-    names: list[str] = []
-    for version in versions:
-        copy = base = conflict_name(name, version.written_at.astimezone(UTC))
-        n = 1
-        while copy in names:
-            n += 1
-            stem, ext = split_ext(base)
-            copy = _same_kind(name, f"{stem.removesuffix(')')} {n}){ext}")
-        names.append(copy)
-    return names

@@ -31,39 +31,33 @@ What watchdog 7's inotify emitter makes of a watch:
   cannot watch; the inotify limits reached there are reported as trouble by `_Reader`, and the
   IN_MOVE_SELF every subdirectory's watch hears when it is renamed is dropped by `_Emitter`;
 * IN_Q_OVERFLOW never reaches handlers (watchdog logs a warning and drops pending move halves),
-  and IN_MOVE_SELF is not in its mask, so a folder moved away goes unnoticed. `_Reader` and
-  `_Emitter` below, the only code touching watchdog internals, report both as trouble. They are
-  Linux only; elsewhere the stock observer runs without those two reports.
+  and IN_MOVE_SELF is not in its mask, so a folder moved away goes unnoticed. The observer of
+  `syncd.local.observer`, the only code touching watchdog internals, reports both as trouble.
+  It is Linux only; elsewhere the stock observer runs without those two reports.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 from watchdog import events as ev
-from watchdog.observers.api import BaseObserver, EventQueue, ObservedWatch
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from syncd.core.names import normalize
 from syncd.core.paths import path_reason
+from syncd.core.settle import Key, Settler, Stat
 from syncd.local.ignore import IgnoreRules, ignore_rules
+from syncd.local.observer import make_observer
 from syncd.local.tree import files_below, local_key
 
 log = structlog.get_logger("syncd.local.watch")
 
-Key = tuple[str, str]  # (folder name, path relative to the folder as spelled on disk)
-Stat = tuple[int, int] | None  # (size, mtime_ns), None when the file does not exist
-Alarm = Callable[[str | None, str], None]  # (watched path, None meaning every folder; reason)
-LostWatch = Callable[[str, OSError], None]  # (a directory that got no watch, why)
 
 # No opens or read-only closes: syncd hashing or uploading a file must not look like a change.
 _EVENTS: list[type[ev.FileSystemEvent]] = [
@@ -72,96 +66,6 @@ _EVENTS: list[type[ev.FileSystemEvent]] = [
 ]
 #: Watch limits: a directory of a recursive folder left unwatched by them loses its events.
 _LIMITS = (errno.ENOSPC, errno.EMFILE)
-_OVERFLOW = "the inotify event queue overflowed (fs.inotify.max_queued_events): file events were lost"
-
-
-#: The longest a vanished name waits for the rest of its folder to settle (see `Settler`).
-RENAME_WINDOW = 30.0
-
-
-class Settler:
-    """Which (folder, name) keys have been quiet for `settle` seconds with a stable stat.
-
-    Times must not go backwards (use a monotonic clock): keys are kept in order of last touch,
-    so the next deadline is the first key's and `due` stops at the first key still busy.
-
-    A key whose file is gone is held back while another key of its folder still waits (for at
-    most `rename_window` seconds): a rename whose new name is still being written (a copy, then
-    a delete) reaches the planner as both of its halves in one pass, so it is paired as a
-    rename instead of being sent as a deletion now and an upload later.
-    """
-
-    def __init__(self, settle: float, rename_window: float = RENAME_WINDOW) -> None:
-        self.settle = settle
-        self.rename_window = rename_window
-        self._waiting: OrderedDict[Key, tuple[float, Stat]] = OrderedDict()  # key -> (last touch, stat)
-        self._held: dict[Key, float] = {}  # vanished key -> when it was first held back
-
-    def touch(self, key: Key, now: float, stat: Stat) -> None:
-        """An event for `key` at `now`, with the stat seen then: (re)start its quiet period."""
-        self._held.pop(key, None)
-        self._waiting[key] = (now, stat)
-        self._waiting.move_to_end(key)
-
-    def due(self, now: float, stat: Callable[[Key], Stat]) -> list[Key]:
-        """Remove and return the keys quiet for `settle` whose stat is still the one recorded.
-
-        A key whose stat changed without an event is not due: its quiet period starts again.
-        """
-        ready: list[Key] = []
-        gone: set[Key] = set()
-        changed: list[tuple[Key, Stat]] = []
-        while self._waiting:
-            key, (since, seen) = next(iter(self._waiting.items()))
-            if now - since < self.settle:
-                break  # every later key was touched later still
-            self._waiting.popitem(last=False)
-            current = stat(key)
-            if current == seen:
-                ready.append(key)
-                if current is None:
-                    gone.add(key)
-            else:
-                changed.append((key, current))
-        for key, current in changed:
-            self.touch(key, now, current)
-        # A folder is busy while a key of it waits that is not a vanished one held back here.
-        busy = {key[0] for key in self._waiting if key not in self._held}
-        held = [key for key in ready if key in gone and key[0] in busy and self._holds(key, now)]
-        for key in held:
-            self._held.setdefault(key, now)
-            self._waiting[key] = (now, None)
-            self._waiting.move_to_end(key)
-        # Held keys whose folder has just settled go now, with the rest of it.
-        for key in [k for k in self._held if k[0] not in busy and k in self._waiting]:
-            del self._waiting[key]
-            ready.append(key)
-        released = [key for key in ready if key not in held]
-        for key in released:
-            self._held.pop(key, None)
-        return released
-
-    def _holds(self, key: Key, now: float) -> bool:
-        return now - self._held.get(key, now) < self.rename_window
-
-    def next_deadline(self) -> float | None:
-        """When the earliest waiting key becomes due; None when nothing waits."""
-        return next(iter(self._waiting.values()))[0] + self.settle if self._waiting else None
-
-    def pending(self) -> int:
-        """How many keys wait to settle."""
-        return len(self._waiting)
-
-    def waiting(self, folder_name: str) -> set[str]:
-        """The keys (NFC paths) of one folder that wait to settle."""
-        return {normalize(key[1]) for key in self._waiting if key[0] == folder_name}
-
-    def forget(self, folder_name: str) -> None:
-        """Drop every waiting key of one folder."""
-        for key in [k for k in self._waiting if k[0] == folder_name]:
-            del self._waiting[key]
-        for key in [k for k in self._held if k[0] == folder_name]:
-            del self._held[key]
 
 
 @dataclass(frozen=True)
@@ -267,7 +171,7 @@ class Watcher:
     def start(self) -> None:
         """Start the observer and the settle thread, and watch the folders added so far."""
         try:
-            self._observer = _make_observer(self._alarm, self._lost_watch)
+            self._observer = make_observer(self._alarm, self._lost_watch)
             self._observer.start()
         except OSError as exc:  # no inotify instance: every folder is trouble
             self._observer, self._broken = None, exc
@@ -422,103 +326,3 @@ def _watch_failure(path: Path, exc: OSError) -> str:
             "(and fs.inotify.max_user_instances), e.g. `sysctl fs.inotify.max_user_watches=524288`"
         )
     return f"cannot watch {path}: {exc.strerror or exc}"
-
-
-if sys.platform == "linux":
-    from watchdog.observers.inotify import InotifyEmitter
-    from watchdog.observers.inotify_c import (
-        CallbackId,
-        InotifyConstants,
-        InotifyEvent,
-        InotifyFD,
-        Mask,
-        WatchCallback,
-        WatchDescriptor,
-    )
-    from watchdog.observers.inotify_move_event_grouper import GroupedInotifyEvent, PathedInotifyEvent
-
-    class _Reader(InotifyFD):
-        """The observer's inotify reader; also reports queue overflows and its own death."""
-
-        def __init__(self, alarm: Alarm, lost: LostWatch) -> None:
-            super().__init__()
-            self._alarm, self._lost = alarm, lost
-
-        def add_callback(self, path: bytes, mask: Mask, callback: WatchCallback, id_: CallbackId) -> WatchDescriptor:
-            # watchdog passes over a subdirectory it fails to watch (only the root's failure is
-            # raised to `schedule`); a watch limit reached there must not go unnoticed.
-            try:
-                return super().add_callback(path, mask, callback, id_)
-            except OSError as exc:
-                self._lost(os.fsdecode(path), exc)
-                raise
-
-        def _add_callback(self, path: bytes, mask: Mask, callback: WatchCallback, id_: CallbackId) -> WatchDescriptor:
-            # A tree made in one go is watched twice over by a recursive watch (its parent's walk
-            # finds a directory, then that directory's own IN_CREATE adds it again): the same
-            # callback once more is no news, not the warning watchdog gives for it.
-            watch = self._get_or_create_watch(path, mask)
-            if watch.callbacks.get(id_) is callback:
-                return watch.wd
-            return super()._add_callback(path, mask, callback, id_)
-
-        def handle_event(self, event: InotifyEvent) -> None:
-            if event.is_queue_overflow:
-                self._alarm(None, _OVERFLOW)
-            super().handle_event(event)
-
-        def run(self) -> None:
-            try:
-                super().run()
-            except Exception as exc:
-                log.exception("inotify reader died")
-                self._alarm(None, f"the inotify reader thread died ({exc!r}): no more file events")
-
-    class _Emitter(InotifyEmitter):
-        """watchdog's inotify emitter, plus IN_MOVE_SELF and a report when its thread dies."""
-
-        def __init__(self, event_queue: EventQueue, watch: ObservedWatch, *, alarm: Alarm, **kwargs: Any) -> None:
-            super().__init__(event_queue, watch, **kwargs)
-            self._alarm = alarm
-
-        def get_event_mask_from_filter(self) -> Mask:
-            return Mask(super().get_event_mask_from_filter() | InotifyConstants.IN_MOVE_SELF)
-
-        def build_and_queue_event(self, event: GroupedInotifyEvent, *, full_events: bool = False) -> None:
-            if isinstance(event, PathedInotifyEvent) and event.ev.is_move_self:
-                # A recursive watch also hears its subdirectories move: their parents' watches
-                # reported those moves (as DirMovedEvent); only the folder itself moving matters.
-                if os.fsdecode(event.path) == os.fsdecode(self.watch.path):
-                    self.queue_event(ev.DirMovedEvent(self.watch.path, ""))  # the watched folder moved away
-                    self.stop()  # as watchdog does on IN_DELETE_SELF
-            else:
-                super().build_and_queue_event(event, full_events=full_events)
-
-        def run(self) -> None:
-            try:
-                super().run()
-            except Exception as exc:
-                log.exception("inotify emitter died", path=self.watch.path)
-                self._alarm(self.watch.path, f"the watch thread died ({exc!r}): no more file events")
-
-    class _Observer(BaseObserver):
-        """watchdog's InotifyObserver (one inotify instance per observer) with the classes above."""
-
-        def __init__(self, alarm: Alarm, lost: LostWatch) -> None:
-            self._reader = _Reader(alarm, lost)
-            self._reader.start()
-            super().__init__(_Emitter, inotify_fd=self._reader, alarm=alarm)
-
-        def on_thread_stop(self) -> None:
-            super().on_thread_stop()
-            self._reader.stop()
-            self._reader.join()
-
-    def _make_observer(alarm: Alarm, lost: LostWatch) -> BaseObserver:
-        return _Observer(alarm, lost)
-
-else:  # pragma: no cover
-    from watchdog.observers import Observer
-
-    def _make_observer(alarm: Alarm, lost: LostWatch) -> BaseObserver:
-        return Observer()

@@ -22,7 +22,6 @@ the state; file bodies are read and written outside it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -39,6 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 from syncd.core.names import unsafe_reason
 from syncd.errors import ItemError, RemoteError, TransientError, Unsupported
 from syncd.remote.base import Capability, OnResume, Progress, RemoteFile
+from syncd.remote.memoryfiles import CHUNK, Fault, StoredFile, is_safe_part, mtime_of, now, number_of, read_range
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -55,42 +55,6 @@ BDD_LIKE = (
 ALL = ~Capability(0)
 #: The methods `fail_next` can make fail; "part" is one part of a resumable put.
 METHODS = frozenset({"list", "put", "part", "get", "find_copy", "delete", "sign_url", "move"})
-#: How much of a body moves per step (a progress report each).
-CHUNK = 64 * KiB
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclasses.dataclass
-class _File:
-    id: int
-    place: str
-    path: str
-    size: int
-    sha256: str | None  # given by the uploader: checked against the content when complete
-    written_at: datetime
-    complete: bool
-    mtime: datetime
-    data: bytes = b""
-    digest: str = ""  # sha256 of `data`, once complete
-    parts: dict[int, bytes] = dataclasses.field(default_factory=dict)  # a resumable upload's, so far
-    part_size: int = 0
-
-    def listed(self, caps: Capability) -> RemoteFile:
-        return RemoteFile(
-            path=self.path, version=str(self.id), size=self.size,
-            sha256=self.digest if Capability.SHA256 in caps else None,
-            mtime=self.mtime if Capability.MTIME in caps else None,
-            written_at=self.written_at, seq=self.id,
-        )
-
-
-@dataclasses.dataclass
-class _Fault:
-    error: RemoteError
-    after: bool
 
 
 class MemoryRemote:
@@ -104,7 +68,7 @@ class MemoryRemote:
         capabilities: Capability = BDD_LIKE,
         *,
         name: str = "memory",
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = now,
         multipart_threshold: int = 1 * MiB,
         part_size: int = 256 * KiB,
     ) -> None:
@@ -116,10 +80,10 @@ class MemoryRemote:
         self._multipart_threshold = multipart_threshold
         self._part_size = part_size
         self._lock = threading.RLock()
-        self._files: dict[int, _File] = {}
+        self._files: dict[int, StoredFile] = {}
         self._ids = itertools.count(1)
         self._last_written_at = datetime.min.replace(tzinfo=UTC)
-        self._faults: dict[str, deque[_Fault]] = {}
+        self._faults: dict[str, deque[Fault]] = {}
         self._secret = uuid.uuid4().hex  # tells this remote's tokens and URLs from any other's
         self._closed = False
         #: How often each method was called (faults included).
@@ -142,7 +106,7 @@ class MemoryRemote:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; one of {sorted(METHODS)}")
         with self._lock:
-            self._faults.setdefault(method, deque()).extend(_Fault(error, after) for _ in range(times))
+            self._faults.setdefault(method, deque()).extend(Fault(error, after) for _ in range(times))
 
     def set_incomplete(self, version: str) -> None:
         """Hide a file as a service still merging its parts would: not listed, not readable."""
@@ -200,14 +164,14 @@ class MemoryRemote:
             raise ValueError(f"negative size {size}")
         with self._call("put", what):
             resumable = Capability.RESUMABLE in self._capabilities
-            item: _File | None = None
+            item: StoredFile | None = None
             if resumable and resume is not None:
                 item = self._resume(resume, source, place, path, size, sha256, progress)
             if item is None and resumable and size > self._multipart_threshold:
                 item = self._upload_parts(source, place, path, size, sha256, progress, on_resume)
             if item is None:
-                data = self._read(source, 0, size, what, progress)
-                item = self._store(place, path, size, sha256, data, self._mtime_of(source), what)
+                data = read_range(source, 0, size, what, progress)
+                item = self._store(place, path, size, sha256, data, mtime_of(source), what)
             with self._lock:
                 return item.listed(self._capabilities)
 
@@ -243,7 +207,7 @@ class MemoryRemote:
     def delete(self, place: str, path: str, version: str) -> None:
         """Delete the version (one already gone counts as deleted). Needs DELETE."""
         with self._call("delete", f"delete {path!r} (version {version})", Capability.DELETE), self._lock:
-            self._files.pop(_number(version), None)
+            self._files.pop(number_of(version), None)
 
     def move(self, place: str, file: RemoteFile, new_path: str) -> RemoteFile:
         """Give the version another path, keeping its content. Needs RENAME; with OVERWRITE
@@ -308,7 +272,7 @@ class MemoryRemote:
 
     def _check_name(self, filename: str, what: str) -> None:
         parts = filename.split("/")
-        if len(parts) > 1 and Capability.TREE not in self._capabilities and all(map(_safe, parts)):
+        if len(parts) > 1 and Capability.TREE not in self._capabilities and all(map(is_safe_part, parts)):
             raise Unsupported(f"{what}: folders are not supported by this remote ({self.name} has no TREE)",
                               capability="TREE")
         for part in parts if Capability.TREE in self._capabilities else [filename]:
@@ -319,24 +283,24 @@ class MemoryRemote:
     def _sign(self, file_id: int, expires: int) -> str:
         return hashlib.sha256(f"{self._secret}/{file_id}/{expires}".encode()).hexdigest()[:32]
 
-    def _file(self, version: str, action: str) -> _File:
-        item = self._files.get(_number(version))
+    def _file(self, version: str, action: str) -> StoredFile:
+        item = self._files.get(number_of(version))
         if item is None:
             raise ItemError(f"{action} version {version} failed: no such file on {self.name}", status=404)
         return item
 
     def _new_file(
         self, place: str, path: str, size: int, sha256: str | None, mtime: datetime, complete: bool
-    ) -> _File:
+    ) -> StoredFile:
         with self._lock:
             self._last_written_at = max(self._last_written_at, self._clock())
-            item = _File(next(self._ids), place, path, size, sha256, self._last_written_at, complete, mtime)
+            item = StoredFile(next(self._ids), place, path, size, sha256, self._last_written_at, complete, mtime)
             self._files[item.id] = item
             return item
 
     def _store(
         self, place: str, path: str, size: int, sha256: str | None, data: bytes, mtime: datetime, what: str
-    ) -> _File:
+    ) -> StoredFile:
         self._check_content(data, size, sha256, what)
         with self._lock:
             item = self._new_file(place, path, size, sha256, mtime, True)
@@ -344,7 +308,7 @@ class MemoryRemote:
             self._replaced(item)
             return item
 
-    def _replaced(self, item: _File) -> None:
+    def _replaced(self, item: StoredFile) -> None:
         if Capability.OVERWRITE in self._capabilities:
             self._drop_name(item.place, item.path, keep=item.id)
 
@@ -363,35 +327,9 @@ class MemoryRemote:
         ):
             raise ItemError(f"{what} failed: hashcode does not match the content")
 
-    @staticmethod
-    def _mtime_of(path: Path) -> datetime:
-        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
-
-    @staticmethod
-    def _read(path: Path, start: int, length: int, what: str, progress: Progress | None, base: int = 0) -> bytes:
-        """`length` bytes of `path` from `start`, reported to `progress` as `base` + bytes so far."""
-        chunks: list[bytes] = []
-        got = 0
-        try:
-            with path.open("rb") as file:
-                file.seek(start)
-                while got < length:
-                    chunk = file.read(min(CHUNK, length - got))
-                    if not chunk:
-                        raise TransientError(
-                            f"{what} failed: the local file is shorter than expected ({got} of {length} bytes)"
-                        )
-                    chunks.append(chunk)
-                    got += len(chunk)
-                    if progress is not None:
-                        progress(base + got)
-        except OSError as exc:
-            raise TransientError(f"{what} failed: cannot read {path.name!r}: {exc.strerror}") from None
-        return b"".join(chunks)
-
     # -- resumable uploads -------------------------------------------------------------------------
 
-    def _token(self, item: _File) -> str:
+    def _token(self, item: StoredFile) -> str:
         fields = {"remote": self._secret, "file_id": item.id, "place": item.place,
                   "path": item.path, "size": item.size, "sha256": item.sha256}
         return json.dumps({"memory_upload": fields}, ensure_ascii=False, sort_keys=True)
@@ -405,14 +343,14 @@ class MemoryRemote:
         sha256: str | None,
         progress: Progress | None,
         on_resume: OnResume | None,
-    ) -> _File:
-        item = self._new_file(place, path, size, sha256, self._mtime_of(source), False)
+    ) -> StoredFile:
+        item = self._new_file(place, path, size, sha256, mtime_of(source), False)
         item.part_size = self._part_size
         if on_resume is not None:
             on_resume(self._token(item))  # before the first part: from here on it can resume
         return self._send_parts(item, source, progress)
 
-    def _send_parts(self, item: _File, path: Path, progress: Progress | None) -> _File:
+    def _send_parts(self, item: StoredFile, path: Path, progress: Progress | None) -> StoredFile:
         what = f"put {item.path!r} (resumable put {item.id})"
         count = max(1, math.ceil(item.size / item.part_size))
         for number in range(1, count + 1):
@@ -420,7 +358,7 @@ class MemoryRemote:
                 continue
             with self._call("part", f"part {number} of {what}"):
                 start = (number - 1) * item.part_size
-                data = self._read(path, start, min(item.part_size, item.size - start), what, progress, start)
+                data = read_range(path, start, min(item.part_size, item.size - start), what, progress, start)
                 with self._lock:
                     if self._files.get(item.id) is not item or item.complete:
                         raise ItemError(f"{what} failed: the upload was abandoned", status=404)
@@ -446,7 +384,7 @@ class MemoryRemote:
         size: int,
         sha256: str | None,
         progress: Progress | None,
-    ) -> _File | None:
+    ) -> StoredFile | None:
         """The put `token` describes, finished from the parts it has; None when it cannot go
         on (not this remote's, for other content, abandoned): then a fresh put."""
         try:
@@ -469,15 +407,3 @@ class MemoryRemote:
             if item.complete:
                 return item  # finished after all: its answer was lost
         return self._send_parts(item, source, progress)
-
-
-def _safe(part: str) -> bool:
-    return unsafe_reason(part) is None
-
-
-def _number(version: str) -> int:
-    """The file number a version names (-1, naming nothing, for text that is not one)."""
-    try:
-        return int(version)
-    except ValueError:
-        return -1

@@ -41,7 +41,7 @@ from syncd.core.model import FLOOR_NONE, Action, ActionKind, BaseEntry, Floor, L
 from syncd.core.paths import RelPath
 from syncd.errors import ItemError, LocalChanged
 from syncd.errors import NotSettled as NotSettled  # raised here (`_current_local`); callers import it from here
-from syncd.local.folderfs import conflict_name, race_copy_names
+from syncd.local.copynames import conflict_name, race_copy_names
 from syncd.local.scan import sha256_of
 from syncd.remote.base import Capability, RemoteFile
 from syncd.sync.outcome import NO_RESUME, Outcome, Recorder, Resume, same_base, to_row

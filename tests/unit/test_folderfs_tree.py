@@ -13,7 +13,9 @@ import pytest
 import syncd.local.folderfs as folderfs_module
 from syncd.core.model import LocalFile
 from syncd.core.paths import RelPath
-from syncd.local.folderfs import FolderFS, LocalChanged, RefusedPath, conflict_name, race_copy_names, split_ext
+from syncd.local.copynames import conflict_name, race_copy_names, split_ext
+from syncd.local.dirfd import RefusedPath
+from syncd.local.folderfs import FolderFS, LocalChanged
 from syncd.remote.base import RemoteFile
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)

@@ -38,7 +38,7 @@ from syncd.core.model import (
 from syncd.core.names import normalize, unsafe_reason
 from syncd.core.paths import RelPath
 from syncd.core.plan import plan
-from syncd.local.folderfs import race_copy_names
+from syncd.local.copynames import race_copy_names
 from syncd.remote.base import RemoteFile
 
 SAFE_NAMES = ("a.txt", "b", "\u00e9.md")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.local.watch import Key, Settler, Stat
+from syncd.core.settle import Key, Settler, Stat
 
 A: Key = ("f", "a.txt")
 B: Key = ("f", "b.txt")
