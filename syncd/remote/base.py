@@ -123,6 +123,11 @@ class Remote(Protocol):
         stand side by side). Needs LIST."""
         ...
 
+    def stat(self, place: str, path: str) -> RemoteFile | None:
+        """The current file at `path` (the newest version), None when there is none: what a
+        caller checks right before it overwrites or deletes a path. Needs LIST."""
+        ...
+
     def put(
         self,
         place: str,

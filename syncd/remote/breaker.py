@@ -244,6 +244,9 @@ class GuardedRemote:
     def list(self, place: str) -> list[RemoteFile]:
         return self.remote.list(place)
 
+    def stat(self, place: str, path: str) -> RemoteFile | None:
+        return self.remote.stat(place, path)
+
     def put(self, place: str, path: str, source: Path, **more: Any) -> RemoteFile:
         return self._counted(f"put {place}/{path}", self.remote.put, place, path, source, **more)
 

@@ -54,7 +54,7 @@ BDD_LIKE = (
 #: Every flag at once.
 ALL = ~Capability(0)
 #: The methods `fail_next` can make fail; "part" is one part of a resumable put.
-METHODS = frozenset({"list", "put", "part", "get", "find_copy", "delete", "sign_url", "move"})
+METHODS = frozenset({"list", "stat", "put", "part", "get", "find_copy", "delete", "sign_url", "move"})
 
 
 class MemoryRemote:
@@ -130,6 +130,13 @@ class MemoryRemote:
         """Every complete file at the place, in put order (versions increasing). Needs LIST."""
         with self._call("list", f"list {place!r}", Capability.LIST), self._lock:
             return [f.listed(self._capabilities) for f in self._files.values() if f.place == place and f.complete]
+
+    def stat(self, place: str, path: str) -> RemoteFile | None:
+        """The newest complete file at `path`, or None. Needs LIST."""
+        with self._call("stat", f"stat {path!r} in {place!r}", Capability.LIST), self._lock:
+            found = [f for f in self._files.values() if (f.place, f.path) == (place, path) and f.complete]
+            best = max(found, key=lambda f: (f.written_at, f.id)) if found else None
+            return best.listed(self._capabilities) if best else None
 
     def find_copy(self, place: str, path: str, size: int, sha256: str) -> RemoteFile | None:
         """The newest file at `path` with exactly this size and sha256, if any. Needs LIST;

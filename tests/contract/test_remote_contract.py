@@ -412,10 +412,29 @@ def test_without_sha256_nothing_proves_content(subject: Subject, tmp_path: Path)
         assert subject.remote.find_copy(CHAT, "plain.txt", len(data), sha(data)) is None
 
 
+def test_stat_says_what_a_path_holds_now(subject: Subject, tmp_path: Path) -> None:
+    subject.needs(Capability.LIST)
+    assert subject.remote.stat(CHAT, "notes.txt") is None
+    first = put(subject, tmp_path, b"first", "notes.txt")
+    second = put(subject, tmp_path, b"second, longer", "notes.txt")
+    put(subject, tmp_path, b"elsewhere", "other.txt")
+    now = subject.remote.stat(CHAT, "notes.txt")
+    assert now is not None and (now.version, now.path, now.size) == (second.version, "notes.txt", 14)
+    assert now.sha256 == (sha(b"second, longer") if Capability.SHA256 in subject.caps else None)
+    assert fetch(subject, now) == b"second, longer"
+    if Capability.DELETE in subject.caps:
+        subject.remote.delete(CHAT, "notes.txt", second.version)
+        after = subject.remote.stat(CHAT, "notes.txt")
+        kept = None if Capability.OVERWRITE in subject.caps else first.version  # the older one is current again
+        assert (after.version if after else None) == kept
+    assert subject.remote.stat("another chat", "notes.txt") is None
+
+
 def test_without_list_nothing_is_listed(subject: Subject, tmp_path: Path) -> None:
     subject.lacks(Capability.LIST)
     file = put(subject, tmp_path, b"written blind", "blind.txt")
     for call in (lambda: subject.remote.list(CHAT),
+                 lambda: subject.remote.stat(CHAT, "blind.txt"),
                  lambda: subject.remote.find_copy(CHAT, "blind.txt", 13, sha(b"written blind"))):
         with pytest.raises(Unsupported, match="not supported by this remote") as caught:
             call()

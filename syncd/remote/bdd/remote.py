@@ -45,6 +45,11 @@ class BddRemote:
     def list(self, place: str) -> list[RemoteFile]:
         return [f.entry() for f in self.client.list_chat(place) if f.status is FileStatus.OK]
 
+    def stat(self, place: str, path: str) -> RemoteFile | None:
+        # No stat endpoint: the chat's listing says, newest `ok` version first by (upload_at, id).
+        found = [f for f in self.client.list_chat(place) if f.filename == path and f.status is FileStatus.OK]
+        return max(found, key=lambda f: (f.upload_at, f.id)).entry() if found else None
+
     def put(
         self,
         place: str,
