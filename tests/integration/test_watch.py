@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import syncd.local.watch as watch_module
+import syncd.local.observer as observer_module
 from syncd.local.watch import Watcher
 from tests.support.daemon import wait_for
 from tests.support.leaks import no_new_threads
@@ -276,7 +276,7 @@ def test_a_dead_watch_thread_is_trouble(make: Make, tmp_path: Path, monkeypatch:
     def crash(self: object, timeout: float) -> None:
         raise RuntimeError("emitter bug")
 
-    monkeypatch.setattr(watch_module._Emitter, "queue_events", crash)
+    monkeypatch.setattr(observer_module._Emitter, "queue_events", crash)
     _, rec, _ = started(make, tmp_path)
     rec.wait_for(lambda: bool(rec.troubles), "trouble")
     ((name, reason),) = rec.troubles
