@@ -12,7 +12,8 @@ Flags: --files (4 KiB files per transfer, 2000), --noop-files (10000), --repeat 
 --big-size (1G; K/M/G suffixes), --big-repeat (1), --samples (drop-in files, 30), --idle-files (10000),
 --idle-seconds (60), --out (bench-results.json), --keep DIR (work there and keep it), --quick (100 files,
 500 no-op files, a 32M big file, 3 samples, 500 idle files, 3 s idle, one run each; explicit flags
-still win).
+still win), --wan (also the WAN rows of wan_bench.py, at --files, --repeat and --big-size, with its
+--rtt, --handshake-rtts, --bandwidth, --changed and --jobs).
 
 One `syncd serve --data WORKDIR/data` is started on a free loopback port and every contender talks
 to it over HTTP. All syncd figures are subprocess wall times of the real command (`python -m syncd`,
@@ -60,6 +61,7 @@ from typing import Any
 import big_file
 import daemon_bench
 import reconcile_bench
+import wan_bench
 from benchkit import WORKERS, Row, parse_size, peak_rss, print_rows, serve, workdir, write_results
 
 SETTLE = 1.0
@@ -83,8 +85,9 @@ QUICK = Settings(files=100, noop_files=500, repeat=1, big_size=32 << 20, big_rep
                  idle_seconds=3.0)
 
 
-def run(settings: Settings, work: Path) -> dict[str, Any]:
-    """Every figure against one `syncd serve` whose data and log live under `work`."""
+def run(settings: Settings, work: Path, wan: wan_bench.Settings | None = None) -> dict[str, Any]:
+    """Every figure against one `syncd serve` whose data and log live under `work` (with `wan`,
+    also the WAN rows)."""
     s = settings
     work.mkdir(parents=True, exist_ok=True)
     log = work / "serve.log"
@@ -92,8 +95,11 @@ def run(settings: Settings, work: Path) -> dict[str, Any]:
         reconcile = reconcile_bench.run(s.files, s.noop_files, s.repeat, work / "reconcile", url=server.url)
         big = big_file.versus_curl(s.big_size, work / "big", server.url, s.big_repeat)
         daemon = daemon_bench.run(s.samples, s.idle_files, s.idle_seconds, SETTLE, work / "daemon", url=server.url)
+        wan_figures = None if wan is None else wan_bench.run(wan, work / "wan", server.url)
         served = {"url": server.url, "startup_s": server.startup_s, "peak_rss": peak_rss(server.proc.pid)}
     rows = [*reconcile_bench.target_rows(reconcile), *big_file.target_rows(big), *daemon_bench.target_rows(daemon)]
+    if wan_figures is not None:
+        rows += wan_bench.target_rows(wan_figures)
     return {
         "settings": dataclasses.asdict(s),
         "cpus": os.cpu_count(),
@@ -103,6 +109,7 @@ def run(settings: Settings, work: Path) -> dict[str, Any]:
         "reconcile": reconcile,
         "big_file": big,
         "daemon": daemon,
+        **({} if wan_figures is None else {"wan": wan_figures}),
         "targets": [{**dataclasses.asdict(row), "verdict": row.verdict} for row in rows],
         "all_met": all(row.met for row in rows),
     }
@@ -169,6 +176,8 @@ def print_table(figures: dict[str, Any]) -> None:
         f"server start {server['startup_s']:.2f} s, peak RSS {server['peak_rss'] / 1e6:.1f} MB, "
         f"log levels {server['log']['levels']}; daemon exit codes {daemon['exit_codes']}"
     )
+    if "wan" in figures:
+        wan_bench.print_table(figures["wan"])
     print(f"all targets met: {'yes' if figures['all_met'] else 'NO'}")
 
 
@@ -188,15 +197,23 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     parser.add_argument("--idle-seconds", type=float, help=f"idle measurement window ({FULL.idle_seconds:.0f})")
     parser.add_argument("--out", default="bench-results.json", help="JSON output (bench-results.json)")
     parser.add_argument("--keep", help="work in this directory (must not exist) and keep it afterwards")
+    parser.add_argument("--wan", action="store_true", help="also the WAN rows (wan_bench.py)")
+    wan_bench.add_flags(parser, sizes=False)
     args = parser.parse_args(argv)
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if getattr(args, f.name) is not None}
     return dataclasses.replace(QUICK if args.quick else FULL, **given), args
 
 
+def wan_settings(settings: Settings, args: argparse.Namespace) -> wan_bench.Settings:
+    """The WAN rows' settings: this run's --files, --repeat and --big-size, and the WAN flags."""
+    sizes = argparse.Namespace(**vars(args), files=settings.files, repeat=settings.repeat, big_size=settings.big_size)
+    return wan_bench.settings_from(sizes, args.quick)
+
+
 def main() -> None:
     settings, args = parse_args()
     with workdir(args.keep) as work:
-        figures = run(settings, work)
+        figures = run(settings, work, wan_settings(settings, args) if args.wan else None)
     print_table(figures)
     write_results(figures, args.out)
     print(f"written to {args.out}")
