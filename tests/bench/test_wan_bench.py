@@ -38,6 +38,6 @@ def test_wan_bench_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
                 assert figure["median_s"] > 0 and figure["median_cpu_s"] >= 0
     upload = figures["rtt"]["10"]["upload"]
     assert upload["SDK"]["median_connections"] >= 12  # a connection per call
-    assert {row["verdict"] for row in figures["targets"]} <= {"MET", "MISSED"}
+    assert {row["verdict"] for row in figures["targets"]} <= {"MET", "MISSED", "n/a"}  # no 20 ms run: n/a
     print_table(figures)
     assert "RTT 10 ms" in capsys.readouterr().out
