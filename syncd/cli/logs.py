@@ -1,7 +1,8 @@
 """structlog set-up: JSON lines when not on a TTY (journald), console on a TTY.
 
 Only values syncd chooses to log reach the output; no code path logs a
-request's headers, so API keys never appear.
+request's headers, so API keys never appear. The console renderer is built only for a TTY
+(its module, `structlog.dev`, is imported by structlog's own package whatever the format).
 """
 
 from __future__ import annotations

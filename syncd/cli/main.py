@@ -2,6 +2,11 @@
 
 Exit codes (SPEC): 0 all good, 1 some files could not be synced, 2 usage or
 config error, 3 another syncd process holds the state dir.
+
+At the top this module imports only what every command uses (argument parsing, the config,
+the state database); each command imports the rest itself: the sync engine and the remotes'
+clients for `reconcile` and `run`, the reference service for `serve`. So `status` and
+`--help` pay for no HTTP client, engine or server.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from urllib.parse import urlsplit
 import structlog
 
 from syncd import __version__
-from syncd.app import open_app
 from syncd.cli.logs import configure as configure_logs
 from syncd.cli.output import Progress, print_report, print_status, probe_remotes, read_status
 from syncd.config import Config, FolderConfig, find_config_path, load_config
@@ -200,6 +204,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
+    # Here, not at the top: the sync engine and the remotes' clients are for the syncing commands.
+    from syncd.app import open_app
+
     config = _config(args)
     if args.rebuild_journal and args.dry_run:
         raise UsageError("--rebuild-journal changes the state database; it cannot be combined with --dry-run")

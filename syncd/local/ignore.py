@@ -14,6 +14,9 @@ it back.
 Matching stays about as cheap as one regular expression per name: the patterns that
 exclude are also joined into one expression, and only a path it matches (few, in a
 folder) is asked of the library, whose answer is final.
+
+The library is imported when rules are first compiled (`_spec`), not with this module: loading
+a config whose folders have no patterns of their own, as `syncd status` does, never needs it.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-import pathspec
+if TYPE_CHECKING:
+    import pathspec
 
 MARKER = ".syncd"
 BUILTIN_PATTERNS = ("*.part", "*.crdownload", "*.tmp", "~$*", ".~lock.*", "*~", ".*.swp", ".DS_Store")
@@ -47,12 +52,20 @@ def _line(pattern: str) -> str:
     return stripped + " " * escaped + "\\ " * (spaces - escaped)
 
 
+def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    """`lines` as one `.gitignore`, compiled by the library's `simple` backend (whose patterns
+    carry the `re` expressions `_screen` joins); ValueError for a line it refuses."""
+    import pathspec  # here, not at the top: see the module's doc
+
+    return pathspec.GitIgnoreSpec.from_lines(lines, backend="simple")
+
+
 def pattern_problem(pattern: str) -> str | None:
     """Why `pattern` cannot be an ignore pattern, or None when it can."""
     if "\x00" in pattern:
         return "must not contain a NUL character"
     try:
-        [compiled] = pathspec.GitIgnoreSpec.from_lines([_line(pattern)], backend="simple").patterns
+        [compiled] = _spec([_line(pattern)]).patterns
     except ValueError as exc:  # pathspec's GitIgnorePatternError is a ValueError
         cause = exc.__cause__ or exc
         return f"{pattern!r} is not a valid gitignore pattern ({cause})"
@@ -75,7 +88,7 @@ class IgnoreRules:
                 raise ValueError(problem)
         #: the `.gitignore` lines the folder's patterns became
         self.lines = tuple(_line(p) for p in self.patterns)
-        self._spec = pathspec.GitIgnoreSpec.from_lines([*BUILTIN_PATTERNS, *self.lines], backend="simple")
+        self._spec = _spec([*BUILTIN_PATTERNS, *self.lines])
         self._screen = _screen(self._spec)
 
     def matches(self, relpath: str, *, is_dir: bool = False) -> bool:

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from syncd.remote.base import Capability, Remote
-from syncd.remote.retry import Abort
 
 if TYPE_CHECKING:
     from syncd.config.model import Mode, RemoteConfig
     from syncd.config.reader import TableReader
+    from syncd.remote.retry import Abort  # a type only: loading a config needs no retry machinery
 
 _T = TypeVar("_T")
 

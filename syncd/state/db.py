@@ -18,7 +18,8 @@ Concurrency model:
   ``BEGIN IMMEDIATE ... COMMIT``.
 
 The schema and its migrations are in `syncd.state.schema`, the journal's rows
-in `syncd.state.journal`.
+in `syncd.state.journal`. All of it is the standard library's `sqlite3` (plain SQL, no
+wrapper library), so every command that opens the state stays cheap to start.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-
-from sqlite_utils import Database
 
 from syncd.errors import StateDamaged
 from syncd.state.journal import (
@@ -74,10 +73,10 @@ class State:
     the shared connection.
     """
 
-    def __init__(self, state_dir: Path, db: Database, *, writer: bool, lock_fd: int | None) -> None:
+    def __init__(self, state_dir: Path, conn: sqlite3.Connection, *, writer: bool, lock_fd: int | None) -> None:
         self.path = state_dir
         self.db_path = state_dir / DB_NAME
-        self.db = db
+        self._conn = conn
         self.writer = writer
         self.lock = threading.RLock()
         self._lock_fd = lock_fd
@@ -89,7 +88,7 @@ class State:
     @property
     def conn(self) -> sqlite3.Connection:
         """The underlying connection (autocommit; use `transaction` to group writes)."""
-        return self.db.conn
+        return self._conn
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -130,7 +129,7 @@ class State:
     def fetchall(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read query under the lock and return all its rows."""
         with self.lock:
-            return list(self.db.execute(sql, params).fetchall())
+            return list(self._conn.execute(sql, params).fetchall())
 
     def user_version(self) -> int:
         """The schema version recorded in the file."""
@@ -143,7 +142,7 @@ class State:
             if self._closed:
                 return
             self._closed = True
-            self.db.close()
+            self._conn.close()
             if self._lock_fd is not None:
                 fd, self._lock_fd = self._lock_fd, None
                 # Clear our pid before letting go, so the file never names a
@@ -294,8 +293,8 @@ def open_state(state_dir: Path, *, writer: bool = True, set_aside: bool = False)
     lock_fd = acquire_writer_lock(state_dir) if writer else None
     try:
         old = _set_aside(state_dir / DB_NAME) if set_aside else None
-        db = _guarded(state_dir / DB_NAME, lambda: _connect(state_dir / DB_NAME))
-        state = State(state_dir, db, writer=writer, lock_fd=lock_fd)
+        conn = _guarded(state_dir / DB_NAME, lambda: _connect(state_dir / DB_NAME))
+        state = State(state_dir, conn, writer=writer, lock_fd=lock_fd)
         state.set_aside_as = old
     except BaseException:
         if lock_fd is not None:
@@ -365,7 +364,8 @@ def _set_aside(db_path: Path) -> Path | None:
     return target
 
 
-def _connect(db_path: Path) -> Database:
+def _connect(db_path: Path) -> sqlite3.Connection:
+    """An autocommit connection in WAL mode, shared across threads (callers hold `State.lock`)."""
     # Create the file ourselves so it is 0600 from the first byte; SQLite gives
     # the -wal and -shm files it creates later the database file's mode.
     fd = os.open(db_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
@@ -373,16 +373,17 @@ def _connect(db_path: Path) -> Database:
     _tighten_modes(db_path)
     conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_S)
     try:
-        db = Database(conn)
         conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
-        db.enable_wal()
+        # Switching needs a moment alone with the file: only asked for when not WAL yet.
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = wal")
         # NORMAL in WAL mode: a power cut may lose the last commits, never
         # corrupts; a process crash (kill -9) loses nothing.
         conn.execute("PRAGMA synchronous = NORMAL")
     except BaseException:
         conn.close()
         raise
-    return db
+    return conn
 
 
 def _tighten_modes(db_path: Path) -> None:

@@ -11,9 +11,23 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from syncd.remote.base import RemoteFile
+from syncd.remote.base import Capability, RemoteFile
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+#: What a chat's file list can do (`BddRemote`'s, and so its kinds'): listed with a sha256 per
+#: file (the service computes it when the client sends none), server-chosen ids, deletable,
+#: multipart uploads that resume, signed download URLs. No folders (a name is one component),
+#: no rename, no file times of its own (`upload_at` is the upload's), no overwrite (a name may
+#: hold several versions).
+CAPABILITIES = (
+    Capability.LIST
+    | Capability.DELETE
+    | Capability.SHA256
+    | Capability.SERVER_KEYS
+    | Capability.RESUMABLE
+    | Capability.SIGN_URL
+)
 
 
 class FileStatus(enum.StrEnum):

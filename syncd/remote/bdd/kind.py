@@ -3,19 +3,21 @@ over HTTP at its URL, or on the in-process reference service's private socket.
 
 Both are one flat list of names per chat (no TREE), in every folder mode, and open a
 `BddRemote`; they differ in where the service is.
+
+Loading a config reads the kinds but opens no remote, so this module imports no HTTP client
+at the top: the `open`s bring it in, and a command that opens no remote (`syncd status`) never
+pays for it. The reference service's stack is imported by `start_embedded`, so only a config
+with an ``embedded`` remote pays for that.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import httpx
-
 from syncd.config.model import MODES
 from syncd.remote.base import Capability
-from syncd.remote.bdd.client import BddClient
+from syncd.remote.bdd.chatfile import CAPABILITIES
 from syncd.remote.bdd.embedded import EMBEDDED_BASE_URL, EmbeddedService, start_embedded
-from syncd.remote.bdd.remote import BddRemote
 from syncd.remote.bdd.settings import (
     PLACE_KEYS,
     REMOTE_KEYS,
@@ -26,12 +28,13 @@ from syncd.remote.bdd.settings import (
     parse_embedded,
     settings_of,
 )
-from syncd.remote.kind import OpenContext
-from syncd.remote.retry import Abort
 
 if TYPE_CHECKING:
     from syncd.config.model import Mode, RemoteConfig
     from syncd.config.reader import TableReader
+    from syncd.remote.bdd.remote import BddRemote
+    from syncd.remote.kind import OpenContext
+    from syncd.remote.retry import Abort
 
 #: Connections one client keeps open at most (the workers share it).
 MAX_CONNECTIONS = 16
@@ -39,6 +42,10 @@ MAX_CONNECTIONS = 16
 
 def make_client(rc: RemoteConfig, *, abort: Abort | None = None) -> BddRemote:
     """The client of a ``bdd`` remote; `abort` (its breaker's `tripped`) cuts its retry loops short."""
+    # Here, not at the top: only opening a remote needs the HTTP client (see the module's doc).
+    from syncd.remote.bdd.client import BddClient
+    from syncd.remote.bdd.remote import BddRemote
+
     settings = settings_of(rc)
     if settings.url is None:
         raise TypeError(f"remote {rc.name!r} has no url")
@@ -50,6 +57,12 @@ def make_client(rc: RemoteConfig, *, abort: Abort | None = None) -> BddRemote:
 
 def embedded_client(rc: RemoteConfig, service: EmbeddedService, *, abort: Abort | None = None) -> BddRemote:
     """The client of an ``embedded`` remote: HTTP over the service's Unix socket."""
+    # Here, not at the top: only opening a remote needs the HTTP client (see the module's doc).
+    import httpx
+
+    from syncd.remote.bdd.client import BddClient
+    from syncd.remote.bdd.remote import BddRemote
+
     limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
     return BddRemote(BddClient(
         EMBEDDED_BASE_URL, settings_of(rc).user_id, api_key=api_key(rc), timeout=rc.timeout,
@@ -65,7 +78,7 @@ def _start_service(context: OpenContext) -> EmbeddedService:
 class _ChatKind:
     """What both kinds share: a chat's file list, named by ``chat_id``."""
 
-    capabilities: Capability = BddRemote.capabilities
+    capabilities: Capability = CAPABILITIES
     modes: tuple[Mode, ...] = MODES
     remote_keys: tuple[str, ...] = REMOTE_KEYS
     place_keys: tuple[str, ...] = PLACE_KEYS

@@ -15,26 +15,15 @@ from typing import BinaryIO
 
 from syncd.core.names import is_safe
 from syncd.errors import Unsupported
-from syncd.remote.base import Capability, OnResume, Progress, RemoteFile
-from syncd.remote.bdd.chatfile import FileStatus
+from syncd.remote.base import OnResume, Progress, RemoteFile
+from syncd.remote.bdd.chatfile import CAPABILITIES, FileStatus
 from syncd.remote.bdd.client import BddClient
 
 
 class BddRemote:
     """The `Remote` of one BDD user (`client`), its places chat ids."""
 
-    #: A chat's file list: listed with a sha256 per file (the service computes it when the client
-    #: sends none), server-chosen ids, deletable, multipart uploads that resume, signed download
-    #: URLs. No folders (a name is one component), no rename, no file times of its own
-    #: (`upload_at` is the upload's), no overwrite (a name may hold several versions).
-    capabilities = (
-        Capability.LIST
-        | Capability.DELETE
-        | Capability.SHA256
-        | Capability.SERVER_KEYS
-        | Capability.RESUMABLE
-        | Capability.SIGN_URL
-    )
+    capabilities = CAPABILITIES  # what a chat's file list can do (`chatfile.CAPABILITIES`)
 
     def __init__(self, client: BddClient) -> None:
         self.client = client
