@@ -11,6 +11,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from syncd.app import open_app
 from syncd.config import Config, load_config
@@ -34,7 +35,7 @@ def config_for(tmp_path: Path, **folder: object) -> Config:
                         folders=[settings])
     config = load_config(path)
     # The config refuses `recursive` for a flat remote kind; the memory remote has folders.
-    tree_folder = dataclasses.replace(config.folders[0], recursive=True, **folder)  # type: ignore[arg-type]
+    tree_folder = dataclasses.replace(config.folders[0], **{"recursive": True, **folder})  # type: ignore[arg-type]
     return dataclasses.replace(config, folders=(tree_folder,))
 
 
@@ -261,3 +262,67 @@ def test_ignore_patterns_hide_remote_paths_in_ignored_directories_too(tmp_path: 
     assert local_tree(tmp_path / "f") == {"docs/public/r.md": b"bytes"}
     assert len(remote.files(PLACE)) == 5  # the ignored ones are neither fetched nor deleted
     settled(config, remote)
+
+
+def test_a_remote_modification_time_is_given_to_the_downloaded_file(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    remote = MemoryRemote(TREE | Capability.MTIME)
+    source = tmp_path / "source.txt"
+    source.write_bytes(b"old news")
+    os.utime(source, ns=(1_600_000_000_123_456_000, 1_600_000_000_123_456_000))
+    remote.put(PLACE, "deep/er/news.txt", source, size=8)
+    [listed] = remote.list(PLACE)
+    assert listed.mtime is not None
+
+    one_pass(config, remote)
+    written = tmp_path / "f" / "deep" / "er" / "news.txt"
+    assert written.read_bytes() == b"old news"
+    assert written.stat().st_mtime_ns == 1_600_000_000_123_456_000  # the file's own time, not now
+    settled(config, remote)
+
+
+def test_a_folder_pointed_at_another_place_syncs_as_a_first_sync(tmp_path: Path) -> None:
+    config = config_for(tmp_path, delete=True, max_delete=100)
+    folder = tmp_path / "f"
+    write_tree(folder, THREE_LEVELS)
+    remote = MemoryRemote(TREE)
+    one_pass(config, remote)
+    source = tmp_path / "theirs.txt"
+    source.write_bytes(b"already there")
+    remote.put("new place", "theirs.txt", source, size=13)
+
+    moved = dataclasses.replace(config, folders=(dataclasses.replace(config.folders[0], place="new place"),))
+    with open_app(moved, remotes={"r": remote}) as app:  # a dry run plans the first sync, changes nothing
+        preview = app.engine.pass_folder(moved.folders[0], dry_run=True)
+    assert {r.name: r.action for r in preview.results.values()} == (
+        dict.fromkeys(THREE_LEVELS, "upload") | {"theirs.txt": "download"}
+    )
+    report = one_pass(moved, remote)
+    assert {r.name: r.action for r in report.results.values()} == (
+        dict.fromkeys(THREE_LEVELS, "upload") | {"theirs.txt": "download"}
+    )
+    # Nothing deleted on either side: the old place keeps its files, the folder keeps its own.
+    assert remote_tree(remote) == THREE_LEVELS
+    assert {f.path: remote.content(f.version) for f in remote.files("new place")} == (
+        THREE_LEVELS | {"theirs.txt": b"already there"}
+    )
+    assert local_tree(folder) == THREE_LEVELS | {"theirs.txt": b"already there"}
+    settled(moved, remote)
+
+
+def test_what_is_not_synced_is_logged_once(tmp_path: Path) -> None:
+    config = config_for(tmp_path, recursive=False)
+    folder = tmp_path / "f"
+    write_tree(folder, {"plain.txt": b"synced", "sub/inner.txt": b"a subfolder: not synced at the top level"})
+    (folder / "link").symlink_to(folder / "plain.txt")
+    os.mkfifo(folder / "pipe")
+    remote = MemoryRemote(TREE)
+    # One process (the daemon) passing twice: each entry is reported once, with its reason.
+    with structlog.testing.capture_logs() as logs, open_app(config, remotes={"r": remote}) as app:
+        for _ in range(2):
+            app.engine.pass_folder(config.folders[0])
+            app.engine.drain([config.folders[0].name], 2)
+    skipped = sorted((e["name"], e["reason"]) for e in logs if e["event"] == "skipped")
+    assert [name for name, _ in skipped] == ["link", "pipe", "sub"]
+    assert all(reason for _, reason in skipped)
+    assert remote_tree(remote) == {"plain.txt": b"synced"}
