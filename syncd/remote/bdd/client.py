@@ -19,10 +19,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, BinaryIO, TypeVar, cast
+from typing import IO, BinaryIO, cast
 
 import httpx
 import structlog
@@ -43,12 +42,10 @@ from syncd.remote.bdd.multipart import MultipartToken as MultipartToken
 from syncd.remote.bdd.multipart import MultipartUploadInterrupted as MultipartUploadInterrupted
 from syncd.remote.bdd.multipart import MultipartUploads
 from syncd.remote.bdd.wire import (
-    ACCEPT_ENCODING,
     MAX_JSON_BYTES,
     DecodedBody,
     Page,
     content_length,
-    envelope_data,
     expect_int,
     expect_str,
     parse_page,
@@ -59,16 +56,12 @@ from syncd.remote.fileslice import FileSlice
 from syncd.remote.ratelimit import RateLimiter
 from syncd.remote.retry import Abort, RetryPolicy
 
-T = TypeVar("T")
-
 log = structlog.get_logger("syncd.remote.bdd.client")
 
 MiB = 1024 * 1024
 #: The most files one listing may hold: far more than any chat syncd is meant for, and a bound
 #: on what a service whose `total` and pages never end can make the client keep.
 MAX_LISTED_FILES = 1_000_000
-#: Asked on every JSON call: only the encodings the client decodes itself, in bounded steps.
-_JSON_HEADERS = {"Accept-Encoding": ACCEPT_ENCODING}
 
 
 class BddClient(MultipartUploads):
@@ -352,51 +345,6 @@ class BddClient(MultipartUploads):
         url = self._json(call, "GET", expect_str, params={"file_id": file_id, "expires_in": expires_in})
         # The SDK passes the URL through as is; a relative one is taken relative to the service.
         return url if httpx.URL(url).is_absolute_url else str(self._client.base_url.join(url))
-
-    # -- plumbing ------------------------------------------------------------------------------
-
-    def _call(self, action: str, subject: str, endpoint: str) -> Call:
-        return Call(action=action, subject=subject, endpoint=endpoint, remote=self._origin)
-
-    def _json(
-        self,
-        call: Call,
-        method: str,
-        parse: Callable[[object, Call], T],
-        *,
-        params: dict[str, str | int] | None = None,
-        json: object = None,
-        policy: RetryPolicy | None = None,
-    ) -> T:
-        """One JSON call, retried: its envelope's `data`, checked by `parse` (inside the
-        attempt, so that a malformed `data` is retried like any other malformed answer)."""
-
-        def attempt() -> T:
-            self._limiter.acquire()
-            return parse(self._exchange(call, method, params=params, json=json), call)
-
-        return (policy or self._retry).run(attempt, what=call.describe())
-
-    def _exchange(
-        self,
-        call: Call,
-        method: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: object = None,
-        files: Mapping[str, tuple[str, IO[bytes], str]] | None = None,
-        data: Mapping[str, str] | None = None,
-    ) -> object:
-        """One HTTP exchange whose answer is a JSON envelope: its `data`. The answer is streamed
-        and read to at most `max_json_bytes` decompressed (an error answer to a little), never
-        whole: it is the way every JSON call of this client reads its answer."""
-        with (
-            converting(call),
-            self._client.stream(
-                method, call.endpoint, params=params, json=json, files=files, data=data, headers=_JSON_HEADERS
-            ) as response,
-        ):
-            return envelope_data(response, call, self._max_json_bytes)
 
     def close(self) -> None:
         """Release connections."""

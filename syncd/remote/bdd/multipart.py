@@ -14,22 +14,18 @@ import contextlib
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, BinaryIO, TypeVar, cast
+from typing import IO, BinaryIO, cast
 
 import structlog
 
 from syncd.errors import ItemError, TransientError
 from syncd.remote.base import OnResume, Progress
 from syncd.remote.bdd.chatfile import FileStatus
-from syncd.remote.bdd.errors import Call
+from syncd.remote.bdd.transport import Transport
 from syncd.remote.bdd.wire import MultipartStatus, expect_int, parse_multipart_status
 from syncd.remote.fileslice import FileSlice
-from syncd.remote.ratelimit import RateLimiter
-from syncd.remote.retry import RetryPolicy
-
-T = TypeVar("T")
 
 log = structlog.get_logger("syncd.remote.bdd.client")
 
@@ -103,40 +99,11 @@ class MultipartToken:
         )
 
 
-class MultipartUploads:
-    """The multipart steps of `BddClient` (which provides the plumbing declared here)."""
+class MultipartUploads(Transport):
+    """The multipart steps of `BddClient`, over its transport."""
 
     _part_size: int
     _user_id: str
-    _limiter: RateLimiter
-    _retry: RetryPolicy
-
-    def _call(self, action: str, subject: str, endpoint: str) -> Call:
-        raise NotImplementedError
-
-    def _json(
-        self,
-        call: Call,
-        method: str,
-        parse: Callable[[object, Call], T],
-        *,
-        params: dict[str, str | int] | None = None,
-        json: object = None,
-        policy: RetryPolicy | None = None,
-    ) -> T:
-        raise NotImplementedError
-
-    def _exchange(
-        self,
-        call: Call,
-        method: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: object = None,
-        files: Mapping[str, tuple[str, IO[bytes], str]] | None = None,
-        data: Mapping[str, str] | None = None,
-    ) -> object:
-        raise NotImplementedError
 
     def _upload_multipart(
         self,
