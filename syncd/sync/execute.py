@@ -22,10 +22,11 @@ Invariants:
   whatever stopped the action.
 * After an attempt that may have half-happened (`attempts` > 0) an upload
   first looks for the copy that attempt created (SPEC, "No duplicates").
-* Where the remote chooses keys (SERVER_KEYS), the new version is recorded
-  before the version it replaces is deleted: a crash in between leaves an
-  extra remote version the next pass cleans up, never a journal row naming a
-  deleted one.
+* An upload's journal write (the new version) comes before the deletion of
+  the version it replaces: a deletion that fails still leaves the new version
+  recorded (the outcome is committed with the failure). A process killed in
+  between loses the uncommitted write; the next pass then finds the new
+  version holding the local content and records it (no transfer).
 * A rename goes to the remote as a `move` where it can (RENAME), else as an
   upload of the new path and a deletion of the old one.
 """
