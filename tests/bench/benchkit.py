@@ -1,6 +1,6 @@
 """What the benchmark scripts share: a `syncd serve` subprocess (or the URL of one already
 running), config files, test files, `syncd reconcile` runs with their wall time and peak memory,
-the work directory and the JSON output.
+curl's command lines for one file up and down, the work directory and the JSON output.
 
 The scripts run from anywhere (`.venv/bin/python tests/bench/...`); importing this module puts
 the repository on the import path, so they write configs with the tests' own writer.
@@ -32,9 +32,10 @@ if str(ROOT) not in sys.path:
 from tests.support.syncd_cli import write_config  # noqa: E402
 
 __all__ = [
-    "PAGE", "USER", "WORKERS", "Measured", "Row", "Served", "free_port", "list_chat", "make_big_file", "make_files",
-    "parse_size", "peak_rss", "print_rows", "reconcile", "run_measured", "serve", "serve_argv", "server_url",
-    "sha256_file", "syncd_env", "wait_healthy", "workdir", "write_config", "write_results",
+    "PAGE", "USER", "WORKERS", "Measured", "Row", "Served", "curl_download", "curl_upload", "curl_version",
+    "free_port", "list_chat", "make_big_file", "make_files", "parse_size", "peak_rss", "print_rows", "reconcile",
+    "run_measured", "serve", "serve_argv", "server_url", "sha256_file", "syncd_env", "wait_healthy", "workdir",
+    "write_config", "write_results",
 ]
 
 SERVE_TIMEOUT = 30.0
@@ -192,6 +193,47 @@ def reconcile(config: Path) -> tuple[Measured, dict[str, Any]]:
     if done.returncode != 0:
         raise RuntimeError(f"syncd reconcile exited {done.returncode}: {done.stdout[-1000:]} {done.stderr[-2000:]}")
     return done, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- curl -----------------------------------------------------------------------------------
+
+#: What every curl command line starts with: quiet but for errors, failing on an HTTP error, as USER.
+CURL_HEADER = ["-sS", "--fail-with-body", "-H", f"X-User-Id: {USER}"]
+
+
+def curl_version(curl: str | None) -> str | None:
+    """`curl 7.88.1` for the curl at `curl`; None without one."""
+    if curl is None:
+        return None
+    out = subprocess.run([curl, "--version"], capture_output=True, text=True, check=False)
+    return " ".join(out.stdout.split()[:2]) or None
+
+
+def curl_checked(argv: list[str]) -> Measured:
+    """`run_measured(argv)` of a curl command line; fails unless it exits 0."""
+    done = run_measured(argv)
+    if done.returncode != 0:
+        raise RuntimeError(f"curl exited {done.returncode}: {done.stderr[-2000:]}")
+    return done
+
+
+def curl_upload(curl: str, url: str, src: Path, chat_id: str) -> tuple[Measured, int]:
+    """`curl -F` of `src` to `/uploadSimpleFile` with the `params` JSON (filename, biz, biz_params,
+    size; no hashcode, the server computes it): how the curl process went and the new file's id."""
+    params = {"filename": src.name, "biz": "chat", "biz_params": {"chat_id": chat_id}, "size": src.stat().st_size}
+    done = curl_checked([
+        curl, *CURL_HEADER, "--form-string", f"params={json.dumps(params)}",
+        "-F", f"file=@{src};type=application/octet-stream", f"{url}/uploadSimpleFile",
+    ])
+    answer = json.loads(done.stdout)
+    if answer.get("code") != 0:
+        raise RuntimeError(f"curl upload refused: {answer}")
+    return done, int(answer["data"])
+
+
+def curl_download(curl: str, url: str, file_id: int, dst: Path) -> Measured:
+    """`curl -o dst` from `/downloadFile`: how the curl process went."""
+    return curl_checked([curl, *CURL_HEADER, "-o", str(dst), f"{url}/downloadFile?file_id={file_id}"])
 
 
 def list_chat(url: str, chat_id: str) -> list[dict[str, Any]]:

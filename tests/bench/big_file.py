@@ -30,17 +30,18 @@ from pathlib import Path
 from typing import Any
 
 from benchkit import (
-    USER,
     WORKERS,
     Measured,
     Row,
+    curl_download,
+    curl_upload,
+    curl_version,
     list_chat,
     make_big_file,
     parse_size,
     peak_rss,
     print_rows,
     reconcile,
-    run_measured,
     serve,
     server_url,
     sha256_file,
@@ -153,37 +154,15 @@ def syncd_round_trip(url: str, src: Path, want: str, work: Path) -> tuple[Leg, L
     )
 
 
-def curl_checked(argv: list[str]) -> Measured:
-    done = run_measured(argv)
-    if done.returncode != 0:
-        raise RuntimeError(f"curl exited {done.returncode}: {done.stderr[-2000:]}")
-    return done
-
-
 def curl_round_trip(curl: str, url: str, src: Path, want: str, work: Path) -> tuple[Leg, Leg]:
     chat = f"bench-big-curl-{work.name}"
-    params = {"filename": src.name, "biz": "chat", "biz_params": {"chat_id": chat}, "size": src.stat().st_size}
-    header = ["-sS", "--fail-with-body", "-H", f"X-User-Id: {USER}"]
-    up = curl_checked([
-        curl, *header, "--form-string", f"params={json.dumps(params)}",
-        "-F", f"file=@{src};type=application/octet-stream", f"{url}/uploadSimpleFile",
-    ])
-    answer = json.loads(up.stdout)
-    if answer.get("code") != 0:
-        raise RuntimeError(f"curl upload refused: {answer}")
+    up, file_id = curl_upload(curl, url, src, chat)
     dst = work / "curl-down.bin"
-    down = curl_checked([curl, *header, "-o", str(dst), f"{url}/downloadFile?file_id={answer['data']}"])
+    down = curl_download(curl, url, file_id, dst)
     return (
         Leg(up.seconds, up.peak_rss, remote_sha256(url, chat, src.name) == want),
         Leg(down.seconds, down.peak_rss, digest_and_remove(dst) == want),
     )
-
-
-def curl_version(curl: str | None) -> str | None:
-    if curl is None:
-        return None
-    out = subprocess.run([curl, "--version"], capture_output=True, text=True, check=False)
-    return " ".join(out.stdout.split()[:2]) or None
 
 
 def versus_curl(size: int, workdir: Path, url: str | None = None, repeat: int = 1) -> dict[str, Any]:
