@@ -22,15 +22,24 @@ rotating from run to run, medians over --repeat:
   replaced remotely; one two-way pass (syncd and the bare loop; the SDK has no two-way pass);
 - no-op N: the same synced folder, nothing changed (the SDK's is `sync_chat_files_to_remote`,
   which lists and skips; the bare loop's one listing and a stat of every file);
-- big up / big down: one --big-size file into a fresh chat / out of one into an empty folder.
+- big up / big down: one --big-size file into a fresh chat / out of one into an empty folder;
+  here curl runs too (`curl -F` / `curl -o`, benchkit's command lines, as big_file.py's), when it
+  is on the PATH; the bare loop uses one connection.
 
-Every pass is checked (sha256 of every file on the side it went to). Beside each median time:
-the client's CPU seconds per file of the job (syncd: the reconcile process's user + sys, from
-RUSAGE_CHILDREN; in-process contenders: process_time) and the connections it opened (proxy's
-count). The syncd figures include interpreter start and imports, in time and CPU.
+Every pass is checked (sha256 of every file on the side it went to; for the big file the digest
+of each copy is kept with its sample). Beside each median time: the client's CPU seconds per
+file of the job (syncd and curl: the child process's user + sys, from RUSAGE_CHILDREN;
+in-process contenders: process_time) and the connections it opened (proxy's count). The syncd
+figures include interpreter start and imports, in time and CPU. Beside the big-file rows: each
+contender's MB/s (10^6 bytes per second of median wall time), the peak RSS of the syncd
+`reconcile` and curl processes (VmHWM, sampled every 20 ms; the largest over the runs) and
+syncd's MB/s over curl's (JSON: `big`, per RTT and job).
 
 Targets (issue 13): at 20 ms, syncd >= 3x the SDK's speed and <= 1.3x the bare loop's time, up
-and down; at 0 ms, syncd's CPU per file <= 1.5x the bare loop's.
+and down; at 0 ms, syncd's CPU per file <= 1.5x the bare loop's; at 0 and 20 ms, syncd's MB/s
+>= 0.8x curl's for the big file each way; syncd's peak RSS in the big-file jobs <= 100 MB (the
+issue's figures are for 1 GiB: read them at --big-size 1G). Printed at the end, each MET, MISSED
+or n/a (not run, or no curl).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import benchkit
 import wan_contenders as c
 from benchkit import (
     WORKERS,
@@ -61,11 +71,18 @@ from benchkit import (
     write_results,
 )
 from latency_proxy import Network, ProxyProcess
-from wan_contenders import BARE, CONTENDERS, SDK, SYNCD, Sample
+from wan_contenders import BARE, COLUMNS, CONTENDERS, CURL, SDK, SYNCD, Sample
 
 FILE_SIZE = 4 * 1024
+MB = 1_000_000
 JOBS = ("upload", "download", "mixed", "noop", "big_up", "big_down")
-TARGETS = {"sdk_speedup_min": 3.0, "bare_ratio_max": 1.3, "cpu_ratio_max": 1.5, "target_rtt_ms": 20.0}
+BIG_JOBS = ("big_up", "big_down")
+TARGETS = {"sdk_speedup_min": 3.0, "bare_ratio_max": 1.3, "cpu_ratio_max": 1.5, "target_rtt_ms": 20.0,
+           "curl_ratio_min": 0.8, "syncd_peak_rss_max": 100 * MB}
+#: The RTTs at which syncd's big-file MB/s is held against curl's.
+CURL_RTTS_MS = (0.0, 20.0)
+#: The big-file jobs' contenders: curl too when it is installed.
+BIG_CONTENDERS = CONTENDERS + ((CURL,) if c.CURL_PATH else ())
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,7 @@ class Bench:
     source_chat: str
     big_chat: str
     settings: Settings
+    big_id: int = 0
     n: int = 0
 
     def fresh(self, what: str) -> str:
@@ -120,8 +138,9 @@ class Bench:
                               state)
 
 
-#: A prepared pass: the timed job, whether it is a child process, the check run afterwards.
-Pass = tuple[Callable[[], object], bool, Callable[[], None]]
+#: A prepared pass: the timed job, whether it is a child process, the check run afterwards
+#: (which fails on a wrong copy, and returns the sha256 it found when the pass moved one file).
+Pass = tuple[Callable[[], object], bool, Callable[[], str | None]]
 
 
 def rounds(b: Bench, contenders: tuple[str, ...], prepare: Callable[[str], Pass]) -> dict[str, list[Sample]]:
@@ -130,8 +149,8 @@ def rounds(b: Bench, contenders: tuple[str, ...], prepare: Callable[[str], Pass]
     for i in range(b.settings.repeat):
         for name in contenders[i % len(contenders):] + contenders[:i % len(contenders)]:
             job, child, check = prepare(name)
-            samples[name].append(c.measure(job, lambda: b.proxy.stats().connections, child=child))
-            check()
+            sample = c.measure(job, lambda: b.proxy.stats().connections, child=child)
+            samples[name].append(dataclasses.replace(sample, sha256=check()))
     return samples
 
 
@@ -262,20 +281,23 @@ def job_big_up(b: Bench) -> dict[str, list[Sample]]:
 
         config = b.config(folder, chat)
         jobs: dict[str, Pass] = {
-            SYNCD: (lambda: c.syncd_pass(config), True, lambda: None),
+            SYNCD: (lambda: c.syncd_measured(config), True, lambda: None),
             SDK: (lambda: c.sdk_upload(b.proxy.url, folder, chat), False, lambda: None),
             BARE: (bare, False, lambda: None),
+            CURL: (lambda: c.curl_put(b.proxy.url, folder / b.big.name, chat), True, lambda: None),
         }
         job, child, _ = jobs[name]
 
-        def check() -> None:
-            if c.remote_digests(b.direct, chat) != {b.big.name: b.big_sha}:
+        def check() -> str:
+            got = c.remote_digests(b.direct, chat)  # the server's sha256 of what it received
+            if got != {b.big.name: b.big_sha}:
                 raise RuntimeError(f"big upload by {name} did not arrive intact")
             c.delete_chat(b.direct, chat)
+            return got[b.big.name]
 
         return job, child, check
 
-    return rounds(b, CONTENDERS, prepare)
+    return rounds(b, BIG_CONTENDERS, prepare)
 
 
 def job_big_down(b: Bench) -> dict[str, list[Sample]]:
@@ -283,20 +305,23 @@ def job_big_down(b: Bench) -> dict[str, list[Sample]]:
         dst = c.fresh_dir(b.work / "big-down")
         config = b.config(dst, b.big_chat)
         jobs: dict[str, Pass] = {
-            SYNCD: (lambda: c.syncd_pass(config), True, lambda: None),
+            SYNCD: (lambda: c.syncd_measured(config), True, lambda: None),
             SDK: (lambda: c.sdk_download(b.proxy.url, b.big_chat, dst), False, lambda: None),
             BARE: (lambda: c.bare_download(b.proxy.url, b.big_chat, dst), False, lambda: None),
+            CURL: (lambda: c.curl_get(b.proxy.url, b.big_id, dst / b.big.name), True, lambda: None),
         }
         job, child, _ = jobs[name]
 
-        def check() -> None:
-            if sha256_file(dst / b.big.name) != b.big_sha:
+        def check() -> str:
+            got = sha256_file(dst / b.big.name)
+            if got != b.big_sha:
                 raise RuntimeError(f"big download by {name} is not identical")
             shutil.rmtree(dst)
+            return got
 
         return job, child, check
 
-    return rounds(b, CONTENDERS, prepare)
+    return rounds(b, BIG_CONTENDERS, prepare)
 
 
 RUNNERS: dict[str, Callable[[Bench], dict[str, list[Sample]]]] = {
@@ -308,18 +333,42 @@ RUNNERS: dict[str, Callable[[Bench], dict[str, list[Sample]]]] = {
 # -- one run ---------------------------------------------------------------------------------
 
 
-def summarise(samples: dict[str, list[Sample]], files: int) -> dict[str, Any]:
+def summarise(samples: dict[str, list[Sample]], files: int, size: int | None = None) -> dict[str, Any]:
+    """Each contender's medians; with `size` (a big-file job) also its MB/s and its process's
+    largest peak RSS (None in process)."""
     med = statistics.median
-    return {
-        name: {
+    out: dict[str, Any] = {}
+    for name, runs in samples.items():
+        fig: dict[str, Any] = {
             "median_s": med(s.seconds for s in runs),
             "median_cpu_s": med(s.cpu_s for s in runs),
             "cpu_per_file_ms": med(s.cpu_s for s in runs) / files * 1000,
             "median_connections": med(s.connections for s in runs),
-            "samples": [dataclasses.asdict(s) for s in runs],
         }
-        for name, runs in samples.items()
-    }
+        if size is not None:
+            rss = [s.peak_rss for s in runs if s.peak_rss is not None]
+            fig["MBps"] = size / fig["median_s"] / MB
+            fig["peak_rss"] = max(rss) if rss else None
+        out[name] = {**fig, "samples": [dataclasses.asdict(s) for s in runs]}
+    return out
+
+
+def big_summary(jobs: dict[str, Any]) -> dict[str, Any]:
+    """Per big-file job of one RTT: syncd's and curl's MB/s and peak RSS, and syncd's MB/s over
+    curl's (None without curl)."""
+    out: dict[str, Any] = {}
+    for job in BIG_JOBS:
+        if job not in jobs:
+            continue
+        syncd, curl = jobs[job][SYNCD], jobs[job].get(CURL)
+        out[job] = {
+            "syncd_MBps": syncd["MBps"],
+            "curl_MBps": None if curl is None else curl["MBps"],
+            "syncd_over_curl": None if curl is None else syncd["MBps"] / curl["MBps"],
+            "syncd_peak_rss": syncd["peak_rss"],
+            "curl_peak_rss": None if curl is None else curl["peak_rss"],
+        }
+    return out
 
 
 def run(settings: Settings, work: Path, url: str | None = None) -> dict[str, Any]:
@@ -335,20 +384,22 @@ def run(settings: Settings, work: Path, url: str | None = None) -> dict[str, Any
     with server_url(url, work / "data") as base:
         source_chat, big_chat = "wan-source", "wan-big-source"
         c.bare_upload(base, sorted(src.iterdir()), source_chat)
-        big_sha = ""
+        big_sha, big_id = "", 0
         if big.exists():
             big_sha = sha256_file(big)
             with c.pooled(base, 1) as client:
-                c.put_file(client, big, big_chat)
+                big_id = c.put_file(client, big, big_chat)
         host, port = urlsplit(base).hostname or "127.0.0.1", urlsplit(base).port or 80
         for rtt in s.rtts:
             with ProxyProcess(host, port, Network(rtt / 1000, s.handshake_rtts, s.bandwidth)) as proxy:
-                bench = Bench(base, proxy, work / f"rtt-{rtt:g}", src, want, big, big_sha, source_chat, big_chat, s)
+                bench = Bench(base, proxy, work / f"rtt-{rtt:g}", src, want, big, big_sha, source_chat, big_chat, s,
+                              big_id)
                 bench.work.mkdir()
                 jobs = {}
                 for job in s.jobs:
-                    files = 1 if job.startswith("big") else s.files
-                    jobs[job] = summarise(RUNNERS[job](bench), files)
+                    big_job = job in BIG_JOBS
+                    jobs[job] = summarise(RUNNERS[job](bench), 1 if big_job else s.files,
+                                          s.big_size if big_job else None)
                     print(f"  {rtt:g} ms {job}: " + ", ".join(
                         f"{n} {v['median_s']:.2f} s" for n, v in jobs[job].items()), file=sys.stderr, flush=True)
                 by_rtt[f"{rtt:g}"] = jobs
@@ -358,7 +409,10 @@ def run(settings: Settings, work: Path, url: str | None = None) -> dict[str, Any
         "python": sys.version.split()[0],
         "workers": WORKERS,
         "bare_connections": c.BARE_CONNECTIONS,
+        "curl": benchkit.curl_version(c.CURL_PATH),
+        "big_sha256": big_sha or None,
         "rtt": by_rtt,
+        "big": {rtt: big_summary(jobs) for rtt, jobs in by_rtt.items() if any(j in jobs for j in BIG_JOBS)},
     }
     rows = target_rows(figures)
     figures["targets"] = [{**dataclasses.asdict(row), "verdict": row.verdict} for row in rows]
@@ -395,36 +449,82 @@ def target_rows(figures: dict[str, Any]) -> list[Row]:
             ratio = fig[SYNCD]["median_cpu_s"] / fig[BARE]["median_cpu_s"]
             rows.append(Row(label, f"{ratio:.2f}x", f"<= {TARGETS['cpu_ratio_max']:.2f}x",
                             ratio <= TARGETS["cpu_ratio_max"]))
+    return rows + big_target_rows(figures)
+
+
+def big_target_rows(figures: dict[str, Any]) -> list[Row]:
+    """The big file's targets: syncd's MB/s over curl's each way at 0 and 20 ms, and syncd's peak
+    RSS over every big-file pass it made."""
+    size, big, rows = size_label(figures["settings"]["big_size"]), figures.get("big", {}), []
+    wanted = f">= {TARGETS['curl_ratio_min']:.2f}x"
+    for rtt in CURL_RTTS_MS:
+        for job in BIG_JOBS:
+            label = f"{rtt:g} ms {job_label(job, figures['settings'])}: syncd MB/s / curl MB/s"
+            fig = big.get(f"{rtt:g}", {}).get(job)
+            if fig is None:
+                rows.append(Row(label, "not measured", wanted, None))
+            elif fig["syncd_over_curl"] is None:
+                rows.append(Row(label, "curl unavailable", wanted, None))
+            else:
+                ratio = fig["syncd_over_curl"]
+                rows.append(Row(label, f"{ratio:.2f}x", wanted, ratio >= TARGETS["curl_ratio_min"]))
+    peaks = [fig["syncd_peak_rss"] for jobs in big.values() for fig in jobs.values()]
+    label, wanted = f"{size} each way: syncd reconcile peak RSS", f"<= {TARGETS['syncd_peak_rss_max'] / MB:.0f} MB"
+    if peaks:
+        rows.append(Row(label, f"{max(peaks) / MB:.1f} MB", wanted, max(peaks) <= TARGETS["syncd_peak_rss_max"]))
+    else:
+        rows.append(Row(label, "not measured", wanted, None))
     return rows
 
 
+def size_label(size: int) -> str:
+    return f"{size >> 30} GiB" if size >= 1 << 30 and size % (1 << 30) == 0 else f"{size >> 20} MiB"
+
+
 def job_label(job: str, s: dict[str, Any]) -> str:
-    n, big = s["files"], s["big_size"]
-    size = f"{big >> 30} GiB" if big >= 1 << 30 and big % (1 << 30) == 0 else f"{big >> 20} MiB"
+    n, size = s["files"], size_label(s["big_size"])
     return {"upload": f"upload {n} x 4 KiB", "download": f"download {n} x 4 KiB",
             "mixed": f"mixed two-way, {n} files", "noop": f"no-op, {n} files",
             "big_up": f"upload 1 x {size}", "big_down": f"download 1 x {size}"}[job]
+
+
+def big_lines(fig: dict[str, Any], big: dict[str, Any]) -> list[tuple[str, list[str], str]]:
+    """The two lines under a big-file row: (label, a cell per contender, syncd/curl) for MB/s and peak RSS."""
+    ratio = "-" if big["syncd_over_curl"] is None else f"{big['syncd_over_curl']:.2f}x"
+    mbps = [f"{fig[n]['MBps']:.1f} MB/s" if n in fig else "-" for n in COLUMNS]
+    rss = [f"{fig[n]['peak_rss'] / MB:.1f} MB" if n in fig and fig[n]["peak_rss"] is not None else "-"
+           for n in COLUMNS]
+    return [("  throughput", mbps, ratio), ("  peak RSS", rss, "")]
 
 
 def print_table(figures: dict[str, Any]) -> None:
     s = figures["settings"]
     bw = "unlimited" if s["bandwidth"] is None else f"{s['bandwidth'] / 1e6:g} MB/s"
     print(f"\nWAN benchmark: {figures['cpus']} CPUs, Python {figures['python']}, syncd workers = {figures['workers']}, "
-          f"bare loop {figures['bare_connections']} connections; handshake {s['handshake_rtts']} RTT per new "
-          f"connection, bandwidth {bw}; medians over {s['repeat']} runs.\n"
-          "Each cell: time / client CPU ms per file / connections opened.")
-    width = 30
+          f"bare loop {figures['bare_connections']} connections; curl: {figures['curl'] or 'not installed'}; "
+          f"handshake {s['handshake_rtts']} RTT per new connection, bandwidth {bw}; medians over {s['repeat']} runs.\n"
+          "Each cell: time / client CPU ms per file / connections opened. Under a big-file row: MB/s (10^6 bytes/s)\n"
+          "with syncd's over curl's, and the client process's peak RSS (in-process contenders: -).")
+    width, cell = 26, 26
     for rtt, jobs in figures["rtt"].items():
-        print(f"\n{'RTT ' + rtt + ' ms':<{width}}" + "".join(f"{name:>30}" for name in CONTENDERS))
+        print(f"\n{'RTT ' + rtt + ' ms':<{width}}" + "".join(f"{name:>{cell}}" for name in COLUMNS)
+              + f"{'syncd/curl':>12}")
         for job, fig in jobs.items():
             cells = [
                 f"{fig[n]['median_s']:.2f} s / {fig[n]['cpu_per_file_ms']:.2f} ms / {fig[n]['median_connections']:g}"
                 if n in fig else "-"
-                for n in CONTENDERS
+                for n in COLUMNS
             ]
-            print(f"{job_label(job, s):<{width}}" + "".join(f"{cell:>30}" for cell in cells))
+            print(f"{job_label(job, s):<{width}}" + "".join(f"{x:>{cell}}" for x in cells))
+            if job in BIG_JOBS:
+                for label, xs, ratio in big_lines(fig, figures["big"][rtt][job]):
+                    print((f"{label:<{width}}" + "".join(f"{x:>{cell}}" for x in xs) + f"{ratio:>12}").rstrip())
     print()
-    print_rows([Row(**{k: v for k, v in row.items() if k != "verdict"}) for row in figures["targets"]])
+    rows = [Row(**{k: v for k, v in row.items() if k != "verdict"}) for row in figures["targets"]]
+    print_rows(rows)
+    verdicts = [row.verdict for row in rows]
+    print(f"targets: {verdicts.count('MET')} met, {verdicts.count('MISSED')} missed, "
+          f"{verdicts.count('n/a')} not measured")
 
 
 # -- the command -----------------------------------------------------------------------------

@@ -8,9 +8,14 @@ the direct (proxy-less) set-up they start from.
 - `bare`: one pooled httpx client at `BARE_CONNECTIONS` connections and as many threads in this
   process, a simple upload or a streamed download per file: the floor at that concurrency.
   Its mixed pass is told which names changed on which side (it only lists to find the remote ids).
+- `curl` (the big-file jobs only, when `curl` is on the PATH): benchkit's `curl -F` to
+  `/uploadSimpleFile` / `curl -o` from `/downloadFile`, one process and one connection per file,
+  as big_file.py runs it. It is handed the file id (no listing), so it is the transfer alone.
+  Its CPU is the child's user + sys time, as syncd's.
 
 In-process contenders' CPU is this process's `time.process_time()` delta (the proxy runs in a
-child process, so it is not in it).
+child process, so it is not in it). The child contenders' peak RSS is their VmHWM, sampled while
+they run (benchkit.run_measured); the in-process ones have none of their own.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 
 import benchkit
 import httpx
-from benchkit import USER, WORKERS, list_chat, write_config
+from benchkit import USER, WORKERS, Measured, curl_download, curl_upload, list_chat, write_config
 from reconcile_bench import digests, download_sdk, upload_sdk
 
 #: Connections (and threads) of the bare loop.
@@ -36,17 +41,26 @@ BARE_CONNECTIONS = 16
 #: The remote's request timeout in syncd's configs, seconds (a 1 GiB file over a slow link).
 TIMEOUT = 300.0
 
-SYNCD, SDK, BARE = "syncd", "SDK", "bare"
+SYNCD, SDK, BARE, CURL = "syncd", "SDK", "bare", "curl"
+#: The contenders of every job; the big-file jobs add curl.
 CONTENDERS = (SYNCD, SDK, BARE)
+#: Every contender, in the table's order.
+COLUMNS = (*CONTENDERS, CURL)
+#: curl on the PATH, or None (then its figures are unavailable).
+CURL_PATH = shutil.which("curl")
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One timed pass: wall seconds, the client's CPU seconds, connections the proxy accepted."""
+    """One timed pass: wall seconds, the client's CPU seconds, connections the proxy accepted,
+    the client process's peak RSS in bytes (None for an in-process contender) and the sha256 of
+    the copy its check found identical (None where a pass moves many files)."""
 
     seconds: float
     cpu_s: float
     connections: int
+    peak_rss: int | None = None
+    sha256: str | None = None
 
 
 def children_cpu() -> float:
@@ -55,13 +69,15 @@ def children_cpu() -> float:
 
 
 def measure(job: Callable[[], object], connections: Callable[[], int], *, child: bool) -> Sample:
-    """Run `job`; its wall time, its CPU (reaped children's when `child`, else this process's)
-    and the connections opened meanwhile."""
+    """Run `job`; its wall time, its CPU (reaped children's when `child`, else this process's),
+    the connections opened meanwhile, and the peak RSS of the process it ran when it returns
+    that process's `Measured`."""
     c0, k0, p0, t0 = connections(), children_cpu(), time.process_time(), time.monotonic()
-    job()
+    done = job()
     elapsed = time.monotonic() - t0
     cpu = children_cpu() - k0 if child else time.process_time() - p0
-    return Sample(elapsed, cpu, connections() - c0)
+    rss = done.peak_rss if isinstance(done, Measured) else None
+    return Sample(elapsed, cpu, connections() - c0, rss)
 
 
 # -- syncd -----------------------------------------------------------------------------------
@@ -76,12 +92,23 @@ def syncd_config(path: Path, url: str, folder: Path, chat_id: str, state: Path) 
     )
 
 
-def syncd_pass(config: Path) -> dict[str, Any]:
-    """One `syncd reconcile`; the folder's report. Fails unless it ends ok."""
-    _, summary = benchkit.reconcile(config)
+def syncd_run(config: Path) -> tuple[Measured, dict[str, Any]]:
+    """One `syncd reconcile`: how the process went (wall time, peak RSS) and the folder's report.
+    Fails unless it ends ok."""
+    done, summary = benchkit.reconcile(config)
     if not summary.get("ok"):
         raise RuntimeError(f"syncd reconcile not ok: {summary}")
-    return dict(summary["folders"][0])
+    return done, dict(summary["folders"][0])
+
+
+def syncd_pass(config: Path) -> dict[str, Any]:
+    """One `syncd reconcile`; the folder's report. Fails unless it ends ok."""
+    return syncd_run(config)[1]
+
+
+def syncd_measured(config: Path) -> Measured:
+    """One `syncd reconcile`, for `measure`: how the process went. Fails unless it ends ok."""
+    return syncd_run(config)[0]
 
 
 # -- bare ------------------------------------------------------------------------------------
@@ -153,6 +180,21 @@ def bare_noop(url: str, chat_id: str, folder: Path) -> None:
     list_chat(url, chat_id)
     for entry in os.scandir(folder):
         entry.stat()
+
+
+# -- curl ------------------------------------------------------------------------------------
+
+
+def curl_put(url: str, path: Path, chat_id: str) -> Measured:
+    """One `curl -F` of `path` into the chat (CURL_PATH must be set): how the process went."""
+    assert CURL_PATH is not None
+    return curl_upload(CURL_PATH, url, path, chat_id)[0]
+
+
+def curl_get(url: str, file_id: int, dst: Path) -> Measured:
+    """One `curl -o dst` of file `file_id` (CURL_PATH must be set): how the process went."""
+    assert CURL_PATH is not None
+    return curl_download(CURL_PATH, url, file_id, dst)
 
 
 # -- the SDK ---------------------------------------------------------------------------------
