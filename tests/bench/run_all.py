@@ -13,7 +13,8 @@ Flags: --files (4 KiB files per transfer, 2000), --noop-files (10000), --repeat 
 --idle-seconds (60), --out (bench-results.json), --keep DIR (work there and keep it), --quick (100 files,
 500 no-op files, a 32M big file, 3 samples, 500 idle files, 3 s idle, one run each; explicit flags
 still win), --wan (also the WAN rows of wan_bench.py, at --files, --repeat and --big-size, with its
---rtt, --handshake-rtts, --bandwidth, --changed and --jobs).
+--rtt, --handshake-rtts, --bandwidth, --changed and --jobs: by default every job at 0, 20 and 80 ms,
+the big file each way against curl too, with MB/s, peak RSS and syncd/curl, and their targets).
 
 One `syncd serve --data WORKDIR/data` is started on a free loopback port and every contender talks
 to it over HTTP. All syncd figures are subprocess wall times of the real command (`python -m syncd`,
@@ -206,7 +207,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
 
 def wan_settings(settings: Settings, args: argparse.Namespace) -> wan_bench.Settings:
     """The WAN rows' settings: this run's --files, --repeat and --big-size, and the WAN flags."""
-    sizes = argparse.Namespace(**vars(args), files=settings.files, repeat=settings.repeat, big_size=settings.big_size)
+    sizes = argparse.Namespace(**{**vars(args), "files": settings.files, "repeat": settings.repeat,
+                                  "big_size": settings.big_size})
     return wan_bench.settings_from(sizes, args.quick)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchkit import write_results  # noqa: E402
-from run_all import QUICK, parse_args, print_table, run  # noqa: E402
+from run_all import QUICK, parse_args, print_table, run, wan_settings  # noqa: E402
 
 
 @pytest.mark.bench
@@ -24,6 +24,17 @@ def test_quick_flags_and_overrides() -> None:
     assert settings.big_size == 2 << 20
     assert settings.noop_files == QUICK.noop_files
     assert args.out == "bench-results.json"
+
+
+@pytest.mark.bench
+def test_wan_rows_include_the_big_file_at_every_rtt() -> None:
+    """--wan runs every WAN job, the big file each way (syncd, SDK, bare loop, curl) included, at
+    0, 20 and 80 ms, at this run's sizes."""
+    settings, args = parse_args(["--quick", "--wan", "--big-size", "4M"])
+    wan = wan_settings(settings, args)
+    assert wan.rtts == (0.0, 20.0, 80.0)
+    assert {"big_up", "big_down"} <= set(wan.jobs)
+    assert (wan.files, wan.repeat, wan.big_size) == (settings.files, settings.repeat, 4 << 20)
 
 
 @pytest.mark.bench
