@@ -23,8 +23,8 @@ rotating from run to run, medians over --repeat:
 - no-op N: the same synced folder, nothing changed (the SDK's is `sync_chat_files_to_remote`,
   which lists and skips; the bare loop's one listing and a stat of every file);
 - big up / big down: one --big-size file into a fresh chat / out of one into an empty folder;
-  here curl runs too (`curl -F` / `curl -o`, benchkit's command lines, as big_file.py's), when it
-  is on the PATH; the bare loop uses one connection.
+  here curl runs too (`curl -F` / `curl -o`, benchkit's command lines, as big_file.py's; handed
+  the file id, so no listing), when it is on the PATH; the bare loop uploads on a one-connection pool.
 
 Every pass is checked (sha256 of every file on the side it went to; for the big file the digest
 of each copy is kept with its sample). Beside each median time: the client's CPU seconds per
