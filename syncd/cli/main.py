@@ -220,7 +220,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         if not args.dry_run:
             progress = Progress(app, [f.name for f in folders], enabled=sys.stdout.isatty() and not args.json)
             with progress:
-                app.engine.drain([f.name for f in folders], config.daemon.workers)
+                app.engine.drain([f.name for f in folders], config.daemon.workers,
+                                 small_transfers=config.daemon.small_transfers)
     ok = all(r.ok for r in reports)
     if args.json:
         print(json.dumps({"ok": ok, "folders": [r.as_json() for r in reports]}, ensure_ascii=False))

@@ -117,6 +117,7 @@ class _Loader:
         return DaemonConfig(
             state_dir=state_dir,
             workers=t.integer("workers", 4, lo=1, hi=MAX_WORKERS),
+            small_transfers=t.integer("small_transfers", 16, lo=1, hi=MAX_WORKERS),
             poll_interval=t.seconds("poll_interval", 30.0, positive=True),
             rescan_interval=t.seconds("rescan_interval", 3600.0, positive=True),
             settle=t.seconds("settle", 1.0, positive=False),

@@ -97,6 +97,8 @@ class DaemonConfig:
 
     state_dir: Path
     workers: int = 4
+    #: Threads in all, counting `workers`: the rest take only small jobs (`sync/lanes.py`).
+    small_transfers: int = 16
     poll_interval: float = 30.0
     rescan_interval: float = 3600.0
     settle: float = 1.0

@@ -111,7 +111,8 @@ class Daemon:
             stop_workers = threading.Event()
             workers = threading.Thread(
                 target=app.engine.work, args=(None, self.config.daemon.workers, stop_workers),
-                kwargs={"linger": True}, name="syncd-workers", daemon=True,
+                kwargs={"linger": True, "small_transfers": self.config.daemon.small_transfers},
+                name="syncd-workers", daemon=True,
             )
             workers.start()
             watcher = Watcher(self.config.daemon.settle, self._on_settled, self._on_trouble)
@@ -270,7 +271,7 @@ class Daemon:
         for folder in added:
             self._watch(app, watcher, folder)
             self._full_pass(app, folder)
-        for key in ("workers", "settle"):
+        for key in ("workers", "small_transfers", "settle"):
             if getattr(new.daemon, key) != getattr(before, key):
                 log.warning("setting applies after a restart", key=f"daemon.{key}")
         log.info("config reloaded", added=[f.name for f in added], removed=removed)

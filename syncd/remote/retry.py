@@ -71,6 +71,19 @@ class RetryPolicy:
             stop = tenacity.stop_any(stop, _stop_when(abort))
             sleep = _sleep_unless(abort)
             call = _unless_aborted(attempt, abort)
+        # The first attempt runs bare: most calls succeed at once, and the retry machinery costs
+        # more CPU than a small transfer's own work. Only a transient failure builds it, and hands
+        # it that failure as its first attempt, so waits, logs and stops are exactly tenacity's.
+        try:
+            return call()
+        except TransientError as exc:
+            first: list[TransientError] = [exc]
+
+        def resumed() -> T:
+            if first:
+                raise first.pop()
+            return call()
+
         # A fresh Retrying per call: its statistics are per call, and calls run on many threads.
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientError),
@@ -82,7 +95,7 @@ class RetryPolicy:
             before_sleep=_log_retry(what),
             reraise=True,
         )
-        return retrying(call)
+        return retrying(resumed)
 
 
 class _stop_when(tenacity.stop.stop_base):  # noqa: N801 - named like tenacity's own stops

@@ -56,8 +56,8 @@ _MAX_EXPONENT = 64  # 2**64 * any sane base is far beyond max_backoff; avoids fl
 
 
 _PUT_SQL = """
-    INSERT INTO jobs (folder, name, kind, payload, state, attempts, next_try, dirty, created, updated)
-    VALUES (:folder, :name, :kind, :payload, 'pending', 0, :now, 0, :now, :now)
+    INSERT INTO jobs (folder, name, kind, payload, state, attempts, next_try, dirty, created, updated, size)
+    VALUES (:folder, :name, :kind, :payload, 'pending', 0, :now, 0, :now, :now, :size)
     ON CONFLICT (folder, name) DO UPDATE SET
         state = CASE
             WHEN state = 'failed' AND (:revive OR kind != excluded.kind OR payload != excluded.payload)
@@ -78,6 +78,7 @@ _PUT_SQL = """
         resume = CASE WHEN kind != excluded.kind OR payload != excluded.payload THEN NULL ELSE resume END,
         kind = excluded.kind,
         payload = excluded.payload,
+        size = excluded.size,
         updated = :now
 """
 
@@ -113,7 +114,15 @@ class Queue(QueueReads):
     # -- adding work -----------------------------------------------------------
 
     def put(
-        self, folder: str, name: str, kind: str, payload: str, *, revive_failed: bool = True, urgent: bool = False
+        self,
+        folder: str,
+        name: str,
+        kind: str,
+        payload: str,
+        size: int | None = None,
+        *,
+        revive_failed: bool = True,
+        urgent: bool = False,
     ) -> Job:
         """Ask for work on one file, coalescing with any work already queued for it.
 
@@ -121,35 +130,43 @@ class Queue(QueueReads):
         whose work is unchanged stays failed (only `retry` or new work revives it).
         `urgent` makes a pending row due now even when its work is unchanged (a
         pass someone asked for: the full disk may have been freed); its attempts
-        are kept, so a repeat failure still backs off further.
+        are kept, so a repeat failure still backs off further. `size` is the bytes the work
+        may move (None: unknown, which claims count as large).
         """
-        params = self._put_params(folder, name, kind, payload, revive_failed, self.clock(), urgent)
+        params = self._put_params(folder, name, kind, payload, size, revive=revive_failed, now=self.clock(),
+                                  urgent=urgent)
         with self.state.transaction() as conn:
             row = conn.execute(_PUT_SQL + f" RETURNING {JOB_COLUMNS}", params).fetchone()
         return job_of(row)
 
     def put_many(
-        self, items: Iterable[tuple[str, str, str, str]], *, revive_failed: bool = True, urgent: bool = False
+        self,
+        items: Iterable[tuple[str, str, str, str] | tuple[str, str, str, str, int | None]],
+        *,
+        revive_failed: bool = True,
+        urgent: bool = False,
     ) -> int:
-        """`put` each (folder, name, kind, payload) in one transaction; return how many.
+        """`put` each (folder, name, kind, payload[, size]) in one transaction; return how many.
 
         Later items win over earlier ones for the same file, as with `put`.
         """
         now = self.clock()
-        params = [self._put_params(*item, revive_failed, now, urgent) for item in items]
+        params = [self._put_params(*item, revive=revive_failed, now=now, urgent=urgent) for item in items]
         with self.state.transaction() as conn:
             conn.executemany(_PUT_SQL, params)
         return len(params)
 
     @staticmethod
     def _put_params(
-        folder: str, name: str, kind: str, payload: str, revive: bool, now: float, urgent: bool = False
+        folder: str, name: str, kind: str, payload: str, size: int | None = None, *, revive: bool, now: float,
+        urgent: bool = False,
     ) -> dict[str, Any]:
         return {
             "folder": folder,
             "name": name,
             "kind": kind,
             "payload": payload,
+            "size": size,
             "now": now,
             "revive": int(revive),
             "urgent": int(urgent),
@@ -158,9 +175,16 @@ class Queue(QueueReads):
     # -- working ---------------------------------------------------------------
 
     def claim(
-        self, owner: str, *, lease: float = 300, limit: int = 1, folders: Collection[str] | None = None
+        self,
+        owner: str,
+        *,
+        lease: float = 300,
+        limit: int = 1,
+        folders: Collection[str] | None = None,
+        smaller_than: int | None = None,
     ) -> list[Job]:
-        """Lease up to `limit` due jobs (of `folders` only, if given) to `owner`, earliest due first.
+        """Lease up to `limit` due jobs (of `folders` only, if given; with `smaller_than`, only
+        jobs of a known size below it) to `owner`, earliest due first.
 
         Due means pending with `next_try <= now`, or running with an expired
         lease (its worker died or hung; the row's latest work is redone). One
@@ -171,6 +195,8 @@ class Queue(QueueReads):
         only = ""
         if folders is not None:
             only = f" AND folder IN ({', '.join('?' * len(folders))})"
+        if smaller_than is not None:
+            only += f" AND size < {int(smaller_than)}"
         # Each branch walks its own index in order and stops at `limit` rows; one OR over both
         # would gather and sort every due row at each claim (quadratic over a long queue).
         due = (

@@ -40,6 +40,7 @@ class Job:
     created: float
     updated: float
     resume: str | None = None  # what a half-done transfer of this work needs to resume (JSON)
+    size: int | None = None  # the bytes the work may move (`sync/lanes.py`); None: unknown, large
 
 
 # Column list = Job's fields, in order: the two cannot drift apart.
@@ -123,12 +124,15 @@ class QueueReads:
             )[0][0]
         )
 
-    def next_due(self, folders: Collection[str] | None = None) -> float | None:
-        """When `claim` (of `folders` only, if given) could next return something: the earliest
-        pending `next_try` or running lease expiry; None when neither exists (wait for a `put`)."""
+    def next_due(self, folders: Collection[str] | None = None, smaller_than: int | None = None) -> float | None:
+        """When `claim` (of `folders` only, if given, and jobs `smaller_than` so many bytes) could
+        next return something: the earliest pending `next_try` or running lease expiry; None when
+        neither exists (wait for a `put`)."""
         only, params = "", tuple(folders or ())
         if folders is not None:
             only = f" AND folder IN ({', '.join('?' * len(params))})"
+        if smaller_than is not None:
+            only += f" AND size < {int(smaller_than)}"
         row = self.state.fetchall(
             "SELECT min(t) FROM ("
             f" SELECT min(next_try) AS t FROM jobs WHERE state = 'pending'{only}"

@@ -140,6 +140,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # place syncs as a first sync (SPEC, "A gone or emptied remote place").
         "ALTER TABLE folders ADD COLUMN place TEXT",
     ),
+    (
+        # The bytes a job may move over the network (`sync/lanes.py`): small jobs go to the
+        # small-transfer lane. NULL, as in every row an older release queued: large.
+        "ALTER TABLE jobs ADD COLUMN size INTEGER",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

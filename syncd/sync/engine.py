@@ -134,11 +134,15 @@ class Engine:
 
     # -- workers (sync/workers.py) --------------------------------------------
 
-    def drain(self, folders: Iterable[str], workers: int, stop: threading.Event | None = None) -> None:
-        self.workers.drain(folders, workers, stop)
+    def drain(
+        self, folders: Iterable[str], workers: int, stop: threading.Event | None = None, *, small_transfers: int = 0
+    ) -> None:
+        self.workers.drain(folders, workers, stop, small_transfers=small_transfers)
 
-    def work(self, folders: set[str] | None, workers: int, stop: threading.Event, *, linger: bool) -> None:
-        self.workers.work(folders, workers, stop, linger=linger)
+    def work(
+        self, folders: set[str] | None, workers: int, stop: threading.Event, *, linger: bool, small_transfers: int = 0
+    ) -> None:
+        self.workers.work(folders, workers, stop, linger=linger, small_transfers=small_transfers)
 
     def stop_workers(self, stop: threading.Event) -> None:
         self.workers.stop_workers(stop)

@@ -37,6 +37,7 @@ from syncd.state import jobcodec
 from syncd.state.db import State
 from syncd.state.queue import Job, Queue
 from syncd.sync.execute import Executor
+from syncd.sync.lanes import transfer_size
 from syncd.sync.outcome import Outcome, Resume
 from syncd.sync.pauses import RemotePauses
 from syncd.sync.report import ActionResult, Reports, action_result
@@ -132,7 +133,7 @@ class JobRunner:
         if replan is None:
             self.reports.forget(job.folder, action.name)  # nothing left to do for the name
         else:
-            self.queue.put(job.folder, replan.name, replan.kind.value, jobcodec.dumps(replan))
+            self.queue.put(job.folder, replan.name, replan.kind.value, jobcodec.dumps(replan), transfer_size(replan))
         self.queue.done(job)
 
     @staticmethod

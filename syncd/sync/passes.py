@@ -36,6 +36,7 @@ from syncd.remote.base import Capability, Remote, RemoteFile
 from syncd.state import jobcodec
 from syncd.state.db import State
 from syncd.state.queue import Queue
+from syncd.sync.lanes import transfer_size
 from syncd.sync.outcome import to_base
 from syncd.sync.pauses import RemotePauses
 from syncd.sync.report import ActionResult, FolderReport, Reports
@@ -208,7 +209,8 @@ class Passes:
                     renamed_from=action.renamed_spelled,
                 )
             if not dry_run:
-                jobs.append((folder.name, action.name, action.kind.value, jobcodec.dumps(action)))
+                payload = jobcodec.dumps(action)
+                jobs.append((folder.name, action.name, action.kind.value, payload, transfer_size(action)))
         if not dry_run:
             self.queue.put_many(jobs, urgent=urgent, revive_failed=revive_failed)
             self._notify_work()

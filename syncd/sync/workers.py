@@ -5,6 +5,9 @@ daemon keeps it running.
 
 What the pool guarantees:
 
+* **Lanes.** `workers` threads take any job; small-only threads make `small_transfers` in
+  all (`sync/lanes.py`): at most `workers` large transfers run at once, and small files,
+  deletions and moves are never stuck behind them.
 * **Leases.** A row is worked on only under the lease it was claimed with; `work` extends
   the leases of all live workers every `renew_every`, so a transfer longer than one lease is
   never started a second time by another worker. A worker's lease ends with it: a thread that
@@ -41,6 +44,7 @@ from syncd.state.db import State
 from syncd.state.queue import Job, Queue
 from syncd.sync.execute import Executor
 from syncd.sync.jobs import JobRunner, Replan
+from syncd.sync.lanes import LARGE
 from syncd.sync.passes import now_iso
 from syncd.sync.pauses import RemotePauses
 from syncd.sync.report import Reports, add_leftovers
@@ -112,14 +116,19 @@ class Workers:
 
     # -- supervision ------------------------------------------------------------
 
-    def drain(self, folders: Iterable[str], workers: int, stop: threading.Event | None = None) -> None:
+    def drain(
+        self, folders: Iterable[str], workers: int, stop: threading.Event | None = None, *, small_transfers: int = 0
+    ) -> None:
         """Run queued work for `folders` until none is left that is due within the horizon."""
         names = set(folders)
-        self.work(names, workers, stop or threading.Event(), linger=False)
+        self.work(names, workers, stop or threading.Event(), linger=False, small_transfers=small_transfers)
         self._report_leftovers(names)
 
-    def work(self, folders: set[str] | None, workers: int, stop: threading.Event, *, linger: bool) -> None:
-        """Run `workers` threads over the queue of `folders` until `stop`, or (unless `linger`)
+    def work(
+        self, folders: set[str] | None, workers: int, stop: threading.Event, *, linger: bool, small_transfers: int = 0
+    ) -> None:
+        """Run `workers` threads over the queue of `folders`, plus small-only ones up to
+        `small_transfers` threads in all (`sync/lanes.py`), until `stop`, or (unless `linger`)
         until no work is due within the horizon. Keeps the workers' leases alive meanwhile.
         `folders` None means the configured folders, as `reconfigure` changes them.
 
@@ -128,26 +137,32 @@ class Workers:
         another worker takes its place (after RESTART_DELAY, doubling while deaths go on)."""
         exits: queue_module.SimpleQueue[tuple[str, BaseException | None]] = queue_module.SimpleQueue()
         live: dict[str, threading.Thread] = {}
+        lanes: dict[str, int | None] = {}  # owner -> the size its jobs stay below (None: any job)
         serial = itertools.count()
 
-        def start() -> None:
-            owner = f"worker-{next(serial)}-{os.getpid()}-{id(self)}-{id(stop)}"
+        def start(smaller_than: int | None) -> None:
+            lane = "worker" if smaller_than is None else "small"
+            owner = f"{lane}-{next(serial)}-{os.getpid()}-{id(self)}-{id(stop)}"
             with self._lock:
                 self._owners.add(owner)
             thread = threading.Thread(
-                target=self._worker_thread, args=(owner, folders, stop, linger, exits), name=owner, daemon=True
+                target=self._worker_thread, args=(owner, folders, stop, linger, smaller_than, exits), name=owner,
+                daemon=True,
             )
-            live[owner] = thread
+            live[owner], lanes[owner] = thread, smaller_than
             thread.start()
 
-        for _ in range(max(1, workers)):
-            start()
+        workers = max(1, workers)
+        for _ in range(workers):
+            start(None)
+        for _ in range(max(0, small_transfers - workers)):
+            start(LARGE)
         deaths, fatal = 0, None
-        restarts: list[float] = []  # monotonic times at which to start a replacement
+        restarts: list[tuple[float, int | None]] = []  # when to start a replacement, and its lane
         next_renew = time.monotonic() + self.renew_every
         try:
             while live or restarts:
-                wake = min([next_renew, *restarts])
+                wake = min([next_renew, *(t for t, _ in restarts)])
                 if restarts:  # a pending restart must still see `stop` soon
                     wake = min(wake, time.monotonic() + 1.0)
                 try:
@@ -156,6 +171,7 @@ class Workers:
                     pass
                 else:
                     live.pop(owner).join()
+                    lane = lanes.pop(owner)
                     with self._lock:
                         self._owners.discard(owner)
                     if error is not None:
@@ -165,13 +181,13 @@ class Workers:
                             fatal = error  # a one-shot run does not retry a broken machine forever
                         elif not stop.is_set():
                             delay = min(IDLE_WAIT, RESTART_DELAY * 2 ** min(deaths - 1, 16))
-                            restarts.append(time.monotonic() + delay)
+                            restarts.append((time.monotonic() + delay, lane))
                 now = time.monotonic()
                 if stop.is_set():
                     restarts.clear()
-                for when in [t for t in restarts if t <= now]:
-                    restarts.remove(when)
-                    start()
+                for restart in [r for r in restarts if r[0] <= now]:
+                    restarts.remove(restart)
+                    start(restart[1])
                 if now >= next_renew:
                     self._renew_quietly()
                     next_renew = now + self.renew_every
@@ -187,12 +203,13 @@ class Workers:
         only: set[str] | None,
         stop: threading.Event,
         linger: bool,
+        smaller_than: int | None,
         exits: queue_module.SimpleQueue[tuple[str, BaseException | None]],
     ) -> None:
         """A worker's whole life; how it ended (None, or what killed it) goes to `exits`."""
         error: BaseException | None = None
         try:
-            self._worker(owner, only, stop, linger)
+            self._worker(owner, only, stop, linger, smaller_than)
         except BaseException as exc:  # noqa: BLE001 - reported to the supervising `work`, which replaces us
             error = exc
         finally:
@@ -236,19 +253,23 @@ class Workers:
 
     # -- one worker -------------------------------------------------------------
 
-    def _worker(self, owner: str, only: set[str] | None, stop: threading.Event, linger: bool) -> None:
+    def _worker(
+        self, owner: str, only: set[str] | None, stop: threading.Event, linger: bool, smaller_than: int | None
+    ) -> None:
+        """Claim and run jobs (below `smaller_than` bytes, if given) until `stop`, or (unless
+        `linger`) until none of them is due within the horizon."""
         while not stop.is_set():
             with self._work:
                 seen = self._generation
             candidates = self._active if only is None else only
             folders = self._claimable(candidates)
-            jobs = self.queue.claim(owner, limit=1, lease=self.lease, folders=folders)
+            jobs = self.queue.claim(owner, limit=1, lease=self.lease, folders=folders, smaller_than=smaller_than)
             self._release_probes(jobs[0] if jobs else None)
             if jobs:
                 self._run(jobs[0], stop)
                 continue
             now = self.clock()
-            due = self.queue.next_due(folders)
+            due = self.queue.next_due(folders, smaller_than)
             if not linger:
                 left = sum(self.queue.outstanding(f) for f in folders)
                 if left == 0 or due is None or due - now > WAIT_HORIZON:

@@ -146,6 +146,7 @@ def test_every_field_round_trips(tmp_path: Path, env: dict[str, str]) -> None:
 [daemon]
 state_dir = "state"
 workers = 64
+small_transfers = 3
 poll_interval = 2
 rescan_interval = 0.5
 settle = 0
@@ -173,6 +174,7 @@ ignore = ["*.tmp", "~*"]
     assert cfg.daemon == DaemonConfig(
         state_dir=tmp_path / "state",
         workers=64,
+        small_transfers=3,
         poll_interval=2.0,
         rescan_interval=0.5,
         settle=0.0,
@@ -291,6 +293,8 @@ BAD: list[tuple[str, str, str]] = [
     ("workers-str", D + 'workers = "4"\n', "daemon.workers: must be an integer (got string '4')"),
     ("workers-zero", D + "workers = 0\n", "daemon.workers: must be from 1 to 64 (got 0)"),
     ("workers-big", D + "workers = 65\n", "daemon.workers: must be from 1 to 64 (got 65)"),
+    ("small-zero", D + "small_transfers = 0\n", "daemon.small_transfers: must be from 1 to 64 (got 0)"),
+    ("small-float", D + "small_transfers = 1.5\n", "daemon.small_transfers: must be an integer (got float 1.5)"),
     ("poll-zero", D + "poll_interval = 0\n", "daemon.poll_interval: must be greater than 0"),
     ("poll-bool", D + "poll_interval = false\n", "daemon.poll_interval: must be a number"),
     ("poll-inf", D + "poll_interval = inf\n", "daemon.poll_interval: must be a finite number"),

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from syncd.remote.kind import OpenContext
     from syncd.remote.retry import Abort
 
-#: Connections one client keeps open at most (the workers share it).
-MAX_CONNECTIONS = 16
+#: Connections one client keeps open at most (the workers share it; each opens on demand): as
+#: many as the most worker threads a config may ask for (`MAX_WORKERS`).
+MAX_CONNECTIONS = 64
 
 
 def make_client(rc: RemoteConfig, *, abort: Abort | None = None) -> BddRemote:
