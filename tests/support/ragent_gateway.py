@@ -1,4 +1,4 @@
-"""A stand-in ragent-oss storage gateway for tests, on loopback, answering as the real one does.
+"""A stand-in ragent-oss storage gateway for tests, on loopback, answering what the published client expects.
 
 `RagentGateway(api_key, root=...)` serves, on a free 127.0.0.1 port, what the published
 `ragent-oss` client talks to: `GET /api/health`, `POST /api/presign`, `/api/sign` and
