@@ -33,6 +33,11 @@ def remote_changes(
     changed: set[str] = set()
     for name, files in versions.items():
         entry = base.get(name)
+        if len(files) == 1 and entry is not None and entry.remote_floor is None:
+            # One version, no floor: no race, no duplicate; what `remote_view` would say in short.
+            if files[0].version != entry.remote_version:
+                changed.add(name)
+            continue
         view = remote_view(files, entry, policy)
         current = view.current.version if view.current else None
         # A floor left by an upload of ours is confirmed once a listing shows it alone.
@@ -64,7 +69,8 @@ def versions_by_path(remote: Sequence[RemoteFile]) -> dict[str, list[RemoteFile]
     for file in remote:
         versions.setdefault(normalize(file.path), []).append(file)
     for files in versions.values():
-        files.sort(key=order)
+        if len(files) > 1:
+            files.sort(key=order)
     return versions
 
 
@@ -80,6 +86,8 @@ def remote_view(files: Sequence[RemoteFile], base: BaseEntry | None, policy: Fol
     """
     if not files:
         return RemoteView()
+    if len(files) == 1:  # the common case, in short: alone, it is current, with no race or duplicate
+        return RemoteView(files[0])
     survivors: list[RemoteFile] = []
     duplicates: list[str] = []
     kept: set[tuple[int, str]] = set()

@@ -43,7 +43,8 @@ from syncd.daemon.notify import Notifier, watchdog_interval
 from syncd.errors import ConfigError, SyncdError
 from syncd.local.watch import Watcher
 from syncd.state.queue import JobState
-from syncd.sync.outcome import to_base
+from syncd.sync.gcpause import collection_paused
+from syncd.sync.outcome import bases
 from syncd.sync.passes import policy_of
 
 log = structlog.get_logger("syncd.daemon.service")
@@ -219,17 +220,19 @@ class Daemon:
                 self._full_pass(app, folder)  # no watcher: rescans carry the local side
                 continue
             try:
-                remote = app.engine.remote_listing(folder)
+                with collection_paused():
+                    remote = app.engine.remote_listing(folder)
             except SyncdError as exc:
                 log.warning("remote listing failed", folder=folder.name, error=str(exc))
                 app.state.set_last_pass(folder.name, _now_iso(), str(exc))
                 continue
             if remote is None:
                 continue  # the remote cannot list: only local changes and rescans move this folder
-            base = {name: to_base(row) for name, row in app.state.journal(folder.name).items()}
-            # Names still settling locally wait for the watcher's pass: planned now, a name whose
-            # rename is half written would go as a deletion (SPEC, "Renames").
-            changed = remote_changes(remote, base, policy_of(folder)) - watcher.waiting(folder.name)
+            with collection_paused():
+                base = bases(app.state.journal_values(folder.name))
+                # Names still settling locally wait for the watcher's pass: planned now, a name whose
+                # rename is half written would go as a deletion (SPEC, "Renames").
+                changed = remote_changes(remote, base, policy_of(folder)) - watcher.waiting(folder.name)
             if changed:
                 log.debug("remote changes", folder=folder.name, names=len(changed))
                 app.engine.pass_folder(folder, names=changed, remote=remote, revive_failed=False)

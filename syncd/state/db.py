@@ -164,6 +164,11 @@ class State:
         rows = self.fetchall(f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE folder = ?", (folder,))
         return {values[0]: row_of(values) for values in rows}
 
+    def journal_values(self, folder: str) -> list[tuple[Any, ...]]:
+        """Every journal row of `folder` as the columns `JOURNAL_COLUMNS` names, in one query
+        (`syncd.sync.outcome.bases` reads them as the planner's base)."""
+        return self.fetchall(f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE folder = ?", (folder,))
+
     def journal_row(self, folder: str, name: str) -> JournalRow | None:
         """The journal row of one file, or None when it is not tracked."""
         rows = self.fetchall(
