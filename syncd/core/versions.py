@@ -47,6 +47,25 @@ def remote_changes(
     return changed
 
 
+def suspects(remote: Sequence[RemoteFile], recorded: Mapping[str, tuple[str | None, bool]]) -> set[str]:
+    """The names `remote_changes` may find changed, judged from the journal's recorded remote
+    versions alone (`recorded`: name -> (remote version, whether it has a floor)), no base
+    entry made: every name but those listed in one version, the recorded one, with no floor.
+    `remote_changes` over just these names' versions and journal rows says which changed."""
+    versions: dict[str, int] = {}
+    single: dict[str, str] = {}
+    for file in remote:
+        name = normalize(file.path)
+        versions[name] = versions.get(name, 0) + 1
+        single[name] = file.version
+    found = {name for name in recorded if name not in versions and recorded[name][0] is not None}
+    for name, count in versions.items():
+        known = recorded.get(name)
+        if count != 1 or known is None or known[1] or known[0] != single[name]:
+            found.add(name)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteView:
     """What the remote holds for one name, read against the journal's floor.
