@@ -23,6 +23,10 @@ Without --url it starts its own `syncd serve` on loopback. `--quick` measures 2,
    in directories of 1,000; first sync (one pass plus draining the queue), then the no-op pass,
    median of --repeat, with its parts timed apart (journal read, local scan, planning).
 
+Every `syncd` and baseline subprocess runs with its compiled bytecode kept (PYTHONDONTWRITEBYTECODE
+is dropped, PYTHONPYCACHEPREFIX points into the work directory unless set), as an installed
+syncd has it: otherwise each run would compile every module it imports again.
+
 Prints a table of the figures against their targets and writes them as JSON (default
 `bench-results-scale.json`).
 """
@@ -430,6 +434,8 @@ def main() -> None:
         tree=not args.skip_tree,
     )
     with workdir(args.keep) as work:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.environ.setdefault("PYTHONPYCACHEPREFIX", str(work / "pycache"))
         figures = run(settings, work, url=args.url)
     print_table(figures)
     write_results(figures, args.out)
