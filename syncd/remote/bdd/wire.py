@@ -298,6 +298,14 @@ def representable(file: ChatFile, call: Call) -> bool:
 
 def parse_file_info(item: object, call: Call) -> ChatFile:
     """One FileInfo of a listing."""
+    if type(item) is dict:  # what JSON makes: every type exact, checked at once (a listing has many)
+        file_id, filename, size = item.get("id"), item.get("filename"), item.get("size")
+        hashcode, upload_at, status = item.get("hashcode"), item.get("upload_at"), item.get("status")
+        if (type(file_id) is int and type(size) is int and type(filename) is str and type(hashcode) is str
+                and type(upload_at) is str and type(status) is str):
+            return _make_chat_file(
+                file_id, filename, size, hashcode, parse_time(upload_at, call), _STATUSES.get(status, FileStatus.ERROR)
+            )
     if not isinstance(item, dict):
         raise malformed(call, "file entry is not an object")
     file_id, filename, size = item.get("id"), item.get("filename"), item.get("size")
