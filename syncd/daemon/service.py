@@ -248,7 +248,7 @@ class Daemon:
         if not maybe:
             return set()
         if len(maybe) * 4 > len(remote):
-            base = bases(app.state.journal_values(folder.name))
+            base = app.state.read_journal(folder.name, bases)
         else:
             base = bases(app.state.journal_values_of(folder.name, maybe))
             remote = [f for f in remote if normalize(f.path) in maybe]

@@ -166,13 +166,15 @@ class State:
         rows = self.fetchall(f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE folder = ?", (folder,))
         return {values[0]: row_of(values) for values in rows}
 
-    def journal_values(self, folder: str) -> list[tuple[Any, ...]]:
-        """Every journal row of `folder` as the columns `JOURNAL_COLUMNS` names, in one query
-        (`syncd.sync.outcome.bases` reads them as the planner's base)."""
-        return self.fetchall(f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE folder = ?", (folder,))
+    def read_journal(self, folder: str, read: Callable[[Iterable[tuple[Any, ...]]], _T]) -> _T:
+        """What `read` makes of every journal row of `folder` (the columns `JOURNAL_COLUMNS`
+        names), read in one query under the lock: `read` gets the rows as they come, never a
+        list of them all (`syncd.sync.outcome.bases` makes the planner's base of them)."""
+        with self.lock:
+            return read(self._conn.execute(f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE folder = ?", (folder,)))
 
     def journal_values_of(self, folder: str, names: Collection[str]) -> list[tuple[Any, ...]]:
-        """The journal rows of just `names` of `folder`, as `journal_values` selects them."""
+        """The journal rows of just `names` of `folder`, as `read_journal` reads them."""
         wanted = list(names)
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(wanted), _NAMES_PER_QUERY):

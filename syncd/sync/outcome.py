@@ -72,15 +72,18 @@ _make_base = maker(BaseEntry)
 
 
 def bases(rows: Iterable[tuple[Any, ...]]) -> dict[str, BaseEntry]:
-    """A folder's journal as the planner's base, by name, from its rows as `State.journal_values`
-    selects them (`JOURNAL_COLUMNS`): what `to_base` makes of each, made straight from the
+    """A folder's journal as the planner's base, by name, from its rows as `State.read_journal`
+    reads them (`JOURNAL_COLUMNS`): what `to_base` makes of each, made straight from the
     columns (no `JournalRow` in between; a pass reads every row of a folder)."""
     fromiso, make, relpath = datetime.fromisoformat, _make_base, RelPath
     found: dict[str, BaseEntry] = {}
     for name, lsize, lmtime, lsha, rid, rsize, rhash, rup, dropped, lname, rname, fat, fseq in rows:
         floor = Floor(fromiso(fat), fseq) if fat is not None and fseq is not None else None
-        found[name] = make(
-            relpath(name), lsize, lmtime, lsha, rid, rsize, rhash, fromiso(rup) if rup else None, bool(dropped),
+        if rhash is not None and rhash == lsha:
+            rhash = lsha  # one string for both sides' sha256 (a pass holds one per file)
+        key = relpath(name)  # the key too: one string per name
+        found[key] = make(
+            key, lsize, lmtime, lsha, rid, rsize, rhash, fromiso(rup) if rup else None, bool(dropped),
             lname, rname, floor,
         )
     return found

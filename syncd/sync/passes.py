@@ -124,7 +124,7 @@ class Passes:
         # scanned: overlap them.
         with ThreadPoolExecutor(1, thread_name_prefix="syncd-list") as pool:
             remote_future = pool.submit(self.remote_listing, folder) if remote is None else None
-            base = {} if moved else bases(self.state.journal_values(folder.name))
+            base = {} if moved else self.state.read_journal(folder.name, bases)
             if names is not None and folder.recursive:
                 names = widen(names, base)  # a gone directory's key: every file tracked below it
             listing = scan_folder(

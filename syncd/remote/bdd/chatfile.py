@@ -67,5 +67,7 @@ def sha256_of_hashcode(hashcode: str | None) -> str | None:
     """The sha256 a hashcode proves (lower-case hex), or None when it is not one."""
     if not hashcode or len(hashcode) != 64:
         return None
+    if _SHA256.fullmatch(hashcode):
+        return hashcode  # lower-case already: the same string, not a copy (a listing has many)
     text = hashcode.lower()
     return text if _SHA256.fullmatch(text) else None
