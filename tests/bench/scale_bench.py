@@ -262,7 +262,7 @@ def tree_child(files: int, repeat: int, work: Path) -> dict[str, Any]:
     from syncd.local.scan import scan_folder
     from syncd.remote.base import Capability
     from syncd.remote.memory import BDD_LIKE, MemoryRemote
-    from syncd.sync.outcome import to_base
+    from syncd.sync.outcome import bases
     from syncd.sync.passes import policy_of
 
     folder = work / "tree"
@@ -294,7 +294,7 @@ def tree_child(files: int, repeat: int, work: Path) -> dict[str, Any]:
                 raise RuntimeError(f"the no-op pass planned {len(report.results)} actions")
             unchanged = report.unchanged
             t0 = time.monotonic()
-            base = {n: to_base(r) for n, r in app.state.journal(tree.name).items()}
+            base = app.state.read_journal(tree.name, bases)
             t1 = time.monotonic()
             local = scan_folder(tree.path, tree.ignore, base, recursive=True)
             t2 = time.monotonic()
