@@ -10,9 +10,12 @@ this one function, so the two can never disagree.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 MAX_NAME_BYTES = 255
+#: The control characters: Unicode category Cc, exactly these two ranges.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def unsafe_reason(name: str) -> str | None:
@@ -25,7 +28,7 @@ def unsafe_reason(name: str) -> str | None:
         return "name contains a path separator"
     if "\x00" in name:
         return "name contains NUL"
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
+    if _CONTROL.search(name):
         return "name contains a control character"
     try:
         encoded = name.encode("utf-8")

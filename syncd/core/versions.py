@@ -33,6 +33,11 @@ def remote_changes(
     changed: set[str] = set()
     for name, files in versions.items():
         entry = base.get(name)
+        if len(files) == 1 and entry is not None and entry.remote_floor is None:
+            # One version, no floor: no race, no duplicate; what `remote_view` would say in short.
+            if files[0].version != entry.remote_version:
+                changed.add(name)
+            continue
         view = remote_view(files, entry, policy)
         current = view.current.version if view.current else None
         # A floor left by an upload of ours is confirmed once a listing shows it alone.
@@ -40,6 +45,25 @@ def remote_changes(
             changed.add(name)
     changed.update(name for name, entry in base.items() if entry.has_remote and name not in versions)
     return changed
+
+
+def suspects(remote: Sequence[RemoteFile], recorded: Mapping[str, tuple[str | None, bool]]) -> set[str]:
+    """The names `remote_changes` may find changed, judged from the journal's recorded remote
+    versions alone (`recorded`: name -> (remote version, whether it has a floor)), no base
+    entry made: every name but those listed in one version, the recorded one, with no floor.
+    `remote_changes` over just these names' versions and journal rows says which changed."""
+    versions: dict[str, int] = {}
+    single: dict[str, str] = {}
+    for file in remote:
+        name = normalize(file.path)
+        versions[name] = versions.get(name, 0) + 1
+        single[name] = file.version
+    found = {name for name in recorded if name not in versions and recorded[name][0] is not None}
+    for name, count in versions.items():
+        known = recorded.get(name)
+        if count != 1 or known is None or known[1] or known[0] != single[name]:
+            found.add(name)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +88,8 @@ def versions_by_path(remote: Sequence[RemoteFile]) -> dict[str, list[RemoteFile]
     for file in remote:
         versions.setdefault(normalize(file.path), []).append(file)
     for files in versions.values():
-        files.sort(key=order)
+        if len(files) > 1:
+            files.sort(key=order)
     return versions
 
 
@@ -80,6 +105,8 @@ def remote_view(files: Sequence[RemoteFile], base: BaseEntry | None, policy: Fol
     """
     if not files:
         return RemoteView()
+    if len(files) == 1:  # the common case, in short: alone, it is current, with no race or duplicate
+        return RemoteView(files[0])
     survivors: list[RemoteFile] = []
     duplicates: list[str] = []
     kept: set[tuple[int, str]] = set()

@@ -38,12 +38,15 @@ import structlog
 
 from syncd.app import App, open_app
 from syncd.config import Config, FolderConfig, load_config
-from syncd.core.versions import remote_changes
+from syncd.core.names import normalize
+from syncd.core.versions import remote_changes, suspects
 from syncd.daemon.notify import Notifier, watchdog_interval
 from syncd.errors import ConfigError, SyncdError
 from syncd.local.watch import Watcher
+from syncd.remote.base import RemoteFile
 from syncd.state.queue import JobState
-from syncd.sync.outcome import to_base
+from syncd.sync.gcpause import collection_paused
+from syncd.sync.outcome import bases
 from syncd.sync.passes import policy_of
 
 log = structlog.get_logger("syncd.daemon.service")
@@ -220,20 +223,37 @@ class Daemon:
                 self._full_pass(app, folder)  # no watcher: rescans carry the local side
                 continue
             try:
-                remote = app.engine.remote_listing(folder)
+                with collection_paused():
+                    remote = app.engine.remote_listing(folder)
             except SyncdError as exc:
                 log.warning("remote listing failed", folder=folder.name, error=str(exc))
                 app.state.set_last_pass(folder.name, _now_iso(), str(exc))
                 continue
             if remote is None:
                 continue  # the remote cannot list: only local changes and rescans move this folder
-            base = {name: to_base(row) for name, row in app.state.journal(folder.name).items()}
+            with collection_paused():
+                changed = self._remote_changes(app, folder, remote)
             # Names still settling locally wait for the watcher's pass: planned now, a name whose
             # rename is half written would go as a deletion (SPEC, "Renames").
-            changed = remote_changes(remote, base, policy_of(folder)) - watcher.waiting(folder.name)
+            changed -= watcher.waiting(folder.name)
             if changed:
                 log.debug("remote changes", folder=folder.name, names=len(changed))
                 app.engine.pass_folder(folder, names=changed, remote=remote, revive_failed=False)
+
+    @staticmethod
+    def _remote_changes(app: App, folder: FolderConfig, remote: list[RemoteFile]) -> set[str]:
+        """`remote_changes` of the listing against the journal, looked at closely only for the
+        names the recorded versions cannot vouch for (`suspects`): an idle poll makes no
+        object per file."""
+        maybe = suspects(remote, app.state.remote_versions(folder.name))
+        if not maybe:
+            return set()
+        if len(maybe) * 4 > len(remote):
+            base = app.state.read_journal(folder.name, bases)
+        else:
+            base = bases(app.state.journal_values_of(folder.name, maybe))
+            remote = [f for f in remote if normalize(f.path) in maybe]
+        return remote_changes(remote, base, policy_of(folder)) & maybe
 
     def _handle_troubles(self, app: App) -> None:
         with self._lock:

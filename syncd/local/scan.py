@@ -34,6 +34,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncd.core.frozen import maker
 from syncd.core.model import BaseEntry, LocalFile
 from syncd.core.names import normalize
 from syncd.core.paths import RelPath, UnsafePath, path_reason
@@ -41,6 +42,7 @@ from syncd.local.ignore import IgnoreRules, ignore_rules
 from syncd.local.tree import OS_READER, Entry, EntryKind, TreeReader, join, local_key, mode_kind, not_synced_reason
 
 HASH_CHUNK = 1024 * 1024
+_make_local_file = maker(LocalFile)
 
 
 def sha256_of(path: Path) -> str:
@@ -137,6 +139,9 @@ class _Walk:
         reader: TreeReader,
     ) -> None:
         self.folder, self.rules, self.known, self.recursive, self.reader = folder, rules, known, recursive, reader
+        # One lstat per file: on the real disk, of a path string (no `Path` made per file).
+        self.lstat = self._lstat_os if reader is OS_READER else self._lstat_reader
+        self._prefix = os.path.join(folder, "")
         self.listing = LocalListing()
         self.exclude = {normalize(d) for d in exclude}
         self.only = None if only is None else set(only)
@@ -182,6 +187,12 @@ class _Walk:
             child_spelled, entry = found[0]
             self._look(child_key, child_spelled, entry, whole or child_key in (self.only or ()), stack)
 
+    def _lstat_os(self, spelled: str) -> os.stat_result:
+        return os.lstat(self._prefix + spelled)
+
+    def _lstat_reader(self, spelled: str) -> os.stat_result:
+        return self.reader.lstat(self.folder / spelled)
+
     def _wanted(self, key: str, kind: EntryKind) -> bool:
         """With `only`: is this entry one of the keys, or (walking the tree) a directory above one?"""
         assert self.only is not None
@@ -203,7 +214,7 @@ class _Walk:
         st: os.stat_result | None = None
         if kind in (EntryKind.FILE, EntryKind.OTHER):
             try:
-                st = self.reader.lstat(self.folder / spelled)
+                st = self.lstat(spelled)
             except FileNotFoundError:
                 return  # vanished while we looked: the next pass will see
             except OSError as exc:
@@ -239,8 +250,9 @@ class _Walk:
             except OSError as exc:
                 self.listing.errors[key] = f"cannot read: {exc.strerror}"
                 return
-        self.listing.files[key] = LocalFile(
-            name=key, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha, spelling=spelled if spelled != key else None
+        # name, size, mtime_ns, sha256, spelling (a scan makes one per file)
+        self.listing.files[key] = _make_local_file(
+            key, st.st_size, st.st_mtime_ns, sha, spelled if spelled != key else None
         )
 
     def _preference(self, key: str, spelled: str, entry: Entry) -> tuple[int, str]:

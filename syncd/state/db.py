@@ -29,7 +29,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +53,8 @@ from syncd.state.schema import migrate
 DB_NAME = "syncd.db"
 
 _BUSY_TIMEOUT_S = 30.0
+#: Names per `IN (...)` query (well below SQLite's limit on bound parameters).
+_NAMES_PER_QUERY = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,36 @@ class State:
         """Every journal row of `folder`, by name (one query)."""
         rows = self.fetchall(f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE folder = ?", (folder,))
         return {values[0]: row_of(values) for values in rows}
+
+    def read_journal(self, folder: str, read: Callable[[Iterable[tuple[Any, ...]]], _T]) -> _T:
+        """What `read` makes of every journal row of `folder` (the columns `JOURNAL_COLUMNS`
+        names), read in one query under the lock: `read` gets the rows as they come, never a
+        list of them all (`syncd.sync.outcome.bases` makes the planner's base of them)."""
+        with self.lock:
+            return read(self._conn.execute(f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE folder = ?", (folder,)))
+
+    def journal_values_of(self, folder: str, names: Collection[str]) -> list[tuple[Any, ...]]:
+        """The journal rows of just `names` of `folder`, as `read_journal` reads them."""
+        wanted = list(names)
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(wanted), _NAMES_PER_QUERY):
+            chunk = wanted[start:start + _NAMES_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            rows += self.fetchall(
+                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE folder = ? AND name IN ({marks})", (folder, *chunk)
+            )
+        return rows
+
+    def remote_versions(self, folder: str) -> dict[str, tuple[str | None, bool]]:
+        """name -> (the recorded remote version, whether a floor is recorded) of every journal row
+        of `folder`, in one query: all the poller needs to tell the names a listing leaves as
+        they were (`syncd.core.versions.suspects`)."""
+        rows = self.fetchall(
+            "SELECT name, remote_version, remote_floor_at IS NOT NULL AND remote_floor_seq IS NOT NULL "
+            "FROM journal WHERE folder = ?",
+            (folder,),
+        )
+        return {name: (version, bool(floor)) for name, version, floor in rows}
 
     def journal_row(self, folder: str, name: str) -> JournalRow | None:
         """The journal row of one file, or None when it is not tracked."""

@@ -20,15 +20,19 @@ Invariants:
 * Applying an outcome touches the journal of `Outcome.folder` only, and only the names it
   lists.
 
-Also here: the journal row <-> planner entry conversions (`to_row`, `to_base`).
+Also here: the journal row <-> planner entry conversions (`to_row`, `to_base`, and `bases`, a
+whole folder's journal as the planner reads it).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from syncd.core.frozen import maker
 from syncd.core.model import BaseEntry, Floor, LocalFile
 from syncd.core.paths import RelPath
 from syncd.remote.base import OnResume, RemoteFile
@@ -62,6 +66,27 @@ def to_base(row: JournalRow) -> BaseEntry:
         remote_written_at=datetime.fromisoformat(row.remote_written_at) if row.remote_written_at else None,
         dropped=row.dropped, local_name=row.local_name, remote_name=row.remote_name, remote_floor=floor,
     )
+
+
+_make_base = maker(BaseEntry)
+
+
+def bases(rows: Iterable[tuple[Any, ...]]) -> dict[str, BaseEntry]:
+    """A folder's journal as the planner's base, by name, from its rows as `State.read_journal`
+    reads them (`JOURNAL_COLUMNS`): what `to_base` makes of each, made straight from the
+    columns (no `JournalRow` in between; a pass reads every row of a folder)."""
+    fromiso, make, relpath = datetime.fromisoformat, _make_base, RelPath
+    found: dict[str, BaseEntry] = {}
+    for name, lsize, lmtime, lsha, rid, rsize, rhash, rup, dropped, lname, rname, fat, fseq in rows:
+        floor = Floor(fromiso(fat), fseq) if fat is not None and fseq is not None else None
+        if rhash is not None and rhash == lsha:
+            rhash = lsha  # one string for both sides' sha256 (a pass holds one per file)
+        key = relpath(name)  # the key too: one string per name
+        found[key] = make(
+            key, lsize, lmtime, lsha, rid, rsize, rhash, fromiso(rup) if rup else None, bool(dropped),
+            lname, rname, floor,
+        )
+    return found
 
 
 def same_base(row: JournalRow | None, base: BaseEntry | None) -> bool:

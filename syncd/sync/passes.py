@@ -36,8 +36,9 @@ from syncd.remote.base import Capability, Remote, RemoteFile
 from syncd.state import jobcodec
 from syncd.state.db import State
 from syncd.state.queue import Queue
+from syncd.sync.gcpause import collection_paused
 from syncd.sync.lanes import transfer_size
-from syncd.sync.outcome import to_base
+from syncd.sync.outcome import bases, to_base
 from syncd.sync.pauses import RemotePauses
 from syncd.sync.report import ActionResult, FolderReport, Reports
 
@@ -124,8 +125,7 @@ class Passes:
         # scanned: overlap them.
         with ThreadPoolExecutor(1, thread_name_prefix="syncd-list") as pool:
             remote_future = pool.submit(self.remote_listing, folder) if remote is None else None
-            rows = {} if moved else self.state.journal(folder.name)
-            base = {name: to_base(row) for name, row in rows.items()}
+            base = {} if moved else self.state.read_journal(folder.name, bases)
             if names is not None and folder.recursive:
                 names = widen(names, base)  # a gone directory's key: every file tracked below it
             listing = scan_folder(
@@ -187,7 +187,8 @@ class Passes:
                         folder=folder.name, remote=folder.remote)
             names = None
         try:
-            result = self.plan_folder(folder, report, names, remote)
+            with collection_paused():
+                result = self.plan_folder(folder, report, names, remote)
         except (TransientError, FatalError, ItemError, OSError) as exc:
             report.blocked = str(exc)
             self.state.set_last_pass(folder.name, now_iso(self.clock()), str(exc))
@@ -222,7 +223,8 @@ class Passes:
         is left to do for it."""
         fs.require_marker()
         folder = self.config.folder(folder_name)
-        base = {n: to_base(r) for n, r in self.state.journal(folder.name).items() if n == name}
+        row = self.state.journal_row(folder.name, name)
+        base = {} if row is None else {name: to_base(row)}
         listing = scan_folder(folder.path, folder.ignore, base, recursive=folder.recursive, exclude=_delivered(folder))
         local = {n: f for n, f in listing.files.items() if n == name}
         listed = self.remote_listing(folder)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from syncd.core.frozen import maker
 from syncd.remote.base import Capability, RemoteFile
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -53,17 +54,20 @@ class ChatFile:
     def entry(self) -> RemoteFile:
         """This file in syncd's words: the id is its version (and orders same-instant uploads),
         the hashcode its sha256 only when it is one (a service may store any text there)."""
-        return RemoteFile(
-            path=self.filename,
-            version=str(self.id),
-            size=self.size,
-            sha256=sha256_of_hashcode(self.hashcode),
-            written_at=self.upload_at,
-            seq=self.id,
+        # path, version, size, sha256, mtime, written_at, seq (a listing makes one per file)
+        return _make_remote_file(
+            self.filename, str(self.id), self.size, sha256_of_hashcode(self.hashcode), None, self.upload_at, self.id
         )
+
+
+_make_remote_file = maker(RemoteFile)
 
 
 def sha256_of_hashcode(hashcode: str | None) -> str | None:
     """The sha256 a hashcode proves (lower-case hex), or None when it is not one."""
-    text = (hashcode or "").lower()
+    if not hashcode or len(hashcode) != 64:
+        return None
+    if _SHA256.fullmatch(hashcode):
+        return hashcode  # lower-case already: the same string, not a copy (a listing has many)
+    text = hashcode.lower()
     return text if _SHA256.fullmatch(text) else None

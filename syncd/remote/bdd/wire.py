@@ -30,11 +30,16 @@ from typing import NoReturn
 import httpx
 import structlog
 
+from syncd.core.frozen import maker
 from syncd.errors import ItemError, TransientError
 from syncd.remote.bdd.chatfile import ChatFile, FileStatus
 from syncd.remote.bdd.errors import Call, check_status, malformed
 
 log = structlog.get_logger(__name__)
+
+#: A listing page makes one of these per file: made without `ChatFile.__init__`'s cost.
+_make_chat_file = maker(ChatFile)
+_STATUSES = {status.value: status for status in FileStatus}
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -276,7 +281,7 @@ def parse_page(data: object, call: Call, *, limit: int | None = None) -> Page:
     assert isinstance(total, int)
     if limit is not None and len(items) > limit:
         raise malformed(call, f"a page of {len(items)} items where at most {limit} were asked")
-    return Page(total=total, items=tuple(parse_file_info(item, call) for item in items))
+    return Page(total=total, items=tuple([parse_file_info(item, call) for item in items]))
 
 
 def representable(file: ChatFile, call: Call) -> bool:
@@ -293,6 +298,14 @@ def representable(file: ChatFile, call: Call) -> bool:
 
 def parse_file_info(item: object, call: Call) -> ChatFile:
     """One FileInfo of a listing."""
+    if type(item) is dict:  # what JSON makes: every type exact, checked at once (a listing has many)
+        file_id, filename, size = item.get("id"), item.get("filename"), item.get("size")
+        hashcode, upload_at, status = item.get("hashcode"), item.get("upload_at"), item.get("status")
+        if (type(file_id) is int and type(size) is int and type(filename) is str and type(hashcode) is str
+                and type(upload_at) is str and type(status) is str):
+            return _make_chat_file(
+                file_id, filename, size, hashcode, parse_time(upload_at, call), _STATUSES.get(status, FileStatus.ERROR)
+            )
     if not isinstance(item, dict):
         raise malformed(call, "file entry is not an object")
     file_id, filename, size = item.get("id"), item.get("filename"), item.get("size")
@@ -304,14 +317,7 @@ def parse_file_info(item: object, call: Call) -> ChatFile:
     if not isinstance(upload_at, str) or not isinstance(status, str):
         raise malformed(call, f"file {file_id} lacks 'upload_at' or 'status'")
     assert isinstance(file_id, int) and isinstance(size, int)
-    return ChatFile(
-        id=file_id,
-        filename=filename,
-        size=size,
-        hashcode=hashcode,
-        upload_at=parse_time(upload_at, call),
-        status=parse_status(status),
-    )
+    return _make_chat_file(file_id, filename, size, hashcode, parse_time(upload_at, call), parse_status(status))
 
 
 def parse_multipart_status(data: object, call: Call) -> MultipartStatus:
@@ -344,10 +350,7 @@ def parse_time(text: str, call: Call) -> datetime:
 
 def parse_status(text: str) -> FileStatus:
     """A file status; one this client does not know is treated as `error` (never synced)."""
-    try:
-        return FileStatus(text)
-    except ValueError:
-        return FileStatus.ERROR
+    return _STATUSES.get(text, FileStatus.ERROR)
 
 
 def _part_numbers(value: object, call: Call) -> tuple[int, ...]:
