@@ -161,7 +161,8 @@ class RagentRemote:
     def delete(self, place: str, path: str, version: str) -> None:
         self.client.delete(version)
 
-    def sign_url(self, place: str, file: RemoteFile, expires_in: int = 600) -> str:
+    def sign_url(self, place: str, file: RemoteFile, expires_in: int | None = None) -> str:
+        """None: the gateway's own default lifetime (a day)."""
         return self.client.sign(file.version, expires_in)
 
     def probe(self, place: str) -> str:
