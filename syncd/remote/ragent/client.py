@@ -181,6 +181,18 @@ class RagentClient:
 
         return self._unrefused(attempt, call)
 
+    def check_object(self, url: str, *, label: str) -> None:
+        """Raise unless a GET of the signed `url` would serve the object: an `ItemError` (404)
+        when it is gone. Only the answer's head is read (the connection is then dropped)."""
+        call = self._call("check", repr(label), "GET of the signed URL")
+
+        def attempt() -> None:
+            self._limiter.acquire()
+            with converting(call), self._client.stream("GET", url) as response:
+                self._check(response, call)
+
+        self._unrefused(attempt, call)
+
     # -- plumbing ------------------------------------------------------------------------------
 
     def _call(self, action: str, subject: str, endpoint: str) -> Call:

@@ -95,7 +95,7 @@ class RagentRemote:
     ) -> RemoteFile:
         reason = path_reason(path)
         if reason is not None:
-            raise ItemError(f"upload {path!r} failed: {reason}")
+            raise ItemError(f"upload {path!r} refused: {reason}")
         token = UploadToken.loads(resume)
         if token is not None and not token.fits(place, path, size, sha256):
             token = None
@@ -153,6 +153,10 @@ class RagentRemote:
             url = self.client.sign(file.version, DOWNLOAD_URL_LIFETIME)
             try:
                 return self.client.get_object(url, out, label=file.path, limit=limit, progress=progress)
+            except ItemError as exc:
+                if exc.status == 404:
+                    raise _gone(file) from None
+                raise
             except UrlRefused:
                 if fresh:
                     raise TransientError(f"download {file.path!r} failed: the gateway refused two fresh URLs") from None
@@ -162,8 +166,17 @@ class RagentRemote:
         self.client.delete(version)
 
     def sign_url(self, place: str, file: RemoteFile, expires_in: int | None = None) -> str:
-        """None: the gateway's own default lifetime (a day)."""
-        return self.client.sign(file.version, expires_in)
+        """A URL for the object, once the gateway has shown it still holds it (it signs any key:
+        a link to an object deleted there must say so, not pretend). `expires_in` None: the
+        gateway's own default lifetime (a day)."""
+        url = self.client.sign(file.version, expires_in)
+        try:
+            self.client.check_object(url, label=file.path)
+        except ItemError as exc:
+            if exc.status == 404:
+                raise _gone(file) from None
+            raise
+        return url
 
     def probe(self, place: str) -> str:
         """Reachable and authorised, without leaving anything behind (`syncd check`): health,
@@ -174,6 +187,10 @@ class RagentRemote:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _gone(file: RemoteFile) -> ItemError:
+    return ItemError(f"{file.path!r}: object {file.version!r} is not on the gateway any more (HTTP 404)", status=404)
 
 
 def _no_list(what: str) -> Unsupported:
