@@ -158,7 +158,9 @@ def test_a_remote_key_of_another_kind_is_refused_naming_it(
     message = error_of(tmp_path, REMOTES.replace('user_id = "u"', 'user_id = "u"\nendpoint = "x"'), env)
     assert message.startswith("remotes.work.endpoint: does not belong to kind bdd (it is a key of kind sandbox)")
     message = error_of(tmp_path, REMOTES + 'url = "https://h"\n', env)
-    assert message.startswith("remotes.box.url: does not belong to kind sandbox (it is a key of kind embedded, bdd, ragent-oss)")
+    assert message.startswith(
+        "remotes.box.url: does not belong to kind sandbox (it is a key of kind embedded, bdd, ragent-oss)"
+    )
 
 
 def test_a_typo_is_an_unknown_key_whichever_kind_it_resembles(
