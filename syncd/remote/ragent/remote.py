@@ -46,9 +46,16 @@ log = structlog.get_logger("syncd.remote.ragent")
 DOWNLOAD_URL_LIFETIME = 300
 
 
+#: What a compressed file is, whatever it holds (`report.tar.gz` is gzip data, not a tar).
+_COMPRESSED = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz",
+               "compress": "application/x-compress", "br": "application/x-brotli"}
+
+
 def content_type(path: str) -> str:
     """The MIME type the object is uploaded with, guessed from its name."""
-    guessed, _ = mimetypes.guess_type(path.rsplit("/", 1)[-1], strict=False)
+    guessed, encoding = mimetypes.guess_type(path.rsplit("/", 1)[-1], strict=False)
+    if encoding is not None:
+        return _COMPRESSED.get(encoding, "application/octet-stream")
     return guessed or "application/octet-stream"
 
 
