@@ -41,8 +41,8 @@ def test_a_token_with_a_wrong_type_inside_is_no_token() -> None:
 
 @pytest.mark.parametrize(("name", "expected"), [
     ("report.pdf", "application/pdf"), ("sub/dir/photo.JPG", "image/jpeg"), ("notes.txt", "text/plain"),
-    ("archive.tar.gz", "application/gzip"), ("backup.tar", "application/x-tar"), ("no-extension", "application/octet-stream"),
-    ("dir.d/unknown.zzz", "application/octet-stream"),
+    ("archive.tar.gz", "application/gzip"), ("backup.tar", "application/x-tar"),
+    ("no-extension", "application/octet-stream"), ("dir.d/unknown.zzz", "application/octet-stream"),
 ])
 def test_the_content_type_is_guessed_from_the_name(name: str, expected: str) -> None:
     assert content_type(name) == expected
