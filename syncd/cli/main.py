@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", parents=[common], help="put failed jobs back in the queue")
     retry.add_argument("--folder", action="append", metavar="NAME")
     sub.add_parser("check", parents=[common], help="validate the config and probe each remote")
+    link = sub.add_parser("link", parents=[common],
+                          help="print a URL that downloads a synced file without credentials")
+    link.add_argument("path", metavar="PATH", help="a synced file, inside a configured folder")
+    link.add_argument("--expires", type=_positive_int, metavar="SECONDS",
+                      help="how long the URL works (default: the remote's own default)")
 
     serve = sub.add_parser("serve", parents=[common], help="run the reference file service in the foreground")
     serve.add_argument("--data", default="./syncd-data", metavar="DIR", help="data directory (default ./syncd-data)")
@@ -265,9 +270,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if problems.ok else EXIT_FAILED
 
 
+def cmd_link(args: argparse.Namespace) -> int:
+    from syncd.cli.link import NotLinkable, link
+    from syncd.errors import RemoteError
+
+    config = _config(args)
+    configure_logs(config.daemon.log_format, "warning")
+    try:
+        print(link(config, Path(args.path), args.expires))
+    except NotLinkable as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RemoteError as exc:
+        print(f"syncd: link failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run, "serve": cmd_serve, "reconcile": cmd_reconcile, "status": cmd_status, "retry": cmd_retry,
-    "check": cmd_check,
+    "check": cmd_check, "link": cmd_link,
 }
 
 

@@ -118,15 +118,16 @@ class ProbeResult:
 
 
 def probe_remotes(config: Config, stack: ExitStack) -> ProbeResult:
-    """Reachable, authorised, can list: each remote, through each folder's chat."""
+    """Reachable, authorised (and can list, where the remote lists): each remote, through each
+    folder's place."""
     from syncd.app import build_remotes
 
     result = ProbeResult()
     remotes = build_remotes(config, stack)
     for folder in config.folders:
         try:
-            files = remotes[folder.remote].list(folder.place)
-            result.lines.append(f"{folder.name}: remote {folder.remote} ok ({len(files)} files in the chat)")
+            seen = remotes[folder.remote].probe(folder.place)
+            result.lines.append(f"{folder.name}: remote {folder.remote} ok ({seen})")
         except FatalError as exc:
             result.ok = False
             result.lines.append(f"{folder.name}: remote {folder.remote} refused us: {exc}")

@@ -186,6 +186,11 @@ class Remote(Protocol):
         """A URL that fetches the version without credentials until it expires. Needs SIGN_URL."""
         ...
 
+    def probe(self, place: str) -> str:
+        """Reachable and authorised at the place, found out without changing anything (`syncd
+        check`): a few words on what was seen. Raises as any call would (`FatalError`: refused)."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

@@ -265,5 +265,8 @@ class GuardedRemote:
     def sign_url(self, place: str, file: RemoteFile, expires_in: int = 600) -> str:
         return self.remote.sign_url(place, file, expires_in)
 
+    def probe(self, place: str) -> str:
+        return self.remote.probe(place)
+
     def close(self) -> None:
         self.remote.close()

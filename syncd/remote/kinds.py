@@ -12,10 +12,12 @@ from collections.abc import Mapping
 
 from syncd.remote.bdd.kind import BDD, EMBEDDED
 from syncd.remote.kind import RemoteKind
+from syncd.remote.ragent.kind import RAGENT
 
 KINDS: Mapping[str, RemoteKind] = types.MappingProxyType({
     "embedded": EMBEDDED,
     "bdd": BDD,
+    "ragent-oss": RAGENT,
 })
 
 

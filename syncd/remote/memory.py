@@ -253,6 +253,13 @@ class MemoryRemote:
         with self._lock:
             return self._file(str(file_id), "get").data
 
+    def probe(self, place: str) -> str:
+        """What `syncd check` sees: the place's file count where the remote lists."""
+        if Capability.LIST in self._capabilities:
+            return f"{len(self.list(place))} files"
+        with self._call("probe", "probe"):
+            return "reachable"
+
     def close(self) -> None:
         """Nothing to release; the contents stay (a closed remote is not an emptied one)."""
         self._closed = True

@@ -1,7 +1,8 @@
 """The promises of the `Remote` protocol, one suite for every remote kind.
 
 Each test runs against every entry of `REMOTE_KINDS`: `BddRemote` over real HTTP against the
-reference service, and `MemoryRemote` in every combination of its capabilities. A test a remote
+reference service, `RagentRemote` over real HTTP against the stand-in gateway, and
+`MemoryRemote` in every combination of its capabilities. A test a remote
 cannot take part in (an operation outside its capabilities that the test needs) is skipped with
 the reason; what a remote must do *instead* (refuse with `Unsupported`, an `ItemError`) is
 tested here as well.
@@ -34,6 +35,9 @@ from syncd.remote.base import Capability, Remote, RemoteFile
 from syncd.remote.bdd.client import BddClient
 from syncd.remote.bdd.remote import BddRemote
 from syncd.remote.memory import MemoryRemote
+from syncd.remote.ragent.client import RagentClient
+from syncd.remote.ragent.remote import RagentRemote
+from tests.support.ragent_gateway import RagentGateway
 
 CHAT = "contract"
 KiB = 1024
@@ -87,6 +91,20 @@ def bdd_subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
 
 
 @contextmanager
+def ragent_subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    with RagentGateway(root=tmp_path / "gateway") as gateway:
+        client = RagentClient(
+            gateway.url, api_key=gateway.api_key, retry_attempts=3, retry_backoff=0.01, max_wait=0.05, timeout=10.0
+        )
+        remote = RagentRemote(client)
+        try:
+            yield Subject(remote, fetch_url=lambda url: httpx.get(url).raise_for_status().content)
+        finally:
+            remote.close()
+
+
+@contextmanager
 def memory_subject(caps: Capability, request: pytest.FixtureRequest) -> Iterator[Subject]:
     remote = MemoryRemote(caps, multipart_threshold=MULTIPART_THRESHOLD, part_size=PART_SIZE)
     yield Subject(remote, fetch_url=remote.open_url)
@@ -121,7 +139,7 @@ def everyday(caps: Capability) -> bool:
     return on in (0, 1, len(OPTIONAL) - 1, len(OPTIONAL)) or caps == BddRemote.capabilities
 
 
-REMOTE_KINDS: dict[str, SubjectFactory] = {"bdd": bdd_subject}
+REMOTE_KINDS: dict[str, SubjectFactory] = {"bdd": bdd_subject, "ragent-oss": ragent_subject}
 REMOTE_KINDS.update({memory_id(caps): partial(memory_subject, caps) for caps in memory_combinations()})
 SLOW_KINDS = {memory_id(caps) for caps in memory_combinations() if not everyday(caps)}
 

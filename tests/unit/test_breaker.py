@@ -203,6 +203,10 @@ class Scripted:
         self._call("sign_url")
         return "u"
 
+    def probe(self, place: str) -> str:
+        self._call("probe")
+        return "ok"
+
     def close(self) -> None:
         self._call("close")
 

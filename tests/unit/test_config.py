@@ -328,11 +328,14 @@ BAD: list[tuple[str, str, str]] = [
     ),
     ("remote-unknown", R + "urll = 'x'\n", "remotes.work.urll: unknown key (did you mean 'url'?)"),
     ("remote-api-key", R + "api_key = 'x'\n", "remotes.work.api_key: unknown key (secrets never"),
-    ("remote-kind-missing", "[remotes.x]\nuser_id = 'u'\n", "remotes.x.kind: missing (one of embedded, bdd)"),
+    (
+        "remote-kind-missing", "[remotes.x]\nuser_id = 'u'\n",
+        "remotes.x.kind: missing (one of embedded, bdd, ragent-oss)",
+    ),
     (
         "remote-kind-bad",
         "[remotes.x]\nkind = 'ftp'\nuser_id = 'u'\n",
-        "remotes.x.kind: must be one of embedded, bdd (got 'ftp')",
+        "remotes.x.kind: must be one of embedded, bdd, ragent-oss (got 'ftp')",
     ),
     ("remote-user-missing", "[remotes.x]\nkind = 'embedded'\n", "remotes.x.user_id: missing"),
     (

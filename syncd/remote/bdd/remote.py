@@ -88,5 +88,8 @@ class BddRemote:
     def sign_url(self, place: str, file: RemoteFile, expires_in: int = 600) -> str:
         return self.client.download_url(int(file.version), expires_in)
 
+    def probe(self, place: str) -> str:
+        return f"{len(self.list(place))} files in the chat"
+
     def close(self) -> None:
         self.client.close()
