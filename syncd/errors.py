@@ -10,7 +10,9 @@ alone::
     │                      `reconcile --rebuild-journal`
     ├── LocalError         the local folder, not the remote, stood in the way
     │   ├── LocalChanged       the file is not what the plan saw: plan the
-    │   │                      name again (never retried as it was)
+    │   │   │                  name again (never retried as it was)
+    │   │   └── RemoteChanged  the remote file is not what the plan saw (a
+    │   │                      remote that overwrites, checked right before)
     │   ├── FolderUnavailable  the folder's marker is gone (unmounted disk):
     │   │                      pause the folder, keep its work
     │   ├── NotSettled         written too recently: wait out `settle`
@@ -19,6 +21,8 @@ alone::
     └── RemoteError        something the remote said or failed to say
         ├── TransientError retry: connection errors, timeouts, 408, 429, 5xx,
         │                  malformed answers (HTML, bad JSON, missing fields)
+        ├── PlaceGone      the folder's place is gone (a sandbox that expired):
+        │                  pause the folder, delete nothing on either side
         ├── ItemError      this one file cannot be synced as asked: other 4xx,
         │                  envelope code != 0, unsafe names; fail the item now
         │   └── Unsupported  the remote cannot do this at all (a capability it
@@ -66,6 +70,12 @@ class LocalChanged(LocalError):
     """The local file is not what the plan saw: it must be planned again."""
 
 
+class RemoteChanged(LocalChanged):
+    """The remote file is not what the plan saw (another writer, on a remote that overwrites in
+    place, seen by a check right before syncd would overwrite or delete it): plan it again. A
+    kind of LocalChanged for the worker, which replans either; neither is the remote failing."""
+
+
 class FolderUnavailable(LocalError):
     """The folder's marker is gone (its disk unmounted, the folder moved away): nothing may be
     written into it or concluded from it until it is back."""
@@ -103,6 +113,13 @@ class TransientError(RemoteError):
 
 class ItemError(RemoteError):
     """This item cannot be synced as asked; retrying will not help."""
+
+
+class PlaceGone(RemoteError):
+    """The folder's place on the remote is gone (an AgentRun sandbox that expired or was
+    deleted): the folder pauses with this reason, and nothing is deleted or trashed on either
+    side, whatever `delete` says, until the place answers again or the folder is pointed at a
+    new one."""
 
 
 class FatalError(RemoteError):

@@ -41,7 +41,7 @@ from syncd.config import Config, FolderConfig, load_config
 from syncd.core.names import normalize
 from syncd.core.versions import remote_changes, suspects
 from syncd.daemon.notify import Notifier, watchdog_interval
-from syncd.errors import ConfigError, SyncdError
+from syncd.errors import ConfigError, PlaceGone, SyncdError
 from syncd.local.watch import Watcher
 from syncd.remote.base import RemoteFile
 from syncd.state.queue import JobState
@@ -225,12 +225,18 @@ class Daemon:
             try:
                 with collection_paused():
                     remote = app.engine.remote_listing(folder)
+            except PlaceGone:
+                self._full_pass(app, folder)  # pauses the folder, saying why (and lifts it, once back)
+                continue
             except SyncdError as exc:
                 log.warning("remote listing failed", folder=folder.name, error=str(exc))
                 app.state.set_last_pass(folder.name, _now_iso(), str(exc))
                 continue
             if remote is None:
                 continue  # the remote cannot list: only local changes and rescans move this folder
+            if app.state.folder_status(folder.name).paused is not None:
+                self._full_pass(app, folder)  # paused (its place was gone): a full pass lifts it
+                continue
             with collection_paused():
                 changed = self._remote_changes(app, folder, remote)
             # Names still settling locally wait for the watcher's pass: planned now, a name whose

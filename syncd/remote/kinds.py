@@ -10,6 +10,7 @@ from __future__ import annotations
 import types
 from collections.abc import Mapping
 
+from syncd.remote.agentrun.kind import AGENTRUN
 from syncd.remote.bdd.kind import BDD, EMBEDDED
 from syncd.remote.kind import RemoteKind
 from syncd.remote.ragent.kind import RAGENT
@@ -18,6 +19,7 @@ KINDS: Mapping[str, RemoteKind] = types.MappingProxyType({
     "embedded": EMBEDDED,
     "bdd": BDD,
     "ragent-oss": RAGENT,
+    "agentrun": AGENTRUN,
 })
 
 

@@ -121,6 +121,8 @@ class Executor(Steps):
         if kind is ActionKind.DELETE_REMOTE:
             if self._local_exists(action.name, action.base):
                 raise LocalChanged(action.name)
+            if not attempts and action.remote is not None:
+                self._remote_unchanged(action.remote_path, action.remote)
             for version in (*((action.remote.version,) if action.remote else ()), *action.older):
                 self._delete(action.remote_path, version)
             rec.record(RelPath(action.name), None, None)
@@ -182,6 +184,8 @@ class Executor(Steps):
         local = self._current_local(spelling, action.local)
         # A new version keeps the remote's spelling of the name; a new file takes the local one.
         as_name = action.remote.path if action.remote is not None else spelling
+        if not attempts:  # after an attempt, the remote may hold our own half-sent write
+            self._remote_unchanged(as_name, action.remote)
         remote = self._upload_file(rec, spelling, as_name, local, attempts)
         floor = Floor.of(action.remote) if action.remote is not None else FLOOR_NONE
         # Recorded before the superseded version goes (see the module's invariants).

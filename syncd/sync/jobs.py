@@ -30,7 +30,15 @@ from functools import partial
 import structlog
 
 from syncd.core.model import Action, ActionKind, reported_kind
-from syncd.errors import FatalError, FolderUnavailable, ItemError, LocalChanged, NotSettled, TransientError
+from syncd.errors import (
+    FatalError,
+    FolderUnavailable,
+    ItemError,
+    LocalChanged,
+    NotSettled,
+    PlaceGone,
+    TransientError,
+)
 from syncd.local.folderfs import FolderFS
 from syncd.remote.breaker import Breakers
 from syncd.state import jobcodec
@@ -163,8 +171,9 @@ class JobRunner:
         if isinstance(exc, NotSettled):
             self.queue.fail(job, message, retry_after=exc.retry_after)
             return
-        if isinstance(exc, FolderUnavailable):
-            # The disk went away mid-run: pause the folder (the next pass checks again), keep the job.
+        if isinstance(exc, FolderUnavailable | PlaceGone):
+            # The disk went away mid-run, or the folder's place on the remote did (a sandbox that
+            # expired): pause the folder (the next pass checks again), keep the job.
             self.state.set_folder_paused(job.folder, message)
             self.queue.fail(job, message)
         elif isinstance(exc, FatalError):  # AuthExpired too: its message says to log in again

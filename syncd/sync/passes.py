@@ -28,7 +28,7 @@ from syncd.config import Config, FolderConfig
 from syncd.core.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan
 from syncd.core.names import normalize
 from syncd.core.plan import plan
-from syncd.errors import FatalError, ItemError, TransientError
+from syncd.errors import FatalError, ItemError, PlaceGone, TransientError
 from syncd.local.folderfs import FolderFS
 from syncd.local.ignore import is_ignored
 from syncd.local.scan import scan_folder, widen
@@ -189,6 +189,14 @@ class Passes:
         try:
             with collection_paused():
                 result = self.plan_folder(folder, report, names, remote)
+        except PlaceGone as exc:
+            # SPEC, "A gone or emptied remote place": paused, nothing deleted on either side; the
+            # pause lifts at the first pass whose listing the place answers again.
+            report.blocked = f"{exc}: paused, nothing deleted"
+            self.state.set_folder_paused(folder.name, report.blocked)
+            self.state.set_last_pass(folder.name, now_iso(self.clock()), report.blocked)
+            log.warning("remote place gone", folder=folder.name, reason=str(exc))
+            return report
         except (TransientError, FatalError, ItemError, OSError) as exc:
             report.blocked = str(exc)
             self.state.set_last_pass(folder.name, now_iso(self.clock()), str(exc))

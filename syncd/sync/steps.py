@@ -22,7 +22,7 @@ import structlog
 from syncd.config import FolderConfig
 from syncd.core.model import BaseEntry, Floor, LocalFile
 from syncd.core.paths import RelPath
-from syncd.errors import ItemError, LocalChanged, TransientError
+from syncd.errors import ItemError, LocalChanged, RemoteChanged, TransientError
 from syncd.errors import NotSettled as NotSettled  # raised here (`_current_local`); callers import it from here
 from syncd.local.folderfs import FolderFS
 from syncd.local.scan import sha256_of
@@ -84,6 +84,18 @@ class Steps:
         if (st.st_size, st.st_mtime_ns) == (expected.size, expected.mtime_ns):
             return expected
         return replace(expected, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256_of(path))
+
+    def _remote_unchanged(self, path: str, expected: RemoteFile | None) -> None:
+        """On a remote that overwrites in place (and keeps no versions to tell writers apart),
+        look at `path` right before overwriting or deleting it: another writer's version since
+        the plan makes a fresh plan (a conflict, never a silent overwrite). SPEC, "Concurrent
+        writers on BeRay and AgentRun": best effort, the window is the time of one call."""
+        caps = self.remote.capabilities
+        if Capability.OVERWRITE not in caps or Capability.LIST not in caps:
+            return
+        current = self.remote.stat(self.folder.place, path)
+        if (current.version if current else None) != (expected.version if expected else None):
+            raise RemoteChanged(f"{path}: changed on the remote since it was planned; planning it again")
 
     def _delete(self, path: str, version: str) -> None:
         """Delete one version of the remote file at `path` (already gone counts as deleted)."""
