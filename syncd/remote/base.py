@@ -65,8 +65,10 @@ class Capability(enum.Flag):
         equal content is provable without a transfer and a download can be checked. Without it
         `sha256` is None: only the size and version (and a byte comparison) can tell.
     MTIME
-        The remote reports each file's own modification time (set from the uploaded file, given
-        to a downloaded one), not the time of the upload.
+        The remote reports each file's own modification time, which a downloaded file is given.
+        Where the remote can set it, an upload carries the local file's (a sandbox that stamps
+        every write with its own clock reports that instead: still the file's time, not the
+        moment it was listed).
     SERVER_KEYS
         The server chooses the version (key) of what is put: every put yields a new one, never
         reused, naming one immutable content. Without it the caller names the

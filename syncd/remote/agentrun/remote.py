@@ -104,6 +104,13 @@ class AgentRunRemote:
         progress: Progress | None = None,
         limit: int | None = None,
     ) -> int:
+        # The sandbox keeps one file per path: the version asked for must still be the one there
+        # (else the bytes would be recorded as a version they are not).
+        current = self.stat(place, file.path)
+        if current is None or current.version != file.version:
+            now = f"it holds version {current.version!r}" if current is not None else "the file is gone"
+            raise ItemError(f"download {file.path!r} failed: version {file.version!r} is not in the sandbox ({now})",
+                            status=404)
         where = Place.loads(place)
         try:
             return self.client.download(where.sandbox_id, self._absolute(where, file.path), out,
@@ -137,6 +144,11 @@ class AgentRunRemote:
         return self._written(where, path, target, "upload")
 
     def delete(self, place: str, path: str, version: str) -> None:
+        """Remove the file at `path` if it is still `version`: the sandbox keeps one file per path,
+        so another version there (a newer write, ours or anyone's) means this one is gone already."""
+        current = self.stat(place, path)
+        if current is None or current.version != version:
+            return
         where = Place.loads(place)
         try:
             self.client.remove(where.sandbox_id, self._absolute(where, path))
