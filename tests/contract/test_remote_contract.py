@@ -32,13 +32,13 @@ import httpx
 import pytest
 
 from syncd.errors import ItemError, TransientError, Unsupported
-from syncd.remote.base import Capability, Remote, RemoteFile
-from syncd.remote.bdd.client import BddClient
-from syncd.remote.bdd.remote import BddRemote
 from syncd.remote.agentrun.client import AgentRunClient
 from syncd.remote.agentrun.remote import AgentRunRemote
 from syncd.remote.agentrun.settings import Place
 from syncd.remote.agentrun.signing import Credentials
+from syncd.remote.base import Capability, Remote, RemoteFile
+from syncd.remote.bdd.client import BddClient
+from syncd.remote.bdd.remote import BddRemote
 from syncd.remote.memory import MemoryRemote
 from syncd.remote.ragent.client import RagentClient
 from syncd.remote.ragent.remote import RagentRemote
