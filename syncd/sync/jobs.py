@@ -50,6 +50,10 @@ from syncd.sync.outcome import Outcome, Resume
 from syncd.sync.pauses import RemotePauses
 from syncd.sync.report import ActionResult, Reports, action_result
 
+#: How long the work of a folder whose remote place is gone waits before it is tried again (a
+#: pass that finds the place back plans the folder again at once).
+PLACE_GONE_WAIT = 300.0
+
 log = structlog.get_logger("syncd.sync.jobs")
 
 MAX_REPLANS = 5
@@ -171,9 +175,13 @@ class JobRunner:
         if isinstance(exc, NotSettled):
             self.queue.fail(job, message, retry_after=exc.retry_after)
             return
-        if isinstance(exc, FolderUnavailable | PlaceGone):
-            # The disk went away mid-run, or the folder's place on the remote did (a sandbox that
-            # expired): pause the folder (the next pass checks again), keep the job.
+        if isinstance(exc, PlaceGone):
+            # The folder's place on the remote went away (a sandbox that expired): pause the folder
+            # and keep the job, without counting an attempt, for the pass that finds it back.
+            self.state.set_folder_paused(job.folder, message)
+            self.queue.postpone(job, message, until=self.queue.clock() + PLACE_GONE_WAIT)
+        elif isinstance(exc, FolderUnavailable):
+            # The disk went away mid-run: pause the folder (the next pass checks again), keep the job.
             self.state.set_folder_paused(job.folder, message)
             self.queue.fail(job, message)
         elif isinstance(exc, FatalError):  # AuthExpired too: its message says to log in again

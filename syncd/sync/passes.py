@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import structlog
 
 from syncd.config import Config, FolderConfig
-from syncd.core.model import Action, ActionKind, ConflictPolicy, FolderPolicy, Mode, Plan
+from syncd.core.model import Action, ActionKind, BaseEntry, ConflictPolicy, FolderPolicy, Mode, Plan
 from syncd.core.names import normalize
 from syncd.core.plan import plan
 from syncd.errors import FatalError, ItemError, PlaceGone, TransientError
@@ -133,6 +133,9 @@ class Passes:
             )
             if remote_future is not None:
                 remote = remote_future.result()
+        emptied = _emptied(remote, base)
+        if emptied:
+            return Plan(blocked=emptied)
         for name in [n for n in base if listing.unreadable(n)]:  # unreadable: not "deleted", just not now
             base.pop(name)
         for name, error in listing.errors.items():
@@ -239,6 +242,21 @@ class Passes:
         remote = None if listed is None else [f for f in listed if normalize(f.path) == name]
         fresh = plan(local, remote, base, policy_of(folder))
         return fresh.actions[0] if fresh.actions else None
+
+
+def _emptied(remote: list[RemoteFile] | None, base: Mapping[str, BaseEntry]) -> str | None:
+    """Why to pause a folder whose remote place lists nothing although files were synced there
+    (SPEC, "A gone or emptied remote place"): a sandbox made again under the same id, a chat
+    someone cleared. Read as deletions, it would delete every local file; paused, nothing is
+    deleted on either side until the place lists files again (or the folder is pointed at a
+    new place, or its journal rebuilt: `reconcile --rebuild-journal`)."""
+    if remote is None or remote:
+        return None
+    synced = sum(1 for entry in base.values() if entry.remote_version is not None)
+    if not synced:
+        return None
+    return (f"the remote place lists no files, but {synced} were synced there: paused, nothing deleted "
+            "(if it was emptied on purpose, run `syncd reconcile --rebuild-journal`)")
 
 
 def _delivered(folder: FolderConfig) -> tuple[str, ...]:

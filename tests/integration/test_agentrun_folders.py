@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from tests.support.agentrun_server import AgentRunServer
 from tests.support.daemon import DaemonProcess, wait_for
+from tests.support.faultproxy import FaultProxy, Reset, Truncate, error_after_forward, html_page, unavailable
 from tests.support.syncd_cli import Result, run_syncd
 
 pytestmark = pytest.mark.timeout(120)
@@ -34,13 +36,13 @@ def server(tmp_path: Path) -> Iterator[AgentRunServer]:
         yield running
 
 
-def write_config(tmp_path: Path, server: AgentRunServer, *, sandbox: str = SANDBOX,
+def write_config(tmp_path: Path, server: AgentRunServer, *, sandbox: str = SANDBOX, url: str | None = None,
                  daemon: Mapping[str, object] | None = None, **folder: object) -> Path:
     options = {"sandbox_id": sandbox, "remote_path": ROOT, "recursive": True, **folder}
     lines = [
         "[daemon]", f"state_dir = {json.dumps(str(tmp_path / 'state'))}", "settle = 0.0", 'log_format = "json"',
         *(f"{k} = {json.dumps(v)}" for k, v in (daemon or {}).items()),
-        "", "[remotes.sb]", 'kind = "agentrun"', f"url = {json.dumps(server.url)}",
+        "", "[remotes.sb]", 'kind = "agentrun"', f"url = {json.dumps(url or server.url)}",
         'access_key_id_env = "SYNCD_TEST_AR_ID"', 'access_key_secret_env = "SYNCD_TEST_AR_SECRET"', "timeout = 10",
         "", "[[folders]]", 'name = "proj"', f"path = {json.dumps(str(tmp_path / 'proj'))}", 'remote = "sb"',
         *(f"{k} = {json.dumps(v)}" for k, v in options.items()),
@@ -199,3 +201,57 @@ def test_the_daemon_brings_an_agents_output_back(tmp_path: Path, server: AgentRu
         wait_for(lambda: sandbox_tree(server).get("input.txt") == b"for the agent", what="the input uploaded")
     finally:
         assert daemon.stop() == 0
+
+
+def test_faults_from_the_fault_proxy_converge(tmp_path: Path, server: AgentRunServer) -> None:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    files = {f"p{i}.txt": f"proxied {i}".encode() * 50 for i in range(4)}
+    for name, data in files.items():
+        (proj / name).write_bytes(data)
+    server.write_file(SANDBOX, f"{ROOT}/from-sandbox.txt", b"y" * 4000)
+    base = f"/sandboxes/{SANDBOX}/filesystem"
+    with FaultProxy(server.url) as proxy:  # signed for the proxy's host: it forwards Host as sent
+        proxy.plan(base, unavailable(retry_after=0), html_page(502))
+        proxy.plan(f"{base}/upload", Reset(), error_after_forward(500), Reset(forward_first=True))
+        proxy.plan(f"{base}/download", Truncate(keep=10))
+        config = write_config(tmp_path, server, url=proxy.url, daemon={"workers": 1, "small_transfers": 1})
+        result = reconcile(config)
+        assert result.code == 0, result.stderr
+        assert proxy.pending(f"{base}/upload") == 0 and proxy.pending(f"{base}/download") == 0
+    want = {**files, "from-sandbox.txt": b"y" * 4000}
+    assert local_tree(proj) == want and sandbox_tree(server) == want
+
+
+def test_a_sandbox_that_vanishes_mid_run_pauses_the_folder_and_deletes_nothing(
+    tmp_path: Path, server: AgentRunServer
+) -> None:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for i in range(4):
+        (proj / f"w{i}.txt").write_bytes(b"work")
+    config = write_config(tmp_path, server, delete=True, daemon={"workers": 1, "small_transfers": 1})
+    assert reconcile(config).code == 0
+    for i in range(4, 8):
+        (proj / f"w{i}.txt").write_bytes(b"more work")
+
+    def expire_at_the_first_upload() -> None:  # the sandbox expires while the pass uploads
+        wait_for(lambda: len(server.seen("upload")) > 4, what="the second pass uploading")
+        server.remove_sandbox(SANDBOX)
+
+    expiry = threading.Thread(target=expire_at_the_first_upload)
+    expiry.start()
+    result = reconcile(config)
+    expiry.join()
+    assert result.code == 1
+    failed = [a for a in result.folder("proj").raw["actions"] if a["status"] == "failed"]
+    assert failed and any("is gone" in (a["error"] or "") for a in failed)
+    want = {**{f"w{i}.txt": b"work" for i in range(4)}, **{f"w{i}.txt": b"more work" for i in range(4, 8)}}
+    assert local_tree(proj) == want  # nothing deleted or trashed, whatever `delete` says
+    # Made again, empty, under the same id: an emptied place; still nothing deleted.
+    server.create_sandbox(SANDBOX)
+    emptied = reconcile(config)
+    assert emptied.code == 1 and "lists no files" in emptied.folder("proj")["blocked"]
+    assert local_tree(proj) == want
+    status = syncd("status", "-c", config, "--json")
+    assert status.doc is not None and status.doc["folders"][0]["last_error"]
