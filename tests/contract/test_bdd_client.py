@@ -39,6 +39,7 @@ def make_remote(url: str, user: str = "alice", **options: object) -> BddClient:
         "retry_backoff": 0.01,
         "max_wait": 0.05,
         "timeout": 10.0,
+        "parts_in_flight": 1,  # the tests follow the parts' order (parts at once: test_bdd_parts.py)
     }
     settings.update(options)
     return BddClient(url, user, **settings)  # type: ignore[arg-type]

@@ -45,10 +45,11 @@ def _no_leaked_threads() -> Iterator[None]:
 
 @pytest.fixture
 def remote(proxy: FaultProxy) -> Iterator[BddClient]:
-    """Multipart above 512 KiB in 256 KiB parts; a few quick retries."""
+    """Multipart above 512 KiB in 256 KiB parts, one at a time (the tests follow their order); a
+    few quick retries."""
     with BddClient(
         proxy.url, "alice", multipart_threshold=2 * PART, part_size=PART,
-        retry_attempts=3, retry_backoff=0.01, max_wait=0.05, timeout=10.0,
+        retry_attempts=3, retry_backoff=0.01, max_wait=0.05, timeout=10.0, parts_in_flight=1,
     ) as client:
         yield client
 
@@ -258,7 +259,7 @@ def test_another_users_token_is_neither_resumed_nor_aborted(
     token = interrupted(proxy, remote, src)
     stale = MultipartToken.loads(token)
     assert stale is not None
-    with BddClient(proxy.url, "bob", multipart_threshold=2 * PART, part_size=PART) as bob:
+    with BddClient(proxy.url, "bob", multipart_threshold=2 * PART, part_size=PART, parts_in_flight=1) as bob:
         bob_id = upload(bob, src, resume=token)
         assert [f.id for f in bob.list_chat(CHAT)] == [bob_id]
     assert proxy.count("/abortMultipartUpload") == 0

@@ -44,6 +44,7 @@ def make_remote(url: str, **options: object) -> BddClient:
         "retry_backoff": 0.01,
         "max_wait": 0.05,
         "timeout": 5.0,
+        "parts_in_flight": 1,  # the tests follow the parts' order
     }
     settings.update(options)
     return BddClient(url, "alice", **settings)  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ def test_a_failed_multipart_upload_resumes_at_its_next_try(tmp_path: Path, serve
     )
     with FaultProxy(server_url) as proxy, BddClient(
         proxy.url, "u", multipart_threshold=2 * PART, part_size=PART, retry_attempts=2, retry_backoff=0.01,
-        max_wait=0.05,
+        max_wait=0.05, parts_in_flight=1,
     ) as client, open_app(config, remotes={"r": BddRemote(client)}) as app:
         remote = app.remotes["r"]
         queue = Queue(app.state, base_backoff=0.05)  # the next try comes quickly

@@ -50,3 +50,18 @@ def test_anything_out_of_the_ordinary_falls_back_to_reading_the_file() -> None:
     send(unchained, 1, 1, PARTS[0])
     unchained.part_done(1, 2, None, chained=False)  # bytes that came before the part's params
     assert unchained.take(1, 2) is None
+
+
+def test_a_part_that_started_before_its_predecessor_ended_never_chains() -> None:
+    # Parts 1 and 2 in flight together (a client sending parts concurrently): part 2's hasher is
+    # a fresh one, so when it ends after part 1 it must break the chain, not become it.
+    hashes = PartHashes()
+    first, second = hashes.hasher_for(5, 1), hashes.hasher_for(5, 2)
+    first.update(PARTS[0])
+    second.update(PARTS[1])
+    hashes.part_done(5, 1, first)
+    hashes.part_done(5, 2, second)
+    third = hashes.hasher_for(5, 3)
+    third.update(PARTS[2])
+    hashes.part_done(5, 3, third)
+    assert hashes.take(5, 3) is None  # read back from the file: never a hash of some parts only

@@ -38,9 +38,9 @@ from syncd.remote.bdd.errors import (
     request_may_have_arrived,
     safe_origin,
 )
+from syncd.remote.bdd.multipart import PARTS_IN_FLIGHT, MultipartUploads
 from syncd.remote.bdd.multipart import MultipartToken as MultipartToken
 from syncd.remote.bdd.multipart import MultipartUploadInterrupted as MultipartUploadInterrupted
-from syncd.remote.bdd.multipart import MultipartUploads
 from syncd.remote.bdd.wire import (
     MAX_JSON_BYTES,
     DecodedBody,
@@ -88,6 +88,7 @@ class BddClient(MultipartUploads):
         origin: str | None = None,
         max_json_bytes: int = MAX_JSON_BYTES,
         max_listed_files: int = MAX_LISTED_FILES,
+        parts_in_flight: int = PARTS_IN_FLIGHT,
     ) -> None:
         """`transport` replaces httpx's own (then `max_connections` is the transport's business:
         a client's limits only apply to the transport it builds). `origin`: what messages call
@@ -118,6 +119,7 @@ class BddClient(MultipartUploads):
         self._retry = RetryPolicy(attempts=retry_attempts, backoff=retry_backoff, max_wait=max_wait, abort=abort)
         self._multipart_threshold = multipart_threshold
         self._part_size = part_size
+        self._parts_in_flight = max(1, parts_in_flight)
         self._page_size = page_size
         self._max_json_bytes = max_json_bytes  # the most of one JSON answer read (decompressed)
         self._max_listed_files = max_listed_files

@@ -14,7 +14,10 @@ import contextlib
 import dataclasses
 import json
 import math
+import threading
 from collections.abc import Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from functools import partial
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
@@ -28,6 +31,10 @@ from syncd.remote.bdd.wire import MultipartStatus, expect_int, parse_multipart_s
 from syncd.remote.fileslice import FileSlice
 
 log = structlog.get_logger("syncd.remote.bdd.client")
+
+#: Parts of one upload sent at once: enough to hide a network's round trips behind the bytes,
+#: few enough that a large file does not take every connection of the pool.
+PARTS_IN_FLIGHT = 4
 
 
 class MultipartUploadInterrupted(TransientError):
@@ -104,6 +111,7 @@ class MultipartUploads(Transport):
 
     _part_size: int
     _user_id: str
+    _parts_in_flight: int
 
     def _upload_multipart(
         self,
@@ -201,11 +209,7 @@ class MultipartUploads(Transport):
         token: MultipartToken | None,
     ) -> int:
         try:
-            with path.open("rb") as file:
-                for number in parts:
-                    start = (number - 1) * part_size
-                    length = min(part_size, size - start)
-                    self._send_part(file_id, file, number, start, length, label, progress)
+            self._send_parts(file_id, path, label, size, part_size, list(parts), progress)
             self._complete(file_id, label)
         except MultipartUploadInterrupted:
             raise
@@ -222,6 +226,46 @@ class MultipartUploads(Transport):
             raise
         return file_id
 
+    def _send_parts(
+        self, file_id: int, path: Path, label: str, size: int, part_size: int, parts: list[int],
+        progress: Progress | None,
+    ) -> None:
+        """Send `parts`, up to `parts_in_flight` at once (each from its own descriptor of the file):
+        over a network a part's round trips and the service's work on it overlap the next one's
+        bytes. The first part that fails for good stops the others from starting; its error is
+        raised once those in flight have ended."""
+        sent = dict.fromkeys(parts, 0)  # bytes of each part sent so far (a retry starts it over)
+        lock = threading.Lock()
+
+        def report(number: int, position: int) -> None:
+            if progress is None:
+                return
+            with lock:
+                sent[number] = position
+                total = sum(sent.values())
+            progress(total)
+
+        def one(number: int) -> None:
+            start = (number - 1) * part_size
+            with path.open("rb") as file:
+                self._send_part(file_id, file, number, start, min(part_size, size - start), label,
+                                partial(report, number))
+
+        if len(parts) <= 1 or self._parts_in_flight <= 1:
+            for number in parts:
+                one(number)
+            return
+        with ThreadPoolExecutor(min(self._parts_in_flight, len(parts)), thread_name_prefix="syncd-part") as pool:
+            futures = [pool.submit(one, number) for number in parts]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in futures if f in done and f.exception() is not None]
+            if failed:
+                for future in futures:
+                    future.cancel()  # those not started yet; the pool waits for the others
+                error = failed[0].exception()
+                assert error is not None
+                raise error
+
     def _send_part(
         self,
         file_id: int,
@@ -234,7 +278,7 @@ class MultipartUploads(Transport):
     ) -> None:
         call = self._call("upload", f"part {number} of {label}", "/uploadFilePart")
         params = json.dumps({"file_id": file_id, "part_number": number})
-        on_read = (lambda pos: progress(start + pos)) if progress is not None else None
+        on_read = progress  # the bytes of this part sent so far
 
         def attempt() -> None:
             self._limiter.acquire()
