@@ -105,7 +105,10 @@ def put(sdk: BddFileClient, name: str, data: bytes, chat: str = CHAT) -> int:
 def test_local_and_remote_changes_flow_both_ways(setup: Setup, sdk: BddFileClient) -> None:
     setup.write([{"name": "a", "delete": True, "max_delete": 100}])
     folder = setup.folder("a")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "stays.txt").write_bytes(b"kept throughout")  # a chat emptied altogether pauses instead
     d = setup.start()
+    wait_for(lambda: remote(sdk).get("stays.txt") == b"kept throughout", what="the first file to go up")
 
     (folder / "new.txt").write_bytes(b"made here")
     wait_for(lambda: remote(sdk).get("new.txt") == b"made here", what="the local file to go up")
