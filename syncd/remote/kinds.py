@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from syncd.remote.agentrun.kind import AGENTRUN
 from syncd.remote.bdd.kind import BDD, EMBEDDED
+from syncd.remote.beray.kind import BERAY
 from syncd.remote.kind import RemoteKind
 from syncd.remote.ragent.kind import RAGENT
 
@@ -19,6 +20,7 @@ KINDS: Mapping[str, RemoteKind] = types.MappingProxyType({
     "embedded": EMBEDDED,
     "bdd": BDD,
     "ragent-oss": RAGENT,
+    "beray": BERAY,
     "agentrun": AGENTRUN,
 })
 

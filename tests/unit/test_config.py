@@ -330,12 +330,12 @@ BAD: list[tuple[str, str, str]] = [
     ("remote-api-key", R + "api_key = 'x'\n", "remotes.work.api_key: unknown key (secrets never"),
     (
         "remote-kind-missing", "[remotes.x]\nuser_id = 'u'\n",
-        "remotes.x.kind: missing (one of embedded, bdd, ragent-oss, agentrun)",
+        "remotes.x.kind: missing (one of embedded, bdd, ragent-oss, beray, agentrun)",
     ),
     (
         "remote-kind-bad",
         "[remotes.x]\nkind = 'ftp'\nuser_id = 'u'\n",
-        "remotes.x.kind: must be one of embedded, bdd, ragent-oss, agentrun (got 'ftp')",
+        "remotes.x.kind: must be one of embedded, bdd, ragent-oss, beray, agentrun (got 'ftp')",
     ),
     ("remote-user-missing", "[remotes.x]\nkind = 'embedded'\n", "remotes.x.user_id: missing"),
     (

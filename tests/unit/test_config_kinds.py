@@ -136,7 +136,7 @@ def test_a_registered_kind_parses_its_keys_place_and_recursive(
 
 def test_the_kind_choices_come_from_the_registry(tmp_path: Path, env: dict[str, str], sandbox: SandboxKind) -> None:
     message = error_of(tmp_path, "[remotes.x]\nkind = 'ftp'\n", env)
-    assert message == "remotes.x.kind: must be one of embedded, bdd, ragent-oss, agentrun, sandbox (got 'ftp')"
+    assert message == "remotes.x.kind: must be one of embedded, bdd, ragent-oss, beray, agentrun, sandbox (got 'ftp')"
 
 
 def test_a_place_key_of_another_kind_is_refused_naming_it(
@@ -159,7 +159,7 @@ def test_a_remote_key_of_another_kind_is_refused_naming_it(
     assert message.startswith("remotes.work.endpoint: does not belong to kind bdd (it is a key of kind sandbox)")
     message = error_of(tmp_path, REMOTES + 'url = "https://h"\n', env)
     assert message.startswith(
-        "remotes.box.url: does not belong to kind sandbox (it is a key of kind embedded, bdd, ragent-oss, agentrun)"
+        "remotes.box.url: does not belong to kind sandbox (it is a key of kind embedded, bdd, ragent-oss, beray, agentrun)"
     )
 
 
@@ -226,7 +226,7 @@ def test_the_wiring_opens_a_registered_kind_and_shares_its_services(
 
 
 def test_every_registered_kind_is_listed_under_its_own_name() -> None:
-    assert kinds.names() == ("embedded", "bdd", "ragent-oss", "agentrun")
+    assert kinds.names() == ("embedded", "bdd", "ragent-oss", "beray", "agentrun")
     for name, kind in kinds.KINDS.items():
         assert kind.name == name
         assert kinds.get(name) is kind

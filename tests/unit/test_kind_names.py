@@ -15,7 +15,7 @@ import syncd
 from syncd.remote import kinds
 
 ROOT = Path(syncd.__file__).resolve().parent
-MENTIONS = re.compile(r"""["'](?:bdd|embedded|ragent-oss|agentrun)["']|chat_id|sandbox_id|["']category["']""")
+MENTIONS = re.compile(r"""["'](?:bdd|embedded|ragent-oss|agentrun|beray)["']|chat_id|sandbox_id|task_id|["']category["']""")
 
 ALLOWED = {
     ROOT / "remote" / "kinds.py",  # the registry
@@ -39,8 +39,8 @@ def mentions(path: Path) -> list[str]:
 
 
 def test_the_kind_packages_are_found_and_the_pattern_sees_kind_names() -> None:
-    assert kind_packages() == {ROOT / "remote" / "bdd", ROOT / "remote" / "ragent", ROOT / "remote" / "agentrun"}
-    assert len(mentions(ROOT / "remote" / "kinds.py")) == 4  # its four lines
+    assert kind_packages() == {ROOT / "remote" / name for name in ("bdd", "ragent", "agentrun", "beray")}
+    assert len(mentions(ROOT / "remote" / "kinds.py")) == 5  # its five lines
 
 
 def test_no_module_outside_a_kind_names_a_kind() -> None:
