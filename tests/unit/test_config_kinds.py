@@ -159,7 +159,8 @@ def test_a_remote_key_of_another_kind_is_refused_naming_it(
     assert message.startswith("remotes.work.endpoint: does not belong to kind bdd (it is a key of kind sandbox)")
     message = error_of(tmp_path, REMOTES + 'url = "https://h"\n', env)
     assert message.startswith(
-        "remotes.box.url: does not belong to kind sandbox (it is a key of kind embedded, bdd, ragent-oss, beray, agentrun)"
+        "remotes.box.url: does not belong to kind sandbox"
+        " (it is a key of kind embedded, bdd, ragent-oss, beray, agentrun)"
     )
 
 

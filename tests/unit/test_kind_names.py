@@ -15,7 +15,9 @@ import syncd
 from syncd.remote import kinds
 
 ROOT = Path(syncd.__file__).resolve().parent
-MENTIONS = re.compile(r"""["'](?:bdd|embedded|ragent-oss|agentrun|beray)["']|chat_id|sandbox_id|task_id|["']category["']""")
+MENTIONS = re.compile(
+    r"""["'](?:bdd|embedded|ragent-oss|agentrun|beray)["']|chat_id|sandbox_id|task_id|["']category["']"""
+)
 
 ALLOWED = {
     ROOT / "remote" / "kinds.py",  # the registry
