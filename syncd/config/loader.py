@@ -195,13 +195,20 @@ class _Loader:
                 f"remote {remote!r} (kind {kind.name}) has no folders, so only the top level"
                 " of a folder can sync to it; remove the key or set it to false",
             )
+        delete = t.flag("delete", False)
+        if delete and mode != "download" and Capability.DELETE not in kind.capabilities:
+            t.fail(
+                "delete",
+                f"remote {remote!r} (kind {kind.name}) cannot delete files, so a local deletion cannot be sent;"
+                ' delete = true works only with mode = "download" (remote deletions then go to the local trash)',
+            )
         return FolderConfig(
             name=name,
             path=path,
             remote=remote,
             place=kind.parse_place(t.only(kind.place_keys)),
             mode=mode,
-            delete=t.flag("delete", False),
+            delete=delete,
             max_delete=t.integer("max_delete", 50, lo=0, hi=100),
             conflict=t.choice("conflict", CONFLICT_POLICIES, "keep-both"),
             after_upload=after,
