@@ -39,10 +39,15 @@ from syncd.remote.agentrun.signing import Credentials
 from syncd.remote.base import Capability, Remote, RemoteFile
 from syncd.remote.bdd.client import BddClient
 from syncd.remote.bdd.remote import BddRemote
+from syncd.remote.beray.client import BeRayClient
+from syncd.remote.beray.remote import BeRayRemote
+from syncd.remote.beray.settings import Login
+from syncd.remote.beray.settings import Place as TaskPlace
 from syncd.remote.memory import MemoryRemote
 from syncd.remote.ragent.client import RagentClient
 from syncd.remote.ragent.remote import RagentRemote
 from tests.support.agentrun_server import AgentRunServer
+from tests.support.beray_server import BeRayServer
 from tests.support.ragent_gateway import RagentGateway
 
 CHAT = "contract"
@@ -129,6 +134,22 @@ def agentrun_subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
             remote.close()
 
 
+@contextmanager
+def beray_subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    """A task's work folder on the stand-in BeRay server, logged in with a password."""
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    with BeRayServer(root=tmp_path / "beray", users={"me@example.com": "pw"}) as server:
+        server.create_task(42)
+        client = BeRayClient(server.url, Login("me@example.com", "pw", None), retry_attempts=3,
+                             retry_backoff=0.01, max_wait=0.05, timeout=10.0)
+        remote = BeRayRemote(client)
+        places = {CHAT: TaskPlace(42, "contract").dumps(), "another chat": TaskPlace(42, "another").dumps()}
+        try:
+            yield Subject(_Placed(remote, places), fetch_url=lambda url: b"")
+        finally:
+            remote.close()
+
+
 class _Placed:
     """A remote whose places the suite names in its own words (`CHAT`), mapped to the kind's."""
 
@@ -182,7 +203,7 @@ def everyday(caps: Capability) -> bool:
 
 
 REMOTE_KINDS: dict[str, SubjectFactory] = {
-    "bdd": bdd_subject, "ragent-oss": ragent_subject, "agentrun": agentrun_subject,
+    "bdd": bdd_subject, "ragent-oss": ragent_subject, "agentrun": agentrun_subject, "beray": beray_subject,
 }
 REMOTE_KINDS.update({memory_id(caps): partial(memory_subject, caps) for caps in memory_combinations()})
 SLOW_KINDS = {memory_id(caps) for caps in memory_combinations() if not everyday(caps)}
