@@ -40,6 +40,7 @@ from syncd.app import App, open_app
 from syncd.config import Config, FolderConfig, load_config
 from syncd.core.names import normalize
 from syncd.core.versions import remote_changes, suspects
+from syncd.daemon.hints import Hints
 from syncd.daemon.notify import Notifier, watchdog_interval
 from syncd.errors import ConfigError, PlaceGone, SyncdError
 from syncd.local.watch import Watcher
@@ -76,6 +77,7 @@ class Daemon:
         self.watchdog_every = watchdog_interval(env)
         self.flags = _Flags()
         self.wake = threading.Event()
+        self.hints = Hints(self.wake.set)
         self._lock = threading.Lock()
         self._settled: dict[str, set[str]] = {}
         self._deferred: dict[str, set[str]] = {}
@@ -122,6 +124,7 @@ class Daemon:
             for folder in self.config.folders:
                 self._watch(app, watcher, folder)
             watcher.start()
+            self.hints.start(app.engine.remotes, self.config.folders)
             try:
                 for folder in self.config.folders:
                     self._full_pass(app, folder)
@@ -132,6 +135,7 @@ class Daemon:
                 self.notifier.stopping()
                 self.notifier.close()
                 log.info("stopping")
+                self.hints.stop()
                 watcher.stop()
                 self._stop_workers(app, workers, stop_workers)
         log.info("stopped")
@@ -168,6 +172,10 @@ class Daemon:
             if now >= next_poll:
                 self._poll(app, watcher)
                 next_poll = now + self.config.daemon.poll_interval
+            else:
+                hinted = self.hints.due(now)
+                if hinted:
+                    self._poll(app, watcher, hinted)  # the remote said it changed: list it now
             if now >= next_rescan:
                 for folder in self.config.folders:
                     self._full_pass(app, folder)
@@ -182,7 +190,7 @@ class Daemon:
                     self.notifier.status(text)
                     last_status = text
                 next_status = now + STATUS_EVERY
-            deadlines = [next_poll, next_rescan]
+            deadlines = [next_poll, next_rescan, *self.hints.deadline()]
             if self.watchdog_every is not None:
                 deadlines.append(next_dog)
             if busy or self._deferred:
@@ -217,8 +225,10 @@ class Daemon:
                 log.debug("local changes", folder=folder_name, names=len(todo))
                 app.engine.pass_folder(folder, names=todo, revive_failed=False)
 
-    def _poll(self, app: App, watcher: Watcher) -> None:
+    def _poll(self, app: App, watcher: Watcher, only: set[str] | None = None) -> None:
         for folder in self.config.folders:
+            if only is not None and folder.name not in only:
+                continue
             if folder.name in self._unwatched:
                 self._full_pass(app, folder)  # no watcher: rescans carry the local side
                 continue

@@ -7,6 +7,7 @@ leave it (transient / item / fatal), so callers never see transport errors.
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -186,6 +187,12 @@ class Remote(Protocol):
 
     def sign_url(self, place: str, file: RemoteFile, expires_in: int = 600) -> str:
         """A URL that fetches the version without credentials until it expires. Needs SIGN_URL."""
+        ...
+
+    def watch(self, place: str, on_hint: Callable[[], object], stop: threading.Event) -> bool:
+        """Call `on_hint` whenever the remote says the place may have changed (an event stream),
+        until `stop`; reconnects on its own. False at once for a remote that says nothing: then
+        polling alone finds remote changes."""
         ...
 
     def probe(self, place: str) -> str:

@@ -268,5 +268,8 @@ class GuardedRemote:
     def probe(self, place: str) -> str:
         return self.remote.probe(place)
 
+    def watch(self, place: str, on_hint: Callable[[], object], stop: threading.Event) -> bool:
+        return self.remote.watch(place, on_hint, stop)
+
     def close(self) -> None:
         self.remote.close()

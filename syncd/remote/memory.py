@@ -253,6 +253,9 @@ class MemoryRemote:
         with self._lock:
             return self._file(str(file_id), "get").data
 
+    def watch(self, place: str, on_hint: Callable[[], object], stop: threading.Event) -> bool:
+        return False  # no event stream: polling finds remote changes
+
     def probe(self, place: str) -> str:
         """What `syncd check` sees: the place's file count where the remote lists."""
         if Capability.LIST in self._capabilities:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.beray_server import BeRayServer
+from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.faultproxy import FaultProxy, Reset, error_after_forward, unavailable
 from tests.support.syncd_cli import Result, run_syncd
 
@@ -138,3 +139,19 @@ def test_faults_from_the_fault_proxy_converge(tmp_path: Path, server: BeRayServe
         assert result.code == 0, result.stderr
     want = {**files, "theirs.txt": b"t" * 3000}
     assert local_tree(out) == want and remote_tree(server) == want
+
+
+def test_an_agents_output_arrives_within_seconds_of_its_event(tmp_path: Path, server: BeRayServer) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    config = write_config(tmp_path, server, daemon={"poll_interval": 60, "rescan_interval": 3600})
+    daemon = DaemonProcess(config, env=ENV)
+    try:
+        daemon.wait_ready()
+        wait_for(lambda: server.seen("stream"), what="the daemon following the task's events")
+        server.write_file(TASK, f"{ROOT}/agent/result.txt", b"the agent's result")
+        # Long before the next poll (60 s): only the event can have brought it.
+        wait_for(lambda: (out / "agent" / "result.txt").exists(), timeout=10, what="the output downloaded")
+        assert (out / "agent" / "result.txt").read_bytes() == b"the agent's result"
+    finally:
+        assert daemon.stop() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -206,6 +207,10 @@ class Scripted:
     def probe(self, place: str) -> str:
         self._call("probe")
         return "ok"
+
+    def watch(self, place: str, on_hint: Callable[[], object], stop: threading.Event) -> bool:
+        self._call("watch")
+        return False
 
     def close(self) -> None:
         self._call("close")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -169,6 +170,9 @@ class AgentRunRemote:
     def sign_url(self, place: str, file: RemoteFile, expires_in: int = 600) -> str:
         raise Unsupported(f"sign a URL for {file.path!r}: not supported by this remote (a sandbox has no "
                           "signed links)", capability="SIGN_URL")
+
+    def watch(self, place: str, on_hint: Callable[[], object], stop: threading.Event) -> bool:
+        return False  # no event stream: polling finds remote changes
 
     def probe(self, place: str) -> str:
         where = Place.loads(place)

@@ -9,6 +9,8 @@ by upload time and then id (`RemoteFile.written_at`, `seq`).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -87,6 +89,9 @@ class BddRemote:
 
     def sign_url(self, place: str, file: RemoteFile, expires_in: int = 600) -> str:
         return self.client.download_url(int(file.version), expires_in)
+
+    def watch(self, place: str, on_hint: Callable[[], object], stop: threading.Event) -> bool:
+        return False  # no event stream: polling finds remote changes
 
     def probe(self, place: str) -> str:
         return f"{len(self.list(place))} files in the chat"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -28,6 +29,8 @@ from syncd.remote.retry import Abort, RetryPolicy
 
 CHUNK = 1 << 20
 MAX_JSON_BYTES = 16 * 1024 * 1024
+#: The longest silence on the event stream before it counts as dead (keepalives come every 10 s).
+STREAM_READ_TIMEOUT = 60.0
 _T = TypeVar("_T")
 
 
@@ -120,6 +123,26 @@ class BeRayClient:
             return written
 
         return self._authorised(attempt, call)
+
+    @contextmanager
+    def stream(self, task_id: int) -> Iterator[Iterator[str]]:
+        """The task's event stream as lines, read as they arrive (a read timeout of
+        STREAM_READ_TIMEOUT: the service sends a keepalive well within it)."""
+        call = self._call("follow", f"task {task_id}", "/stream")
+        token = self._current_token(call)
+        with converting(call), self._client.stream(
+            "GET", f"{self._api}/tasks/{task_id}/stream",
+            headers={**_auth(token), "Accept": "text/event-stream"},
+            timeout=httpx.Timeout(STREAM_READ_TIMEOUT, connect=30.0),
+        ) as response:
+            if not 200 <= response.status_code < 300:
+                answered = _answered(response, response.read()[:MAX_JSON_BYTES])
+                try:
+                    check_status(answered, call, task_id)
+                except Refused:
+                    self._relogin(token, call)  # the next connection carries a fresh token
+                    raise
+            yield response.iter_lines()
 
     # -- plumbing --------------------------------------------------------------------------------
 

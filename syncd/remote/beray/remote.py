@@ -11,6 +11,8 @@ rename uploads the new path, the old one staying remotely.
 from __future__ import annotations
 
 import posixpath
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ from syncd.core.paths import path_reason
 from syncd.errors import ItemError, TransientError, Unsupported
 from syncd.remote.base import EPOCH, OnResume, Progress, RemoteFile
 from syncd.remote.beray.client import BeRayClient
+from syncd.remote.beray.events import follow
 from syncd.remote.beray.kind import CAPABILITIES
 from syncd.remote.beray.listing import Item, items
 from syncd.remote.beray.settings import Place
@@ -130,6 +133,18 @@ class BeRayRemote:
 
     def sign_url(self, place: str, file: RemoteFile, expires_in: int = 600) -> str:
         raise Unsupported(f"sign a URL for {file.path!r}: not supported by this remote", capability="SIGN_URL")
+
+    def watch(self, place: str, on_hint: Callable[[], object], stop: threading.Event) -> bool:
+        """Follow the task's event stream until `stop`: every event, and every (re)connection,
+        is a hint to list the task now (`events.py`)."""
+        where = Place.loads(place)
+
+        def lines() -> Iterator[str]:
+            with self.client.stream(where.task_id) as stream:
+                yield from stream
+
+        follow(lines, on_hint, stop, what=f"task {where.task_id}")
+        return True
 
     def probe(self, place: str) -> str:
         where = Place.loads(place)

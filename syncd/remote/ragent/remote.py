@@ -24,6 +24,7 @@ URL until it expires leaves one key for the next presign's upload to delete, whi
 from __future__ import annotations
 
 import mimetypes
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -184,6 +185,9 @@ class RagentRemote:
                 raise _gone(file) from None
             raise
         return url
+
+    def watch(self, place: str, on_hint: Callable[[], object], stop: threading.Event) -> bool:
+        return False  # no event stream: polling finds remote changes
 
     def probe(self, place: str) -> str:
         """Reachable and authorised, without leaving anything behind (`syncd check`): health,
