@@ -40,6 +40,7 @@ import collections
 import contextlib
 import email.utils
 import json
+import math
 import mimetypes
 import os
 import re
@@ -216,6 +217,13 @@ def _lstat_at(dir_fd: int, name: str) -> os.stat_result | None:
         return None
 
 
+def _set_mtime(target: Path, when: float) -> None:
+    """Set atime and mtime to `when`, in whole nanoseconds (a float would round 0.25 to 0.2499998)."""
+    whole = math.floor(when)
+    ns = whole * 10**9 + round((when - whole) * 1e9)  # `when - whole` is exact; `when * 1e9` is not
+    os.utime(target, ns=(ns, ns))
+
+
 def snapshot(folder: Path) -> dict[str, tuple[bool, int, int]]:
     """Every file and directory under `folder` (symlinks not followed): relative path -> (is a
     directory, size, mtime in ns). Entries vanishing while it is taken are left out."""
@@ -387,8 +395,7 @@ class BeRayServer:
         target = folder.joinpath(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        when = self.now() if mtime is None else mtime
-        os.utime(target, (when, when))
+        _set_mtime(target, self.now() if mtime is None else mtime)
         return target
 
     def task_info(self, task: _Task) -> _Reply:
@@ -417,7 +424,7 @@ class BeRayServer:
                         item["type"] = "directory"
                     else:
                         continue
-                    item["modified_at"] = st.st_mtime_ns / 1e9
+                    item["modified_at"] = st.st_mtime_ns / 10**9  # int / int rounds once: 0.25 stays 0.25
                     items.append(item)
         finally:
             os.close(fd)
@@ -479,8 +486,7 @@ class BeRayServer:
             st = _lstat_at(parent, parts[-1])
             if st is not None and stat.S_ISDIR(st.st_mode):
                 raise _HTTPError(400, "Path is a directory")
-            when = self.now()
-            os.utime(temp, (when, when))
+            _set_mtime(temp, self.now())
             os.replace(temp, parts[-1], dst_dir_fd=parent)  # a symlink there is replaced, never followed
         except OSError as exc:
             raise _HTTPError(400, "Invalid path") from exc
@@ -664,6 +670,7 @@ class _BodyError(Exception):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like uvicorn
     timeout = 30
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no delayed-ACK stall between
     server: _Server
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
