@@ -61,8 +61,9 @@ def client(srv: BeRayServer) -> BeRayClient:
     return beray
 
 
-def bearer(client: BeRayClient) -> dict[str, str]:
-    return {"Authorization": str(client._session.headers["Authorization"])}
+def bearer(srv: BeRayServer) -> dict[str, str]:
+    """Headers for a request the published client cannot make, with a token of its own."""
+    return {"Authorization": f"Bearer {srv.issue_token(EMAIL)}"}
 
 
 # -- authentication --------------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ def test_chunked_upload_is_stored(srv: BeRayServer, client: BeRayClient) -> None
         f"{srv.api_url}/tasks/{TASK}/files/content",
         params={"path": "c/chunked.txt"},
         data=iter(blocks),
-        headers=bearer(client),
+        headers=bearer(srv),
         timeout=5,
     )
     assert put.status_code == 200, put.text
@@ -298,6 +299,11 @@ def test_bad_paths_get_400_invalid_path_everywhere(srv: BeRayServer, client: BeR
         assert (refused.value.status_code, refused.value.error_detail) == (400, "Invalid path")
     assert not (srv.root / "x").exists() and not (srv.root / "tasks" / "x").exists()
     assert list(srv.work_folder(TASK).iterdir()) == []
+
+
+def test_a_path_that_is_not_utf8_is_invalid(srv: BeRayServer, client: BeRayClient) -> None:
+    answer = requests.get(f"{srv.api_url}/tasks/{TASK}/files/tree?path=a%FFb", headers=bearer(srv), timeout=5)
+    assert (answer.status_code, answer.json()) == (400, {"detail": "Invalid path"})
 
 
 def test_no_path_is_followed_out_of_the_work_folder(tmp_path: Path, srv: BeRayServer, client: BeRayClient) -> None:

@@ -753,8 +753,8 @@ class _Handler(BaseHTTPRequestHandler):
                 ],
             ) from None
         try:
-            query = request.query
-        except UnicodeDecodeError:
+            query = parse_qs(urlsplit(request.path).query, keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:  # a name that is not UTF-8
             raise _HTTPError(400, "Invalid path") from None
         path = query.get("path", [None])[-1]
         if name in ("read", "write"):
