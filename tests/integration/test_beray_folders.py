@@ -155,3 +155,18 @@ def test_an_agents_output_arrives_within_seconds_of_its_event(tmp_path: Path, se
         assert (out / "agent" / "result.txt").read_bytes() == b"the agent's result"
     finally:
         assert daemon.stop() == 0
+
+
+def test_a_dropped_event_stream_is_restored(tmp_path: Path, server: BeRayServer) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    server.fail_next("stream", reset=True)  # the first connection is cut at once
+    config = write_config(tmp_path, server, daemon={"poll_interval": 60, "rescan_interval": 3600})
+    daemon = DaemonProcess(config, env=ENV)
+    try:
+        daemon.wait_ready()
+        wait_for(lambda: len(server.seen("stream")) >= 2, what="the stream opened again after the cut")
+        server.write_file(TASK, f"{ROOT}/after-the-cut.txt", b"still arrives")
+        wait_for(lambda: (out / "after-the-cut.txt").exists(), timeout=10, what="the output after the reconnect")
+    finally:
+        assert daemon.stop() == 0
