@@ -170,3 +170,16 @@ def test_a_dropped_event_stream_is_restored(tmp_path: Path, server: BeRayServer)
         wait_for(lambda: (out / "after-the-cut.txt").exists(), timeout=10, what="the output after the reconnect")
     finally:
         assert daemon.stop() == 0
+
+
+def test_a_task_that_is_gone_pauses_the_folder_and_deletes_nothing(tmp_path: Path, server: BeRayServer) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_bytes(b"mine")
+    server.write_file(TASK, f"{ROOT}/theirs.txt", b"theirs")
+    config = write_config(tmp_path, server, mode="download", delete=True)
+    assert reconcile(config).code == 0
+    server.remove_task(TASK)
+    gone = reconcile(config)
+    assert gone.code == 1 and "is gone" in gone.folder("out")["blocked"]
+    assert local_tree(out) == {"mine.txt": b"mine", "theirs.txt": b"theirs"}

@@ -10,6 +10,7 @@ rename uploads the new path, the old one staying remotely.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import threading
 from collections.abc import Callable, Iterator
@@ -49,6 +50,8 @@ class BeRayRemote:
 
     def __init__(self, client: BeRayClient) -> None:
         self.client = client
+        self._lock = threading.Lock()
+        self._measured: dict[tuple[int, str, datetime | None], tuple[int, str]] = {}
 
     def __repr__(self) -> str:
         return f"BeRayRemote({self.client!r})"
@@ -162,8 +165,49 @@ class BeRayRemote:
 
     def _file(self, where: Place, found: Item) -> RemoteFile:
         rel = found.path[len(where.root) + 1:] if where.root else found.path
-        size = found.size
-        if size is None:
-            raise TransientError(f"list {found.path!r}: the task's folder gives no size for it")
-        return RemoteFile(path=rel, version=version_of(size, found.mtime), size=size, mtime=found.mtime,
-                          written_at=found.mtime or EPOCH)
+        if found.size is None:  # the listing says nothing of it: its bytes must
+            size, digest = self._measure(where, found)
+            return RemoteFile(path=rel, version=f"sha256:{digest}", size=size, mtime=found.mtime,
+                              written_at=found.mtime or EPOCH)
+        return RemoteFile(path=rel, version=version_of(found.size, found.mtime), size=found.size,
+                          mtime=found.mtime, written_at=found.mtime or EPOCH)
+
+    def _measure(self, where: Place, found: Item) -> tuple[int, str]:
+        """The size and sha256 of a file the listing gives no size for, read from the file itself;
+        kept for this process while its listed modification time stays the same (without one,
+        read again at each listing: the only way to see it change)."""
+        key = (where.task_id, found.path, found.mtime)
+        with self._lock:
+            known = self._measured.get(key) if found.mtime is not None else None
+        if known is not None:
+            return known
+        sink = _Measure()
+        self.client.read(where.task_id, found.path, sink, limit=None, progress=None)  # type: ignore[arg-type]
+        measured = (sink.size, sink.digest.hexdigest())
+        if found.mtime is not None:
+            with self._lock:
+                self._measured[key] = measured
+        return measured
+
+
+class _Measure:
+    """A write-only sink that counts and hashes what a download writes into it."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        self.digest.update(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.size, self.digest = 0, hashlib.sha256()  # a retry starts over
+        return 0
+
+    def truncate(self, size: int | None = None) -> int:
+        return 0
