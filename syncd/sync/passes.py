@@ -149,7 +149,30 @@ class Passes:
             log.warning("not synced", folder=folder.name, name=spelling, reason=reason)
         if listing.errors and remote is not None:
             remote = [f for f in remote if not listing.unreadable(normalize(f.path))]
+        self._report_unsendable_deletions(folder, listing.files, remote, base, names)
         return plan(listing.files, remote, base, policy_of(folder), marker_present=True, only=names)
+
+    def _report_unsendable_deletions(
+        self, folder: FolderConfig, local: Mapping[str, object], remote: list[RemoteFile] | None,
+        base: Mapping[str, BaseEntry], names: Collection[str] | None,
+    ) -> None:
+        """SPEC, "BeRay local deletions": on a remote that cannot delete, a file deleted (or
+        renamed away) locally stays remotely; say so once per name and process, never as work
+        that fails again and again."""
+        caps = self.remotes[folder.remote].capabilities
+        if Capability.DELETE in caps or remote is None or folder.mode == "download":
+            return
+        there = {normalize(f.path) for f in remote}
+        for name, entry in base.items():
+            if names is not None and name not in names:
+                continue
+            if entry.local_size is None or name in local or name not in there:
+                continue
+            seen = (folder.name, name, "kept remotely")
+            if seen not in self._skipped_seen:
+                self._skipped_seen.add(seen)
+                log.warning("local deletion not sent", folder=folder.name, name=name,
+                         reason="not supported by this remote: the remote copy stays")
 
     def remote_listing(self, folder: FolderConfig) -> list[RemoteFile] | None:
         """The place's files, less the names the folder ignores: those are never written locally,

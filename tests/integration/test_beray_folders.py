@@ -114,11 +114,14 @@ def test_local_deletions_stay_local_reported_and_never_retried(tmp_path: Path, s
     config = write_config(tmp_path, server)
     assert reconcile(config).code == 0
     (out / "drop.txt").unlink()
-    first = reconcile(config)
-    assert first.code in (0, 1)
+    first = run_syncd("reconcile", "-c", config, env={**os.environ, **ENV})  # (--json logs errors only)
+    assert first.code == 0, first.stdout
     assert remote_tree(server) == {"keep.txt": b"keep", "drop.txt": b"drop"}  # the remote cannot delete
+    assert "local deletion not sent" in first.stderr and "drop.txt" in first.stderr  # said once ...
+    said_again = run_syncd("reconcile", "-c", config, env={**os.environ, **ENV})
+    assert said_again.code == 0 and "local deletion not sent" not in said_again.stderr  # the journal remembers
     again = reconcile(config)
-    assert again.code == 0, again.stdout  # not a job that fails again and again
+    assert again.code == 0, again.stdout  # ... not a job that fails again and again
     assert not (out / "drop.txt").exists()  # and never brought back while unchanged remotely
     assert not again.folder("out").actions
 
