@@ -227,6 +227,13 @@ class Executor(Steps):
             remote = self._upload_file(rec, local.on_disk, local.on_disk, current, attempts)
             self._after_upload(rec, local.name, current, remote, FLOOR_NONE)
             size = current.size
+        if not moved and Capability.DELETE not in self.remote.capabilities:
+            # The old path cannot go (SPEC, "Renames on ... BeRay"): it stays remotely, its journal
+            # row kept as it was, so it reads as a local deletion that was not sent (said once).
+            log.warning("renamed: the old path stays on the remote (not supported by this remote)",
+                        folder=folder, name=action.name, renamed_from=old.name)
+            log.info("renamed", folder=folder, name=action.name, renamed_from=old.name, moved=False)
+            return Done(size)
         if not moved:
             old_versions = (*((old.remote_version,) if old.remote_version is not None else ()), *action.older)
             for version in old_versions:

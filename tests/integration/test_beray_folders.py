@@ -186,3 +186,19 @@ def test_a_task_that_is_gone_pauses_the_folder_and_deletes_nothing(tmp_path: Pat
     gone = reconcile(config)
     assert gone.code == 1 and "is gone" in gone.folder("out")["blocked"]
     assert local_tree(out) == {"mine.txt": b"mine", "theirs.txt": b"theirs"}
+
+
+def test_a_rename_uploads_the_new_path_and_the_old_one_stays(tmp_path: Path, server: BeRayServer) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "draft.md").write_bytes(b"the text " * 40)
+    config = write_config(tmp_path, server)
+    assert reconcile(config).code == 0
+    (out / "draft.md").rename(out / "final.md")
+    result = run_syncd("reconcile", "-c", config, env={**os.environ, **ENV})
+    assert result.code == 0, result.stdout + result.stderr
+    assert remote_tree(server) == {"draft.md": b"the text " * 40, "final.md": b"the text " * 40}
+    assert "draft.md" in result.stderr  # the old path staying remotely is said
+    again = reconcile(config)
+    assert again.code == 0 and not again.folder("out").actions
+    assert local_tree(out) == {"final.md": b"the text " * 40}  # the old name is not brought back
