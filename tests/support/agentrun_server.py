@@ -36,7 +36,6 @@ target, headers)` (the signature check alone), `keys` and `sts_tokens` (settable
 from __future__ import annotations
 
 import collections
-import contextlib
 import email.parser
 import email.utils
 import hashlib
@@ -55,11 +54,13 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, unquote_plus
+
+from tests.support.standin import BodyError, StandInServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -687,43 +688,12 @@ def _request_id() -> str:
     return str(uuid.uuid4()).upper()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins handler threads: no leaks between tests
-    block_on_close = True
-
+class _Server(StandInServer["AgentRunServer"]):
     def __init__(self, address: tuple[str, int], owner: AgentRunServer) -> None:
-        self.owner = owner
-        self._open_sockets: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: socket.socket | tuple[bytes, socket.socket], client: Any) -> None:
-        if isinstance(request, socket.socket):
-            with self._open_lock:
-                self._open_sockets.add(request)
-        super().process_request(request, client)
-
-    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:
-        if isinstance(request, socket.socket):
-            with self._open_lock:
-                self._open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def cut_connections(self) -> None:
-        """Wake handler threads blocked on idle keep-alive connections."""
-        with self._open_lock:
-            for sock in list(self._open_sockets):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+        super().__init__(address, owner, _Handler)
 
 
-class _BodyError(Exception):
-    """The request's body could not be read: answer `status` (0: none) and close."""
-
-    def __init__(self, status: int = 0, message: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+_BodyError = BodyError
 
 
 class _Body:

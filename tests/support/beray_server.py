@@ -55,11 +55,13 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import IO, Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.standin import BodyError, StandInServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -628,43 +630,12 @@ class BeRayServer:
         self.stop()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins handler threads: no leaks between tests
-    block_on_close = True
-
+class _Server(StandInServer["BeRayServer"]):
     def __init__(self, address: tuple[str, int], owner: BeRayServer) -> None:
-        self.owner = owner
-        self._open_sockets: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: socket.socket | tuple[bytes, socket.socket], client: Any) -> None:
-        if isinstance(request, socket.socket):
-            with self._open_lock:
-                self._open_sockets.add(request)
-        super().process_request(request, client)
-
-    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:
-        if isinstance(request, socket.socket):
-            with self._open_lock:
-                self._open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def cut_connections(self) -> None:
-        """Wake handler threads blocked on idle keep-alive connections."""
-        with self._open_lock:
-            for sock in list(self._open_sockets):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+        super().__init__(address, owner, _Handler)
 
 
-class _BodyError(Exception):
-    """The request's body could not be read: answer `status` (0: none) and close."""
-
-    def __init__(self, status: int = 0, message: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+_BodyError = BodyError
 
 
 class _Handler(BaseHTTPRequestHandler):

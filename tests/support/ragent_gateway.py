@@ -21,7 +21,6 @@ URLs expire without waiting.
 from __future__ import annotations
 
 import collections
-import contextlib
 import email.utils
 import hashlib
 import hmac
@@ -36,11 +35,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import parse_qs, quote, unquote_to_bytes, urlsplit
+
+from tests.support.standin import BodyError, StandInServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -372,43 +373,13 @@ def _canonical(name: str) -> str:
     return upper if upper in ("PUT", "GET") else name.lower()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins handler threads: no leaks between tests
-    block_on_close = True
-
+class _Server(StandInServer["RagentGateway"]):
     def __init__(self, address: tuple[str, int], gateway: RagentGateway) -> None:
+        super().__init__(address, gateway, _Handler)
         self.gateway = gateway
-        self._open_sockets: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: socket.socket | tuple[bytes, socket.socket], client: Any) -> None:
-        if isinstance(request, socket.socket):
-            with self._open_lock:
-                self._open_sockets.add(request)
-        super().process_request(request, client)
-
-    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:
-        if isinstance(request, socket.socket):
-            with self._open_lock:
-                self._open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def cut_connections(self) -> None:
-        """Wake handler threads blocked on idle keep-alive connections."""
-        with self._open_lock:
-            for sock in list(self._open_sockets):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
 
 
-class _BodyError(Exception):
-    """The request's body could not be read: answer `status` (0: none) and close."""
-
-    def __init__(self, status: int = 0, message: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+_BodyError = BodyError
 
 
 class _Handler(BaseHTTPRequestHandler):
