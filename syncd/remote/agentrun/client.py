@@ -22,6 +22,7 @@ from syncd import __version__
 from syncd.errors import TransientError
 from syncd.remote.agentrun.errors import check_status, json_answer
 from syncd.remote.agentrun.signing import Credentials, ram_host, sign
+from syncd.remote.answers import answered
 from syncd.remote.base import Progress
 from syncd.remote.fileslice import FileSlice
 from syncd.remote.httperrors import Call, converting, safe_origin
@@ -109,9 +110,9 @@ class AgentRunClient:
                     url, headers=headers, data={"path": path},
                     files={"file": (path.rsplit("/", 1)[-1], cast(IO[bytes], body), "application/octet-stream")},
                 )
-                answered = _answered(response, response.read()[:MAX_JSON_BYTES])
-                check_status(answered, call, sandbox)
-                json_answer(answered, call)
+                reply = answered(response, response.read()[:MAX_JSON_BYTES])
+                check_status(reply, call, sandbox)
+                json_answer(reply, call)
 
         self._retry.run(attempt, what=call.describe())
 
@@ -128,7 +129,7 @@ class AgentRunClient:
             exchange = self._exchanging(call, sandbox, "GET", "/filesystem/download", {"path": path})
             with exchange as (url, headers), self._client.stream("GET", url, headers=headers) as response:
                 if not 200 <= response.status_code < 300:
-                    check_status(_answered(response, response.read()[:MAX_ERROR_BYTES]), call, sandbox)
+                    check_status(answered(response, response.read()[:MAX_ERROR_BYTES]), call, sandbox)
                 for chunk in response.iter_bytes(CHUNK):
                     if limit is not None and written + len(chunk) > limit:
                         raise TransientError(f"{call.describe()} failed: the file is longer than {limit} bytes")
@@ -182,15 +183,8 @@ class AgentRunClient:
                         if len(content) > MAX_JSON_BYTES:
                             raise TransientError(f"{call.describe()} failed: the answer is larger than "
                                                  f"{MAX_JSON_BYTES} bytes")
-                answered = _answered(response, bytes(content))
-                check_status(answered, call, sandbox)
-                return json_answer(answered, call)
+                reply = answered(response, bytes(content))
+                check_status(reply, call, sandbox)
+                return json_answer(reply, call)
 
         return self._retry.run(attempt, what=call.describe())
-
-
-def _answered(response: httpx.Response, content: bytes) -> httpx.Response:
-    """A stand-alone copy of `response` holding `content`, with the headers the error seam reads."""
-    kept = {name: response.headers[name] for name in ("Content-Type", "Retry-After", "x-acs-request-id")
-            if name in response.headers}
-    return httpx.Response(response.status_code, headers=kept, content=content)

@@ -11,11 +11,12 @@ unsafe one before anything touches the disk, and reports it.
 
 from __future__ import annotations
 
-import math
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+
+from syncd.remote.loose import size_of, time_of
 
 _LIST_KEYS = ("entries", "files", "items", "children", "data")
 _DIR_TYPES = {"directory", "dir", "folder"}
@@ -92,7 +93,7 @@ def _entry(item: object, parent: str, path: str | None) -> Entry | str:
         full = path
     else:
         return "an entry without a path or name"
-    return Entry(full, _is_dir(item), _size(item.get("size")), _mtime(item.get("mtime")),
+    return Entry(full, _is_dir(item), size_of(item.get("size")), time_of(item.get("mtime")),
                  isinstance(item.get("children"), list))
 
 
@@ -110,30 +111,8 @@ def _is_dir(item: dict[str, object]) -> bool | None:
     return False
 
 
-def _size(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    return None
 
 
-def _mtime(value: object) -> datetime | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
-        seconds = value / 1000 if value > 1e11 else value
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    return None
 
 
 def _under(path: str, root: str) -> bool:

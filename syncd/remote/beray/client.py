@@ -19,6 +19,7 @@ import httpx
 
 from syncd import __version__
 from syncd.errors import FatalError, TransientError
+from syncd.remote.answers import answered, pieces
 from syncd.remote.base import Progress
 from syncd.remote.beray.errors import Refused, check_status
 from syncd.remote.beray.settings import Login
@@ -92,10 +93,10 @@ class BeRayClient:
                 body = FileSlice(file, 0, size, name=path, on_read=progress)
                 response = self._client.put(
                     f"{self._api}/tasks/{task_id}/files/content", params={"path": path},
-                    content=_pieces(body), headers={**_auth(token), "Content-Length": str(size),
+                    content=pieces(body), headers={**_auth(token), "Content-Length": str(size),
                                                     "Content-Type": "application/octet-stream"},
                 )
-                check_status(_answered(response, response.read()[:MAX_JSON_BYTES]), call, task_id)
+                check_status(answered(response, response.read()[:MAX_JSON_BYTES]), call, task_id)
 
         self._authorised(attempt, call)
 
@@ -112,7 +113,7 @@ class BeRayClient:
                 "GET", f"{self._api}/tasks/{task_id}/files/content", params={"path": path}, headers=_auth(token)
             ) as response:
                 if not 200 <= response.status_code < 300:
-                    check_status(_answered(response, response.read()[:MAX_JSON_BYTES]), call, task_id)
+                    check_status(answered(response, response.read()[:MAX_JSON_BYTES]), call, task_id)
                 for chunk in response.iter_bytes(CHUNK):
                     if limit is not None and written + len(chunk) > limit:
                         raise TransientError(f"{call.describe()} failed: the file is longer than {limit} bytes")
@@ -136,9 +137,9 @@ class BeRayClient:
             timeout=httpx.Timeout(STREAM_READ_TIMEOUT, connect=30.0),
         ) as response:
             if not 200 <= response.status_code < 300:
-                answered = _answered(response, response.read()[:MAX_JSON_BYTES])
+                reply = answered(response, response.read()[:MAX_JSON_BYTES])
                 try:
-                    check_status(answered, call, task_id)
+                    check_status(reply, call, task_id)
                 except Refused:
                     self._relogin(token, call)  # the next connection carries a fresh token
                     raise
@@ -162,10 +163,10 @@ class BeRayClient:
                     content += chunk
                     if len(content) > MAX_JSON_BYTES:
                         raise TransientError(f"{call.describe()} failed: the answer is too large")
-            answered = _answered(response, bytes(content))
-            check_status(answered, call, task_id)
+            reply = answered(response, bytes(content))
+            check_status(reply, call, task_id)
             try:
-                return answered.json()
+                return reply.json()
             except ValueError:
                 raise TransientError(f"{call.describe()} failed: malformed answer from {suffix} (not JSON)") from None
 
@@ -229,13 +230,3 @@ class BeRayClient:
 
 def _auth(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-def _pieces(body: FileSlice) -> Iterator[bytes]:
-    while piece := body.read(CHUNK):
-        yield piece
-
-
-def _answered(response: httpx.Response, content: bytes) -> httpx.Response:
-    kept = {name: response.headers[name] for name in ("Content-Type", "Retry-After") if name in response.headers}
-    return httpx.Response(response.status_code, headers=kept, content=content)

@@ -9,10 +9,11 @@ path does not lie under the listed directory is dropped and said, never followed
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+
+from syncd.remote.loose import size_of, time_of
 
 _DIRS = {"directory", "dir", "folder"}
 
@@ -60,7 +61,7 @@ def _item(raw: object, parent: str) -> Item | str:
     if not is_dir and kind not in (None, "file"):
         return f"{full!r} is a {kind}, not a file"
     children = raw.get("children")
-    return Item(full, is_dir, _size(raw.get("size")), _mtime(raw.get("modified_at")),
+    return Item(full, is_dir, size_of(raw.get("size")), time_of(raw.get("modified_at")),
                 children if isinstance(children, list) else None)
 
 
@@ -69,24 +70,3 @@ def _under(path: str, parent: str) -> bool:
     if parent and not path.startswith(parent + "/"):
         return False
     return bool(rest) and "/" not in rest and rest not in (".", "..")
-
-
-def _size(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _mtime(value: object) -> datetime | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
-        try:
-            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    return None

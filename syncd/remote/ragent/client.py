@@ -12,7 +12,7 @@ caller to ask for a fresh one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -21,6 +21,7 @@ import httpx
 
 from syncd import __version__
 from syncd.errors import TransientError
+from syncd.remote.answers import answered, pieces
 from syncd.remote.base import Progress
 from syncd.remote.fileslice import FileSlice
 from syncd.remote.httperrors import Call, converting, safe_origin
@@ -150,7 +151,7 @@ class RagentClient:
             self._limiter.acquire()
             with source.open("rb") as file, converting(call):
                 body = FileSlice(file, 0, size, name=label, on_read=progress)
-                response = self._client.put(target.url, content=_pieces(body), headers=headers)
+                response = self._client.put(target.url, content=pieces(body), headers=headers)
                 self._check(response, call)
 
         self._unrefused(attempt, call)
@@ -209,8 +210,8 @@ class RagentClient:
                 method, self._base + call.endpoint, json=body, headers=headers
             ) as response:
                 content = _read_capped(response, call)
-                check_status(_answered(response, content), call)
-                return json_object(_answered(response, content), call)
+                check_status(answered(response, content), call)
+                return json_object(answered(response, content), call)
 
         return self._retry.run(attempt, what=call.describe())
 
@@ -218,7 +219,7 @@ class RagentClient:
         """Check an object URL's answer, reading at most a little of an error body."""
         if 200 <= response.status_code < 300:
             return
-        check_status(_answered(response, _read_capped(response, call, tolerant=True)), call, url=True)
+        check_status(answered(response, _read_capped(response, call, tolerant=True)), call, url=True)
 
     def _unrefused(self, attempt: Callable[[], _T], call: Call) -> _T:
         """Run `attempt` under the retry policy, except that a refused URL ends it at once."""
@@ -245,10 +246,6 @@ class RagentClient:
         return url
 
 
-def _pieces(body: FileSlice) -> Iterator[bytes]:
-    """The PUT body, one CHUNK at a time."""
-    while piece := body.read(CHUNK):
-        yield piece
 
 
 def _read_capped(response: httpx.Response, call: Call, *, tolerant: bool = False) -> bytes:
@@ -262,9 +259,3 @@ def _read_capped(response: httpx.Response, call: Call, *, tolerant: bool = False
                 break
             raise malformed(call, f"the answer is larger than {MAX_JSON_BYTES} bytes")
     return bytes(body)
-
-
-def _answered(response: httpx.Response, content: bytes) -> httpx.Response:
-    """A stand-alone copy of `response` holding `content` (its stream is consumed)."""
-    kept = {name: response.headers[name] for name in ("Content-Type", "Retry-After") if name in response.headers}
-    return httpx.Response(response.status_code, headers=kept, content=content)
