@@ -44,9 +44,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import stat
-import struct
 import tempfile
 import threading
 import time
@@ -54,13 +52,12 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, unquote_plus
 
-from tests.support.standin import BodyError, StandInServer
+from tests.support.standin import BodyError, StandInHandler, StandInServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -742,8 +739,7 @@ class _Body:
             self._buffer.clear()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like a real gateway
+class _Handler(StandInHandler):
     timeout = 30
     server: _Server
 
@@ -949,45 +945,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- bodies ----------------------------------------------------------------------------------------
 
-    def _sized(self, length: int) -> Iterator[bytes]:
-        left = length
-        while left > 0:
-            block = self.rfile.read(min(left, _CHUNK))
-            if not block:
-                raise _BodyError()  # the client hung up mid-body
-            left -= len(block)
-            yield block
-
-    def _chunks(self) -> Iterator[bytes]:
-        while True:
-            line = self.rfile.readline(1024)
-            if not line:
-                raise _BodyError()
-            try:
-                size = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
-                raise _BodyError(400, "bad chunked encoding") from None
-            if size == 0:
-                while True:  # trailers, up to the blank line
-                    trailer = self.rfile.readline(8 * KiB)
-                    if trailer in (b"\r\n", b"\n"):
-                        return
-                    if not trailer:
-                        raise _BodyError()
-            yield from self._sized(size)
-            if self.rfile.readline(8) not in (b"\r\n", b"\n"):
-                raise _BodyError(400, "bad chunked encoding")
-
     def _body(self) -> Iterator[bytes]:
         """The request's body, block by block; a second call goes on from where the first one stopped."""
         if self._body_iter is None:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                self._body_iter = self._chunks()
+                self._body_iter = self.read_chunks()
             else:
                 length = self.headers.get("Content-Length", "0") or "0"
                 if not length.isdigit():
                     raise _BodyError(400, "bad Content-Length")
-                self._body_iter = self._sized(int(length))
+                self._body_iter = self.read_sized(int(length))
         return self._body_iter
 
     def _read_small(self, cap: int) -> bytes | None:
@@ -1033,10 +1000,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _fail(self, fault: Fault) -> None:
         owner = self.server.owner
         if fault.reset:
-            # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
+            self.reset()
             return
         if fault.stall is not None:
             owner.stopping.wait(fault.stall)

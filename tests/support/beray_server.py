@@ -46,22 +46,19 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import stat
-import struct
 import tempfile
 import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import IO, Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.standin import BodyError, StandInServer
+from tests.support.standin import BodyError, StandInHandler, StandInServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -638,8 +635,8 @@ class _Server(StandInServer["BeRayServer"]):
 _BodyError = BodyError
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like uvicorn
+class _Handler(StandInHandler):
+    BAD_CHUNKS = "There was an error parsing the body"
     timeout = 30
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no delayed-ACK stall between
     server: _Server
@@ -909,45 +906,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- bodies ----------------------------------------------------------------------------------------
 
-    def _sized(self, length: int) -> Iterator[bytes]:
-        left = length
-        while left > 0:
-            block = self.rfile.read(min(left, _CHUNK))
-            if not block:
-                raise _BodyError()  # the client hung up mid-body
-            left -= len(block)
-            yield block
-
-    def _chunks(self) -> Iterator[bytes]:
-        while True:
-            line = self.rfile.readline(1024)
-            if not line:
-                raise _BodyError()
-            try:
-                size = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
-                raise _BodyError(400, "There was an error parsing the body") from None
-            if size == 0:
-                while True:  # trailers, up to the blank line
-                    trailer = self.rfile.readline(8 * KiB)
-                    if trailer in (b"\r\n", b"\n"):
-                        return
-                    if not trailer:
-                        raise _BodyError()
-            yield from self._sized(size)
-            if self.rfile.readline(8) not in (b"\r\n", b"\n"):
-                raise _BodyError(400, "There was an error parsing the body")
-
     def _body(self) -> Iterator[bytes]:
         if getattr(self, "_body_read", None) is self.headers:
             return iter(())  # this request's body was read already
         self._body_read = self.headers
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._chunks()
+            return self.read_chunks()
         length = self.headers.get("Content-Length", "0") or "0"
         if not length.isdigit():
             raise _BodyError(400, "Invalid Content-Length")
-        return self._sized(int(length))
+        return self.read_sized(int(length))
 
     def _read_small(self, cap: int) -> bytes | None:
         """The body, or None (and the connection marked for closing) if it is over `cap` bytes."""
@@ -989,40 +957,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _fail(self, fault: Fault) -> None:
         owner = self.server.owner
         if fault.reset:
-            # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
+            self.reset()
             return
         if fault.stall is not None:
             owner.stopping.wait(fault.stall)
             self.close_connection = True
             return
         body = fault.body if fault.body is not None else json.dumps({"detail": "injected fault"}).encode()
-        self.send_response(fault.status)
-        headers = {"Content-Type": "application/json", **fault.headers}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-        self.wfile.flush()
+        self.send_bytes(fault.status, body, {"Content-Type": "application/json", **fault.headers})
 
     def _json(self, reply: _Reply) -> None:
         body = json.dumps(reply.payload).encode()
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        if reply.close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-        self.wfile.flush()
+        self.send_bytes(reply.status, body, {**reply.headers, "Content-Type": "application/json"}, close=reply.close)
 
 
 __all__ = ["API", "DEFAULT_USERS", "BeRayServer", "Fault", "Request", "changed", "parts_of", "snapshot"]

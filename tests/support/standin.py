@@ -1,12 +1,15 @@
 """What the stand-in servers of `tests/support/` share: a threaded HTTP/1.1 server on loopback
 that knows its open connections (so `stop` can wake handlers blocked on idle keep-alive ones and
-join every thread), and the error a handler raises when a request's body cannot be read."""
+join every thread), and a handler base that reads bodies (sized or chunked), answers with bytes
+and resets connections, with the error it raises when a request's body cannot be read."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Generic, TypeVar
 
@@ -52,3 +55,63 @@ class BodyError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class StandInHandler(BaseHTTPRequestHandler):
+    """Reading a request's body and answering, as every stand-in does. `BAD_CHUNKS` is the
+    message of a malformed chunked body, in the words of the service the stand-in plays."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as real services
+    BLOCK = 64 * 1024
+    BAD_CHUNKS = "bad chunked encoding"
+
+    def read_sized(self, length: int) -> Iterator[bytes]:
+        """`length` bytes of body, block by block; BodyError when the client hangs up first."""
+        left = length
+        while left > 0:
+            block = self.rfile.read(min(left, self.BLOCK))
+            if not block:
+                raise BodyError()  # the client hung up mid-body
+            left -= len(block)
+            yield block
+
+    def read_chunks(self) -> Iterator[bytes]:
+        """A chunked body, block by block, its trailers skipped."""
+        while True:
+            line = self.rfile.readline(1024)
+            if not line:
+                raise BodyError()
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise BodyError(400, self.BAD_CHUNKS) from None
+            if size == 0:
+                while True:  # trailers, up to the blank line
+                    trailer = self.rfile.readline(8 * 1024)
+                    if trailer in (b"\r\n", b"\n"):
+                        return
+                    if not trailer:
+                        raise BodyError()
+            yield from self.read_sized(size)
+            if self.rfile.readline(8) not in (b"\r\n", b"\n"):
+                raise BodyError(400, self.BAD_CHUNKS)
+
+    def reset(self) -> None:
+        """Close the connection with a RST instead of an answer (SO_LINGER with a zero timeout)."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def send_bytes(self, status: int, body: bytes, headers: Mapping[str, str], *, close: bool = False) -> None:
+        """Answer `status` with `body` and `headers` (Content-Length added; none for HEAD)."""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
