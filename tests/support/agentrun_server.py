@@ -63,7 +63,6 @@ KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 _CHUNK = 64 * KiB
-_DRAIN_LIMIT = 16 * MiB  # an error answered before the body: read at most this much of it first
 MAX_JSON = 1 * MiB
 MAX_DEPTH = 32
 MAX_SKEW = 15 * 60  # seconds
@@ -763,28 +762,28 @@ class _Handler(StandInHandler):
         try:
             fault = owner._next_fault(name) if name else None
             if fault is not None and fault.truncate is None and not (fault.after and name != "download"):
-                self._drain()
+                self.drain()
                 self._fail(fault)
                 return
             failure = owner.verify(self.command, self.path, headers)
             if failure is not None:
-                self._error(ApiError(failure.status, failure.code, failure.message), close=not self._drain())
+                self._error(ApiError(failure.status, failure.code, failure.message), close=not self.drain())
                 return
             sandbox_id, rest = _split_route(request.route)
             if not sandbox_id:
-                self._drain()
+                self.drain()
                 self._error(ApiError(404, "NotFound", f"no such endpoint: {request.route}"))
                 return
             base = owner._sandbox(sandbox_id)
             if not name:
-                self._drain()
+                self.drain()
                 if rest in _ROUTES:
                     self._error(ApiError(405, "MethodNotAllowed", f"{self.command} is not allowed here"))
                 else:
                     self._error(ApiError(404, "NotFound", f"no such endpoint: {request.route}"))
                 return
             if name == "download":
-                self._drain()
+                self.drain()
                 self._download(base, fault)
                 return
             reply = self._endpoint(name, sandbox_id, base)
@@ -825,7 +824,7 @@ class _Handler(StandInHandler):
             if name == "remove":
                 return owner.remove(base, body)
             return owner.mkdir(base, body)
-        self._drain()
+        self.drain()
         if name == "sandbox":
             return owner.sandbox_info(sandbox_id)
         if name == "health":
@@ -835,7 +834,7 @@ class _Handler(StandInHandler):
         return owner.stat_path(base, self._query())
 
     def _json_body(self) -> dict[str, Any]:
-        raw = self._read_small(MAX_JSON)
+        raw = self.read_small(MAX_JSON)
         if raw is None:
             raise ApiError(413, "EntityTooLarge", f"request body larger than {MAX_JSON} bytes")
         try:
@@ -948,49 +947,12 @@ class _Handler(StandInHandler):
     def _body(self) -> Iterator[bytes]:
         """The request's body, block by block; a second call goes on from where the first one stopped."""
         if self._body_iter is None:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                self._body_iter = self.read_chunks()
-            else:
-                length = self.headers.get("Content-Length", "0") or "0"
-                if not length.isdigit():
-                    raise _BodyError(400, "bad Content-Length")
-                self._body_iter = self.read_sized(int(length))
+            self._body_iter = super()._body()
         return self._body_iter
-
-    def _read_small(self, cap: int) -> bytes | None:
-        """The body, or None (and the connection marked for closing) if it is over `cap` bytes."""
-        length = self.headers.get("Content-Length")
-        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-        if not chunked and length is not None and length.isdigit() and int(length) > cap:
-            self.close_connection = True
-            return None
-        kept = bytearray()
-        for block in self._body():
-            kept += block
-            if len(kept) > cap:
-                self.close_connection = True
-                return None
-        return bytes(kept)
-
-    def _drain(self) -> bool:
-        """Read the body and drop it; False (and the connection marked for closing) if it was over
-        the drain limit and left unread."""
-        length = self.headers.get("Content-Length")
-        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-        if not chunked and length is not None and length.isdigit() and int(length) > _DRAIN_LIMIT:
-            self.close_connection = True
-            return False
-        read = 0
-        for block in self._body():
-            read += len(block)
-            if read > _DRAIN_LIMIT:
-                self.close_connection = True
-                return False
-        return True
 
     def _drain_quietly(self) -> bool:
         try:
-            return self._drain()
+            return self.drain()
         except _BodyError:
             self.close_connection = True
             return False

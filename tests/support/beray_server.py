@@ -63,7 +63,6 @@ from tests.support.standin import BodyError, StandInHandler, StandInServer
 KiB = 1024
 MiB = 1024 * KiB
 _CHUNK = 64 * KiB
-_DRAIN_LIMIT = 16 * MiB  # an error answered before the body: read at most this much of it first
 MAX_JSON = 1 * MiB
 API = "/api/v1"
 _ZIP_EPOCH = 315619200  # 1980-01-02 UTC: a zip cannot hold an earlier time
@@ -637,6 +636,7 @@ _BodyError = BodyError
 
 class _Handler(StandInHandler):
     BAD_CHUNKS = "There was an error parsing the body"
+    BAD_LENGTH = "Invalid Content-Length"
     timeout = 30
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no delayed-ACK stall between
     server: _Server
@@ -659,14 +659,14 @@ class _Handler(StandInHandler):
         try:
             found = _match(request.route)
             if found is None or self.command not in found[0]:
-                self._drain()
+                self.drain()
                 if found is None:
                     raise _HTTPError(404, "Not Found")
                 raise _HTTPError(405, "Method Not Allowed", {"Allow": ", ".join(found[0])})
             name = found[0][self.command]
             fault = owner._next_fault(name)
             if fault is not None and not (fault.after and name in ("login", "token", "logout", "write")):
-                self._drain()
+                self.drain()
                 self._fail(fault)
                 return
             reply: _Reply | None
@@ -684,7 +684,7 @@ class _Handler(StandInHandler):
                 self._json(reply)
         except _HTTPError as exc:
             with contextlib.suppress(_BodyError):
-                if not self._drain():
+                if not self.drain():
                     exc.reply.close = True
             self._json(exc.reply)
         except _BodyError as exc:
@@ -700,10 +700,10 @@ class _Handler(StandInHandler):
         if owner._holder(authorization) is None:
             raise _not_authenticated()
         if name == "me":
-            self._drain()
+            self.drain()
             return _Reply(200, owner._user(owner._holder(authorization) or ""))
         if name == "logout":
-            self._drain()
+            self.drain()
             owner._revoke(authorization or "")
             return _Reply(200, {"message": "Successfully logged out"})
         try:
@@ -746,13 +746,13 @@ class _Handler(StandInHandler):
         except KeyError:
             raise _HTTPError(404, "Task not found") from None
         if name == "task":
-            self._drain()
+            self.drain()
             return owner.task_info(task)
         if name == "tree":
-            self._drain()
+            self.drain()
             return owner.list_dir(task, "." if path is None else path)
         if name == "read":
-            self._drain()
+            self.drain()
             self._send_file(task, path or "")
             return None
         if name == "write":
@@ -760,7 +760,7 @@ class _Handler(StandInHandler):
         if name == "zip":
             self._send_zip(task)
             return None
-        self._drain()
+        self.drain()
         self._stream(task)
         return None
 
@@ -778,7 +778,7 @@ class _Handler(StandInHandler):
         return self.server.owner.login(body["email"], body["password"])
 
     def _login_form(self) -> _Reply:
-        raw = self._read_small(MAX_JSON)
+        raw = self.read_small(MAX_JSON)
         if raw is None:
             raise _HTTPError(413, "Request body too large")
         try:
@@ -791,7 +791,7 @@ class _Handler(StandInHandler):
         return self.server.owner.login(form["username"][-1], form["password"][-1])
 
     def _json_body(self) -> object:
-        raw = self._read_small(MAX_JSON)
+        raw = self.read_small(MAX_JSON)
         if raw is None:
             raise _HTTPError(413, "Request body too large")
         try:
@@ -910,43 +910,7 @@ class _Handler(StandInHandler):
         if getattr(self, "_body_read", None) is self.headers:
             return iter(())  # this request's body was read already
         self._body_read = self.headers
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self.read_chunks()
-        length = self.headers.get("Content-Length", "0") or "0"
-        if not length.isdigit():
-            raise _BodyError(400, "Invalid Content-Length")
-        return self.read_sized(int(length))
-
-    def _read_small(self, cap: int) -> bytes | None:
-        """The body, or None (and the connection marked for closing) if it is over `cap` bytes."""
-        length = self.headers.get("Content-Length")
-        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-        if not chunked and length is not None and length.isdigit() and int(length) > cap:
-            self.close_connection = True
-            return None
-        kept = bytearray()
-        for block in self._body():
-            kept += block
-            if len(kept) > cap:
-                self.close_connection = True
-                return None
-        return bytes(kept)
-
-    def _drain(self) -> bool:
-        """Read the body and drop it; False (and the connection marked for closing) if it was over the
-        drain limit and left unread."""
-        length = self.headers.get("Content-Length")
-        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-        if not chunked and length is not None and length.isdigit() and int(length) > _DRAIN_LIMIT:
-            self.close_connection = True
-            return False
-        read = 0
-        for block in self._body():
-            read += len(block)
-            if read > _DRAIN_LIMIT:
-                self.close_connection = True
-                return False
-        return True
+        return super()._body()
 
     # -- answers ---------------------------------------------------------------------------------------
 

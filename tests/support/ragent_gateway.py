@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -44,7 +44,6 @@ KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 _CHUNK = 64 * KiB
-_DRAIN_LIMIT = 16 * MiB  # an error answered before the body: read at most this much of it first
 MAX_FILENAME = 1024  # UTF-8 bytes
 MAX_EXPIRES = 604800  # seconds (7 days)
 DEFAULT_EXPIRES = 86400  # seconds (1 day)
@@ -403,10 +402,10 @@ class _Handler(StandInHandler):
             if not name:
                 allowed = _ENDPOINTS.get(route)
                 if allowed is not None or route.startswith(_BLOB):
-                    self._drain()
+                    self.drain()
                     self._json(_Reply(405, {"detail": "Method Not Allowed"}))
                 else:
-                    self._drain()
+                    self.drain()
                     self._json(_Reply(404, {"detail": "Not Found"}))
                 return
             fault = gateway._next_fault(name)
@@ -414,7 +413,7 @@ class _Handler(StandInHandler):
                 self._download(fault)
                 return
             if fault is not None and not fault.after_store:
-                self._drain()
+                self.drain()
                 self._fail(fault)
                 return
             reply = self._upload() if name == "PUT" else self._endpoint(name)
@@ -436,9 +435,9 @@ class _Handler(StandInHandler):
     def _endpoint(self, name: str) -> _Reply:
         gateway = self.server.gateway
         if name == "health":
-            self._drain()
+            self.drain()
             return _Reply(200, {"status": "ok", "storage": "local"})
-        raw = self._read_small(gateway.max_json)
+        raw = self.read_small(gateway.max_json)
         if not gateway._authorised(self.headers.get("X-API-Key")):
             return _Reply(401, {"error": "invalid api key"}, close=raw is None)
         if raw is None:
@@ -462,7 +461,7 @@ class _Handler(StandInHandler):
         content_type = self.headers.get("Content-Type", "")
         key, error = gateway._check("PUT", self.path, content_type)
         if key is None:
-            return _Reply(403, {"error": error}, close=not self._drain())
+            return _Reply(403, {"error": error}, close=not self.drain())
         chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
         length = self.headers.get("Content-Length")
         if not chunked:
@@ -493,7 +492,7 @@ class _Handler(StandInHandler):
 
     def _download(self, fault: Fault | None) -> None:
         gateway = self.server.gateway
-        self._drain()
+        self.drain()
         if fault is not None and fault.truncate is None:
             self._fail(fault)
             return
@@ -525,45 +524,6 @@ class _Handler(StandInHandler):
             self.close_connection = True
 
     # -- bodies ----------------------------------------------------------------------------------
-
-    def _body(self) -> Iterator[bytes]:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self.read_chunks()
-        length = self.headers.get("Content-Length", "0") or "0"
-        if not length.isdigit():
-            raise _BodyError(400, "bad Content-Length")
-        return self.read_sized(int(length))
-
-    def _read_small(self, cap: int) -> bytes | None:
-        """The body, or None (and the connection marked for closing) if it is over `cap` bytes."""
-        length = self.headers.get("Content-Length")
-        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-        if not chunked and length is not None and length.isdigit() and int(length) > cap:
-            self.close_connection = True
-            return None
-        kept = bytearray()
-        for block in self._body():
-            kept += block
-            if len(kept) > cap:
-                self.close_connection = True
-                return None
-        return bytes(kept)
-
-    def _drain(self) -> bool:
-        """Read the body and drop it; False (and the connection marked for closing) if it was over
-        the drain limit and left unread."""
-        length = self.headers.get("Content-Length")
-        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-        if not chunked and length is not None and length.isdigit() and int(length) > _DRAIN_LIMIT:
-            self.close_connection = True
-            return False
-        read = 0
-        for block in self._body():
-            read += len(block)
-            if read > _DRAIN_LIMIT:
-                self.close_connection = True
-                return False
-        return True
 
     # -- answers ---------------------------------------------------------------------------------
 

@@ -64,6 +64,51 @@ class StandInHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real services
     BLOCK = 64 * 1024
     BAD_CHUNKS = "bad chunked encoding"
+    BAD_LENGTH = "bad Content-Length"
+    #: An error answered before the body was read: at most this much of it is read (and dropped)
+    #: first, so the client sees the answer; more, and the connection is closed unread.
+    DRAIN_LIMIT = 16 * 1024 * 1024
+
+    def _body(self) -> Iterator[bytes]:
+        """The request's body, block by block (a stand-in may remember it was read)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self.read_chunks()
+        length = self.headers.get("Content-Length", "0") or "0"
+        if not length.isdigit():
+            raise BodyError(400, self.BAD_LENGTH)
+        return self.read_sized(int(length))
+
+    def _announced_over(self, cap: int) -> bool:
+        length = self.headers.get("Content-Length")
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        return not chunked and length is not None and length.isdigit() and int(length) > cap
+
+    def read_small(self, cap: int) -> bytes | None:
+        """The body, or None (and the connection marked for closing) if it is over `cap` bytes."""
+        if self._announced_over(cap):
+            self.close_connection = True
+            return None
+        kept = bytearray()
+        for block in self._body():
+            kept += block
+            if len(kept) > cap:
+                self.close_connection = True
+                return None
+        return bytes(kept)
+
+    def drain(self) -> bool:
+        """Read the body and drop it; False (and the connection marked for closing) if it was over
+        DRAIN_LIMIT and left unread."""
+        if self._announced_over(self.DRAIN_LIMIT):
+            self.close_connection = True
+            return False
+        read = 0
+        for block in self._body():
+            read += len(block)
+            if read > self.DRAIN_LIMIT:
+                self.close_connection = True
+                return False
+        return True
 
     def read_sized(self, length: int) -> Iterator[bytes]:
         """`length` bytes of body, block by block; BodyError when the client hangs up first."""
