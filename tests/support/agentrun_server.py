@@ -35,7 +35,6 @@ target, headers)` (the signature check alone), `keys` and `sts_tokens` (settable
 
 from __future__ import annotations
 
-import collections
 import email.parser
 import email.utils
 import hashlib
@@ -57,7 +56,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, unquote_plus
 
-from tests.support.standin import BodyError, StandInHandler, StandInServer
+from tests.support.standin import BodyError, StandIn, StandInHandler, StandInServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -292,7 +291,7 @@ class _Reply:
     close: bool = False
 
 
-class AgentRunServer:
+class AgentRunServer(StandIn["Request", "Fault"]):
     """A threaded AgentRun sandbox data plane on loopback, keeping each sandbox under `root/{id}`."""
 
     def __init__(
@@ -311,16 +310,12 @@ class AgentRunServer:
         self.keys: dict[str, str] | None = dict(keys) if keys is not None else None
         self.sts_tokens: set[str] = set(sts_tokens)
         self.region = region
-        self.clock = clock
+        self._start_record(clock)
         self.template_name = template_name
         self.max_upload = max_upload
         self._tmp = Path(tempfile.mkdtemp(prefix=".agentrun-tmp-", dir=self.root))  # never a sandbox id
-        self._offset = 0.0
-        self._lock = threading.Lock()
         self._fs = threading.RLock()  # one file-system change at a time
         self._created: dict[str, float] = {}
-        self._seen: list[Request] = []
-        self._faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
         self.stopping = threading.Event()
         self._server = _Server(("127.0.0.1", 0), self)
         self._thread = threading.Thread(
@@ -330,17 +325,6 @@ class AgentRunServer:
         self.url = f"http://{host!s}:{port}"
 
     # -- the clock -------------------------------------------------------------------------------------
-
-    def now(self) -> float:
-        """The server's time: `clock()` moved on by every `advance`."""
-        with self._lock:
-            offset = self._offset
-        return self.clock() + offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the server's clock forward (requests signed before may now be too skewed)."""
-        with self._lock:
-            self._offset += seconds
 
     # -- sandboxes -------------------------------------------------------------------------------------
 
@@ -400,15 +384,6 @@ class AgentRunServer:
 
     # -- the record and the faults ---------------------------------------------------------------------
 
-    def seen(self, name: str | None = None) -> list[Request]:
-        """Every request so far (only those to endpoint `name`, if given), in order."""
-        with self._lock:
-            return [r for r in self._seen if name is None or r.name == name]
-
-    def _note(self, request: Request) -> None:
-        with self._lock:
-            self._seen.append(request)
-
     def fail_next(
         self,
         name: str,
@@ -437,16 +412,6 @@ class AgentRunServer:
         fault = Fault(status, after, reset, stall, truncate, body, dict(headers or {}))
         with self._lock:
             self._faults[name].append(fault)
-
-    def pending_faults(self, name: str) -> int:
-        """Faults still queued for `name`."""
-        with self._lock:
-            return len(self._faults[name])
-
-    def _next_fault(self, name: str) -> Fault | None:
-        with self._lock:
-            queue = self._faults.get(name)
-            return queue.popleft() if queue else None
 
     # -- signatures ------------------------------------------------------------------------------------
 

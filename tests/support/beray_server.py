@@ -36,7 +36,6 @@ status and body, after the work is done, a reset, a stall), `users` (settable: c
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import email.utils
 import json
@@ -58,7 +57,7 @@ from types import MappingProxyType, TracebackType
 from typing import IO, Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.standin import BodyError, StandInHandler, StandInServer
+from tests.support.standin import BodyError, StandIn, StandInHandler, StandInServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -252,7 +251,7 @@ def changed(before: Mapping[str, tuple[bool, int, int]], after: Mapping[str, tup
     return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
 
 
-class BeRayServer:
+class BeRayServer(StandIn["Request", "Fault"]):
     """A threaded BeRay API server on loopback, keeping each task's work folder under `root/tasks`."""
 
     def __init__(
@@ -268,20 +267,16 @@ class BeRayServer:
         self.root = Path(root)
         self.users: dict[str, str] = dict(users)
         self.token_ttl = token_ttl
-        self.clock = clock
+        self._start_record(clock)
         self.keepalive = keepalive
         self.poll_interval = poll_interval
         self._tasks_dir = self.root / "tasks"
         self._tmp = self.root / "tmp"
         self._tasks_dir.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self._offset = 0.0
-        self._lock = threading.Lock()
         self._user_ids: dict[str, int] = {}
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (email, issued at)
         self._tasks: dict[int, _Task] = {}
-        self._seen: list[Request] = []
-        self._faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
         self._streams = 0
         self._streams_done = threading.Condition(self._lock)
         self.stopping = threading.Event()
@@ -294,17 +289,6 @@ class BeRayServer:
         self.api_url = self.url + API
 
     # -- the clock -------------------------------------------------------------------------------------
-
-    def now(self) -> float:
-        """The server's time: `clock()` moved on by every `advance`."""
-        with self._lock:
-            offset = self._offset
-        return self.clock() + offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the server's clock forward (tokens issued before may now be expired)."""
-        with self._lock:
-            self._offset += seconds
 
     # -- users and tokens ------------------------------------------------------------------------------
 
@@ -542,15 +526,6 @@ class BeRayServer:
 
     # -- the record and the faults ---------------------------------------------------------------------
 
-    def seen(self, name: str | None = None) -> list[Request]:
-        """Every request so far (only those `fail_next` would call `name`, if given), in order."""
-        with self._lock:
-            return [r for r in self._seen if name is None or r.name == name]
-
-    def _note(self, request: Request) -> None:
-        with self._lock:
-            self._seen.append(request)
-
     def fail_next(
         self,
         name: str,
@@ -573,16 +548,6 @@ class BeRayServer:
         (or until the server stops), then the connection is closed."""
         with self._lock:
             self._faults[name].append(Fault(status, after, reset, stall, body, dict(headers or {})))
-
-    def pending_faults(self, name: str) -> int:
-        """Faults still queued for `name`."""
-        with self._lock:
-            return len(self._faults[name])
-
-    def _next_fault(self, name: str) -> Fault | None:
-        with self._lock:
-            queue = self._faults.get(name)
-            return queue.popleft() if queue else None
 
     # -- streams ---------------------------------------------------------------------------------------
 

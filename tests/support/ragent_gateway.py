@@ -20,7 +20,6 @@ URLs expire without waiting.
 
 from __future__ import annotations
 
-import collections
 import email.utils
 import hashlib
 import hmac
@@ -38,7 +37,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import parse_qs, quote, unquote_to_bytes, urlsplit
 
-from tests.support.standin import BodyError, StandInHandler, StandInServer
+from tests.support.standin import BodyError, StandIn, StandInHandler, StandInServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -124,7 +123,7 @@ def _field_value(text: str) -> bool:
     return all(" " <= c <= "~" for c in text) and text == text.strip()
 
 
-class RagentGateway:
+class RagentGateway(StandIn["Request", "Fault"]):
     """A threaded ragent-oss gateway on loopback, storing objects under `root`."""
 
     def __init__(
@@ -139,7 +138,7 @@ class RagentGateway:
     ) -> None:
         self.api_key = api_key
         self.upload_ttl = upload_ttl
-        self.clock = clock
+        self._start_record(clock)
         self.max_object = max_object
         self.max_json = max_json
         self.root = Path(root)
@@ -148,11 +147,7 @@ class RagentGateway:
         self._objects_dir.mkdir(parents=True, exist_ok=True)
         self._tmp_dir.mkdir(parents=True, exist_ok=True)
         self._secret = secrets.token_bytes(32)
-        self._offset = 0.0
-        self._lock = threading.Lock()
         self._index: dict[str, Stored] = {}
-        self._seen: list[Request] = []
-        self._faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
         self.stopping = threading.Event()
         self._server = _Server(("127.0.0.1", 0), self)
         self._thread = threading.Thread(
@@ -162,17 +157,6 @@ class RagentGateway:
         self.url = f"http://{host!s}:{port}"
 
     # -- the clock -------------------------------------------------------------------------------
-
-    def now(self) -> float:
-        """The gateway's time: `clock()` moved on by every `advance`."""
-        with self._lock:
-            offset = self._offset
-        return self.clock() + offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the gateway's clock forward (URLs signed before may now be expired)."""
-        with self._lock:
-            self._offset += seconds
 
     # -- signing ---------------------------------------------------------------------------------
 
@@ -247,14 +231,8 @@ class RagentGateway:
 
     # -- the record and the faults ---------------------------------------------------------------
 
-    def seen(self, name: str | None = None) -> list[Request]:
-        """Every request so far (only those `fail_next` would call `name`, if given), in order."""
-        with self._lock:
-            return [r for r in self._seen if name is None or r.name == _canonical(name)]
-
-    def _note(self, request: Request) -> None:
-        with self._lock:
-            self._seen.append(request)
+    def _name(self, name: str) -> str:
+        return _canonical(name)  # "put" and "PUT" alike
 
     def fail_next(
         self,
@@ -283,16 +261,6 @@ class RagentGateway:
         fault = Fault(status, after_store, reset, stall, truncate, body, dict(headers or {}))
         with self._lock:
             self._faults[_canonical(name)].append(fault)
-
-    def pending_faults(self, name: str) -> int:
-        """Faults still queued for `name`."""
-        with self._lock:
-            return len(self._faults[_canonical(name)])
-
-    def _next_fault(self, name: str) -> Fault | None:
-        with self._lock:
-            queue = self._faults.get(name)
-            return queue.popleft() if queue else None
 
     # -- the endpoints ---------------------------------------------------------------------------
 

@@ -5,15 +5,74 @@ and resets connections, with the error it raises when a request's body cannot be
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import socket
 import struct
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 Owner = TypeVar("Owner")
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+Seen = TypeVar("Seen", bound=Named)
+Planned = TypeVar("Planned")
+
+
+class StandIn(Generic[Seen, Planned]):
+    """What every stand-in service keeps for its tests: a clock that `advance` moves on, the
+    requests it saw, and the faults planned for the next requests, per endpoint name. The
+    service's lock (`_lock`) guards them; a subclass calls `_start_record` first thing."""
+
+    clock: Callable[[], float]
+
+    def _start_record(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._offset = 0.0
+        self._seen: list[Seen] = []
+        self._faults: dict[str, collections.deque[Planned]] = collections.defaultdict(collections.deque)
+
+    def _name(self, name: str) -> str:
+        """How endpoint names are spelled in the record (a stand-in may accept other spellings)."""
+        return name
+
+    def now(self) -> float:
+        """The service's time: `clock()` moved on by every `advance`."""
+        with self._lock:
+            offset = self._offset
+        return self.clock() + offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the service's clock forward (what was signed or issued before may now be stale)."""
+        with self._lock:
+            self._offset += seconds
+
+    def seen(self, name: str | None = None) -> list[Seen]:
+        """Every request so far (only those to endpoint `name`, if given), in order."""
+        with self._lock:
+            return [r for r in self._seen if name is None or r.name == self._name(name)]
+
+    def _note(self, request: Seen) -> None:
+        with self._lock:
+            self._seen.append(request)
+
+    def pending_faults(self, name: str) -> int:
+        """Faults still queued for `name`."""
+        with self._lock:
+            return len(self._faults[self._name(name)])
+
+    def _next_fault(self, name: str) -> Planned | None:
+        with self._lock:
+            queue = self._faults.get(name)
+            return queue.popleft() if queue else None
 
 
 class StandInServer(ThreadingHTTPServer, Generic[Owner]):
