@@ -704,16 +704,7 @@ class _Body:
 
 
 class _Handler(StandInHandler):
-    timeout = 30
     server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
-        pass  # tests read `server.seen()`, not stderr
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self._handle()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
 
     # -- dispatch --------------------------------------------------------------------------------------
 

@@ -602,17 +602,8 @@ _BodyError = BodyError
 class _Handler(StandInHandler):
     BAD_CHUNKS = "There was an error parsing the body"
     BAD_LENGTH = "Invalid Content-Length"
-    timeout = 30
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no delayed-ACK stall between
     server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
-        pass  # tests read `server.seen()`, not stderr
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self._handle()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
 
     # -- dispatch --------------------------------------------------------------------------------------
 

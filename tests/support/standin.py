@@ -121,12 +121,25 @@ class StandInHandler(BaseHTTPRequestHandler):
     message of a malformed chunked body, in the words of the service the stand-in plays."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, as real services
+    timeout = 30
     BLOCK = 64 * 1024
     BAD_CHUNKS = "bad chunked encoding"
     BAD_LENGTH = "bad Content-Length"
     #: An error answered before the body was read: at most this much of it is read (and dropped)
     #: first, so the client sees the answer; more, and the connection is closed unread.
     DRAIN_LIMIT = 16 * 1024 * 1024
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass  # tests read the stand-in's `seen()`, not stderr
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._handle()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
+
+    def _handle(self) -> None:
+        """Answer the request, whatever its method (each stand-in's dispatch)."""
+        raise NotImplementedError
 
     def _body(self) -> Iterator[bytes]:
         """The request's body, block by block (a stand-in may remember it was read)."""
