@@ -8,7 +8,9 @@ usage error that says so. Reads the state without its lock, so it works next to 
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -56,3 +58,24 @@ def link(config: Config, path: Path, expires: int | None) -> str:
         if expires is None:
             return remote.sign_url(folder.place, recorded)
         return remote.sign_url(folder.place, recorded, expires)
+
+
+def command(args: argparse.Namespace) -> int:
+    """`syncd link PATH [--expires S]`."""
+    from syncd.cli.common import config_of
+    from syncd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+    from syncd.cli.logs import configure as configure_logs
+    from syncd.cli.parser import log_level
+    from syncd.errors import RemoteError
+
+    config = config_of(args)
+    configure_logs(config.daemon.log_format, log_level(args, "warning"))
+    try:
+        print(link(config, Path(args.path), args.expires))
+    except NotLinkable as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RemoteError as exc:
+        print(f"syncd: link failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from syncd.cli.main import _parser
+from syncd.cli.parser import build_parser as _parser
 from syncd.server.acceptloop import ACCEPT_ROUND, GuardedEventLoop
 from syncd.server.lograte import RateLimitFilter
 from syncd.server.servelimits import ServeLimits, auto_max_connections
