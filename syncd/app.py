@@ -88,23 +88,28 @@ def open_app(
     remotes: Mapping[str, Remote] | None = None,
     clock: Callable[[], float] = time.time,
     rebuild_journal: bool = False,
+    dry_run: bool = False,
 ) -> Iterator[App]:
     """Everything a writing command needs, torn down in reverse order.
 
     `rebuild_journal`: set the state database aside first (kept, renamed) and start from an
-    empty journal, which the next pass rebuilds as a first sync (nothing is deleted)."""
+    empty journal, which the next pass rebuilds as a first sync (nothing is deleted).
+    `dry_run`: plan only (`reconcile --dry-run`): the state is read without the writer lock and
+    never written, so it works next to a running daemon, whose in-process services (the
+    embedded remote) it shares; nothing left by a crashed run is cleaned up."""
     with ExitStack() as stack:
-        state = open_state(config.daemon.state_dir, set_aside=rebuild_journal)
+        state = open_state(config.daemon.state_dir, set_aside=rebuild_journal, read_only=dry_run)
         stack.callback(state.close)
         queue = Queue(state, clock=clock)
-        queue.resume()  # leases of a process that died go back to pending
+        if not dry_run:
+            queue.resume()  # leases of a process that died go back to pending
         breakers = Breakers(clock=clock)  # one per remote, shared by its client and the engine
         remote_set = None
         if remotes is None:
-            remote_set = RemoteSet(config.daemon.state_dir, stack, breakers)
+            remote_set = RemoteSet(config.daemon.state_dir, stack, breakers, probe=dry_run)
             remotes = remote_set.build(config)
         live = dict(remotes)
-        for folder in config.folders:
+        for folder in config.folders if not dry_run else ():
             FolderFS(folder.path).clean_tmp()  # partial downloads of a crashed run
         engine = Engine(config, state, queue, live, clock=clock, breakers=breakers)
         yield App(config, state, queue, live, engine, remote_set)

@@ -62,6 +62,11 @@ class StateDamaged(SyncdError):
 # -- the local side -------------------------------------------------------------------------------
 
 
+class DaemonRefused(SyncdError):
+    """The running daemon answered a command's request over its control socket with an error
+    (the message is the daemon's): exit 1."""
+
+
 class LocalError(SyncdError):
     """The local folder stood in the way of an action; the remote is not to blame."""
 

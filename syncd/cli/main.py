@@ -14,9 +14,9 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
-from syncd.cli.exits import EXIT_LOCKED, EXIT_OK, EXIT_USAGE
+from syncd.cli.exits import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 from syncd.cli.parser import UsageError, build_parser
-from syncd.errors import ConfigError, StateDamaged, StateLocked
+from syncd.errors import ConfigError, DaemonRefused, StateDamaged, StateLocked
 from syncd.state.db import StateVersionError, damaged, is_damage
 
 #: Each command's module, under `syncd.cli`.
@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"syncd: {damaged(None, exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except DaemonRefused as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except StateLocked as exc:
         print(f"syncd: {exc}", file=sys.stderr)
         return EXIT_LOCKED

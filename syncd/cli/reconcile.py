@@ -1,37 +1,34 @@
-"""`syncd reconcile`: one full pass over the folders, waiting until its work is done."""
+"""`syncd reconcile`: one full pass over the folders, waiting until its work is done.
+
+Next to a running daemon (which holds the state dir), the pass is handed to it over its control
+socket and this command prints what the daemon reports; a dry run reads the state without
+the writer lock and so runs beside the daemon, changing nothing.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Any
 
 from syncd.cli.common import config_of, folders_of
 from syncd.cli.exits import EXIT_FAILED, EXIT_OK
 from syncd.cli.logs import configure as configure_logs
 from syncd.cli.output import Progress, print_report
 from syncd.cli.parser import UsageError, log_level
+from syncd.config import Config, FolderConfig
+from syncd.sync.report import ActionResult, FolderReport
 
 
 def command(args: argparse.Namespace) -> int:
-    # Here, not at the top: the sync engine and the remotes' clients are for the syncing commands.
-    from syncd.app import open_app
-
     config = config_of(args)
     if args.rebuild_journal and args.dry_run:
         raise UsageError("--rebuild-journal changes the state database; it cannot be combined with --dry-run")
     configure_logs(config.daemon.log_format, log_level(args, "warning" if not args.json else "error"))
     folders = folders_of(config, args.folder)
-    with open_app(config, rebuild_journal=args.rebuild_journal) as app:
-        if app.state.set_aside_as is not None:
-            print(f"syncd: the old state database is kept as {app.state.set_aside_as}; "
-                  "this pass rebuilds the journal", file=sys.stderr)
-        reports = [app.engine.pass_folder(f, dry_run=args.dry_run, urgent=True) for f in folders]
-        if not args.dry_run:
-            progress = Progress(app, [f.name for f in folders], enabled=sys.stdout.isatty() and not args.json)
-            with progress:
-                app.engine.drain([f.name for f in folders], config.daemon.workers,
-                                 small_transfers=config.daemon.small_transfers)
+    doc = None if args.dry_run or args.rebuild_journal else _handed_to_daemon(config, folders, args.max_delete)
+    reports = [_report_of(f) for f in doc["folders"]] if doc is not None else _reconcile_here(config, folders, args)
     ok = all(r.ok for r in reports)
     if args.json:
         print(json.dumps({"ok": ok, "folders": [r.as_json() for r in reports]}, ensure_ascii=False))
@@ -39,3 +36,53 @@ def command(args: argparse.Namespace) -> int:
         for report in reports:
             print_report(report)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _reconcile_here(config: Config, folders: list[FolderConfig], args: argparse.Namespace) -> list[FolderReport]:
+    # Here, not at the top: the sync engine and the remotes' clients are for the syncing commands.
+    from syncd.app import open_app
+
+    with open_app(config, rebuild_journal=args.rebuild_journal, dry_run=args.dry_run) as app:
+        if app.state.set_aside_as is not None:
+            print(f"syncd: the old state database is kept as {app.state.set_aside_as}; "
+                  "this pass rebuilds the journal", file=sys.stderr)
+        reports = [
+            app.engine.pass_folder(f, dry_run=args.dry_run, urgent=True, max_delete=args.max_delete) for f in folders
+        ]
+        if not args.dry_run:
+            progress = Progress(app, [f.name for f in folders], enabled=sys.stdout.isatty() and not args.json)
+            with progress:
+                app.engine.drain([f.name for f in folders], config.daemon.workers,
+                                 small_transfers=config.daemon.small_transfers)
+    return reports
+
+
+def _handed_to_daemon(config: Config, folders: list[FolderConfig], max_delete: int | None) -> dict[str, Any] | None:
+    """The daemon's report of the pass it ran for us, or None when no daemon serves the state
+    dir (this process then takes the writer lock itself: exit 3 if something else holds it)."""
+    from syncd.control.client import connect
+
+    client = connect(config.daemon.state_dir)
+    if client is None:
+        return None
+    with client:
+        print(f"syncd: handing the pass to the running daemon (pid {_pid(config)})", file=sys.stderr)
+        return client.reconcile([f.name for f in folders], max_delete)
+
+
+def _pid(config: Config) -> int | None:
+    from syncd.state.db import lock_holder
+
+    return lock_holder(config.daemon.state_dir)
+
+
+def _report_of(doc: dict[str, Any]) -> FolderReport:
+    """A folder's report as the daemon sent it (`FolderReport.as_json`), back as a value."""
+    report = FolderReport(doc["name"], blocked=doc.get("blocked"), warning=doc.get("warning"),
+                          unchanged=int(doc.get("unchanged", 0)))
+    for action in doc.get("actions", []):
+        report.results[action["name"]] = ActionResult(
+            action["name"], action["action"], action["status"], action.get("error"),
+            renamed_from=action.get("renamed_from"),
+        )
+    return report

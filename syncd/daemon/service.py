@@ -38,8 +38,11 @@ import structlog
 
 from syncd.app import App, open_app
 from syncd.config import Config, FolderConfig, load_config
+from syncd.control.server import ControlServer
 from syncd.core.names import normalize
 from syncd.core.versions import remote_changes, suspects
+from syncd.daemon.calls import LoopCalls
+from syncd.daemon.controls import DaemonControls
 from syncd.daemon.hints import Hints
 from syncd.daemon.notify import Notifier, watchdog_interval
 from syncd.errors import ConfigError, PlaceGone, SyncdError
@@ -49,6 +52,7 @@ from syncd.state.queue import JobState
 from syncd.sync.gcpause import collection_paused
 from syncd.sync.outcome import bases
 from syncd.sync.passes import policy_of
+from syncd.sync.report import FolderReport
 
 log = structlog.get_logger("syncd.daemon.service")
 
@@ -84,6 +88,14 @@ class Daemon:
         self._trouble: dict[str, str] = {}  # watcher trouble reported, not yet handled
         self._unwatched: set[str] = set()  # folders carried by rescans (main thread only)
         self._rng = random.Random()
+        #: What the control socket's requests hand to the loop, which alone plans.
+        self.calls: LoopCalls[App] = LoopCalls(self.wake.set)
+        self.controls: DaemonControls | None = None
+        self.pid = os.getpid()
+
+    @property
+    def stopping(self) -> bool:
+        return self.flags.stop
 
     # -- signals and watcher callbacks (any thread): set a flag, wake the loop ------------------
 
@@ -125,6 +137,7 @@ class Daemon:
                 self._watch(app, watcher, folder)
             watcher.start()
             self.hints.start(app.engine.remotes, self.config.folders)
+            control = self._serve_controls(app)
             try:
                 for folder in self.config.folders:
                     self._full_pass(app, folder)
@@ -135,11 +148,24 @@ class Daemon:
                 self.notifier.stopping()
                 self.notifier.close()
                 log.info("stopping")
+                if control is not None:
+                    control.stop()
+                self.calls.cancel_all()
                 self.hints.stop()
                 watcher.stop()
                 self._stop_workers(app, workers, stop_workers)
         log.info("stopped")
         return 0
+
+    def _serve_controls(self, app: App) -> ControlServer | None:
+        """The control socket (`syncd.control`); without it the daemon still syncs, and commands
+        next to it fall back to what they do alone."""
+        self.controls = DaemonControls(self, app)
+        try:
+            return ControlServer(self.config.daemon.state_dir, self.controls)
+        except (OSError, RuntimeError, ConfigError) as exc:
+            log.warning("no control socket: commands cannot hand their work to this daemon", error=str(exc))
+            return None
 
     def _stop_workers(self, app: App, workers: threading.Thread, stop: threading.Event) -> None:
         app.engine.stop_workers(stop)
@@ -166,6 +192,7 @@ class Daemon:
                 log.info("full pass requested")
                 for folder in self.config.folders:
                     self._full_pass(app, folder)
+            self.calls.run_due(app)
             self._handle_troubles(app)
             self._handle_settled(app)
             now = time.monotonic()
@@ -200,11 +227,34 @@ class Daemon:
 
     # -- passes ---------------------------------------------------------------------------------
 
-    def _full_pass(self, app: App, folder: FolderConfig) -> None:
-        report = app.engine.pass_folder(folder, revive_failed=False)
+    def full_pass(
+        self, app: App, folder: FolderConfig, *, urgent: bool = False, max_delete: int | None = None
+    ) -> FolderReport:
+        """A full pass over `folder` (the loop's thread only). `urgent`: someone asked for it
+        (work waiting out a backoff is due now, failed work is tried again)."""
+        report = app.engine.pass_folder(folder, revive_failed=urgent, urgent=urgent, max_delete=max_delete)
         app.state.set_last_pass(folder.name, _now_iso(), report.blocked)
+        self._published_pass(folder.name, report, "full")
         if report.blocked:
             log.warning("folder paused", folder=folder.name, reason=report.blocked)
+        return report
+
+    def _full_pass(self, app: App, folder: FolderConfig) -> None:
+        if not self._held(folder.name):
+            self.full_pass(app, folder)
+
+    def _held(self, folder: str) -> bool:
+        return self.controls is not None and self.controls.is_held(folder)
+
+    def _published_pass(self, folder: str, report: FolderReport, scope: str) -> None:
+        if self.controls is None:
+            return
+        queued = sum(1 for r in report.results.values() if r.status == "planned")
+        if queued or report.blocked or report.warning or scope == "full":
+            self.controls.bus.publish(
+                "pass", folder=folder, scope=scope, queued=queued, unchanged=report.unchanged,
+                blocked=report.blocked, warning=report.warning,
+            )
 
     def _handle_settled(self, app: App) -> None:
         with self._lock:
@@ -221,13 +271,14 @@ class Daemon:
                 with self._lock:
                     self._deferred.setdefault(folder_name, set()).update(busy)
             todo = names - busy
-            if todo:
+            if todo and not self._held(folder_name):
                 log.debug("local changes", folder=folder_name, names=len(todo))
-                app.engine.pass_folder(folder, names=todo, revive_failed=False)
+                report = app.engine.pass_folder(folder, names=todo, revive_failed=False)
+                self._published_pass(folder_name, report, "local changes")
 
     def _poll(self, app: App, watcher: Watcher, only: set[str] | None = None) -> None:
         for folder in self.config.folders:
-            if only is not None and folder.name not in only:
+            if (only is not None and folder.name not in only) or self._held(folder.name):
                 continue
             if folder.name in self._unwatched:
                 self._full_pass(app, folder)  # no watcher: rescans carry the local side
@@ -240,6 +291,8 @@ class Daemon:
                 continue
             except SyncdError as exc:
                 log.warning("remote listing failed", folder=folder.name, error=str(exc))
+                if self.controls is not None:
+                    self.controls.bus.publish("error", folder=folder.name, error=f"remote listing failed: {exc}")
                 app.state.set_last_pass(folder.name, _now_iso(), str(exc))
                 continue
             if remote is None:
@@ -254,7 +307,8 @@ class Daemon:
             changed -= watcher.waiting(folder.name)
             if changed:
                 log.debug("remote changes", folder=folder.name, names=len(changed))
-                app.engine.pass_folder(folder, names=changed, remote=remote, revive_failed=False)
+                report = app.engine.pass_folder(folder, names=changed, remote=remote, revive_failed=False)
+                self._published_pass(folder.name, report, "remote changes")
 
     @staticmethod
     def _remote_changes(app: App, folder: FolderConfig, remote: list[RemoteFile]) -> set[str]:

@@ -84,6 +84,9 @@ class State:
         self._lock_fd = lock_fd
         self._closed = False
         self.set_aside_as: Path | None = None  # where `open_state(set_aside=True)` put the old database
+        #: Opened for a dry run (`open_state(read_only=True)`): SQLite refuses every write, and the
+        #: notes a pass leaves (last pass, pauses) are not taken.
+        self.read_only = False
 
     # -- connection --------------------------------------------------------
 
@@ -238,6 +241,8 @@ class State:
 
     def set_last_pass(self, folder: str, when_iso: str, error: str | None) -> None:
         """Record the end of a pass over `folder`; `error` None clears the last error."""
+        if self.read_only:
+            return
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO folders (name, last_pass, last_error) VALUES (?, ?, ?) "
@@ -248,6 +253,8 @@ class State:
 
     def set_folder_paused(self, folder: str, reason: str | None) -> None:
         """Pause `folder` with a reason shown in status, or unpause it (None)."""
+        if self.read_only:
+            return
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO folders (name, paused) VALUES (?, ?) "
@@ -287,6 +294,8 @@ class State:
 
     def set_remote_paused(self, remote: str, reason: str | None) -> None:
         """Pause `remote` (e.g. authentication refused) with a reason, or unpause it (None)."""
+        if self.read_only:
+            return
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO remotes (name, paused) VALUES (?, ?) "
@@ -303,7 +312,7 @@ class State:
 # -- opening ------------------------------------------------------------------
 
 
-def open_state(state_dir: Path, *, writer: bool = True, set_aside: bool = False) -> State:
+def open_state(state_dir: Path, *, writer: bool = True, set_aside: bool = False, read_only: bool = False) -> State:
     """Open (creating and migrating as needed) the state database in `state_dir`.
 
     `writer=True` first takes the state dir's writer lock and raises
@@ -319,7 +328,13 @@ def open_state(state_dir: Path, *, writer: bool = True, set_aside: bool = False)
     `set_aside=True` (a writer only) first renames an existing database and its
     companions to ``syncd.db.set-aside-TIMESTAMP`` - kept, never deleted - so
     a fresh, empty journal is rebuilt by the next pass.
+
+    `read_only=True` (`reconcile --dry-run`, next to a daemon or not) takes no lock and writes
+    nothing: SQLite refuses writes on the connection (``query_only``), and `State.read_only` has
+    the pass's own notes dropped. A file that does not exist yet is still created.
     """
+    if read_only:
+        writer = False
     state_dir = Path(state_dir).expanduser()
     make_private_dir(state_dir)
     lock_fd = acquire_writer_lock(state_dir) if writer else None
@@ -335,6 +350,9 @@ def open_state(state_dir: Path, *, writer: bool = True, set_aside: bool = False)
     try:
         _guarded(state.db_path, lambda: _check_and_migrate(state))
         _tighten_modes(state.db_path)
+        if read_only:
+            state.conn.execute("PRAGMA query_only = ON")
+            state.read_only = True
     except BaseException:
         state.close()
         raise

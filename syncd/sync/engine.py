@@ -31,7 +31,7 @@ from syncd.sync.passes import Passes
 from syncd.sync.passes import policy_of as policy_of
 from syncd.sync.pauses import RemotePauses
 from syncd.sync.report import ActionResult as ActionResult
-from syncd.sync.report import FolderReport, Reports
+from syncd.sync.report import FolderReport, Listener, Reports
 from syncd.sync.workers import LEASE, RENEW_EVERY, Workers
 
 
@@ -156,3 +156,17 @@ class Engine:
 
     def busy(self, folder: str, name: str) -> bool:
         return self.workers.busy(folder, name)
+
+    def hold(self, folder: str, held: bool) -> None:
+        self.workers.hold(folder, held)
+
+    def report_leftovers(self, reports: Mapping[str, FolderReport]) -> None:
+        self.workers.report_leftovers(reports)
+
+    # -- what the reports hear (sync/report.py) --------------------------------
+
+    def listen(self, listener: Listener) -> None:
+        self._reports.listen(listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        self._reports.unlisten(listener)

@@ -13,7 +13,7 @@ update the result of each name as its job ends. Invariants:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from syncd.core.model import Action, reported_kind
@@ -130,11 +130,25 @@ def add_leftovers(
 
 
 class Reports:
-    """The latest report of each folder, shared by passes and workers (see the module docstring)."""
+    """The latest report of each folder, shared by passes and workers (see the module docstring).
+
+    A listener (`listen`) hears every change to a result as it is made, after the board's lock
+    is let go: the daemon streams them as events, and a `reconcile` handed to the daemon keeps
+    its own pass's results even when a later pass replaces the folder's report."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_folder: dict[str, FolderReport] = {}
+        self._listeners: list[Listener] = []
+
+    def listen(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     def start(self, folder: str) -> FolderReport:
         """A new, empty report for a pass of `folder`, replacing the last one."""
@@ -152,6 +166,9 @@ class Reports:
             report = self.by_folder.get(folder)
             if report is not None:
                 report.results[name] = result
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(Change(folder, name, result, report))
 
     def forget(self, folder: str, name: str) -> None:
         """Nothing is left to do for `name`: it drops out of the report."""
@@ -159,6 +176,9 @@ class Reports:
             report = self.by_folder.get(folder)
             if report is not None:
                 report.results.pop(name, None)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(Change(folder, name, None, report))
 
     def unchanged(self, folder: str, name: str) -> None:
         """`name` turned out to need nothing (equal content): counted as unchanged instead."""
@@ -167,3 +187,32 @@ class Reports:
             if report is not None:
                 report.results.pop(name, None)
                 report.unchanged += 1
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(Change(folder, name, None, report, unchanged=True))
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to a folder's results: `result` None drops `name` (counted as `unchanged`,
+    or not at all); `applied_to` is the report the board changed (None: the folder had none)."""
+
+    folder: str
+    name: str
+    result: ActionResult | None
+    applied_to: FolderReport | None
+    unchanged: bool = False
+
+    def apply(self, report: FolderReport) -> None:
+        """Make the same change to `report` (a copy the board no longer holds)."""
+        if report is self.applied_to:
+            return
+        if self.result is not None:
+            report.results[self.name] = self.result
+        elif self.name in report.results:
+            report.results.pop(self.name)
+            if self.unchanged:
+                report.unchanged += 1
+
+
+Listener = Callable[[Change], None]

@@ -47,7 +47,7 @@ from syncd.sync.jobs import JobRunner, Replan
 from syncd.sync.lanes import LARGE
 from syncd.sync.passes import now_iso
 from syncd.sync.pauses import RemotePauses
-from syncd.sync.report import Reports, add_leftovers
+from syncd.sync.report import FolderReport, Reports, add_leftovers
 
 log = structlog.get_logger("syncd.sync.workers")
 
@@ -99,6 +99,7 @@ class Workers:
         self._busy: dict[tuple[str, str], int] = {}
         self._conflicts: dict[str, int] = {}
         self._owners: set[str] = set()
+        self._held: set[str] = set()  # folders a user holds: no job of theirs is claimed
         self._work = threading.Condition()
         self._generation = 0  # bumped by every `notify_work` (under `_work`): no wake-up is lost
 
@@ -246,6 +247,20 @@ class Workers:
             self._generation += 1
             self._work.notify_all()
 
+    def report_leftovers(self, reports: Mapping[str, FolderReport]) -> None:
+        """What `drain` does at its end, for `reports` (a pass's own) after lingering workers
+        took the work that was due."""
+        self._report_leftovers(set(reports), reports)
+
+    def hold(self, folder: str, held: bool) -> None:
+        """Claim no more jobs of `folder` (`held`), or again (jobs already running finish)."""
+        with self._lock:
+            if held:
+                self._held.add(folder)
+            else:
+                self._held.discard(folder)
+        self.notify_work()
+
     def stop_workers(self, stop: threading.Event) -> None:
         """Set `stop` and wake every idle worker so it sees it."""
         stop.set()
@@ -291,9 +306,11 @@ class Workers:
         paused = self.pauses.refused()
         admitted: dict[str, bool] = {}
         claimable = []
+        with self._lock:
+            held = set(self._held)
         for name in folders:
             executor = executors.get(name)
-            if executor is None:
+            if executor is None or name in held:
                 continue
             remote = executor.folder.remote
             if remote not in admitted:
@@ -369,10 +386,11 @@ class Workers:
             self.breakers.get(executor.folder.remote).release()  # a probe that made no transfer
             self.notify_work()  # its row may be due again, or the last one: idle workers look
 
-    def _report_leftovers(self, folders: set[str]) -> None:
-        """Work still queued after draining is reported with the reason it is waiting."""
+    def _report_leftovers(self, folders: set[str], reports: Mapping[str, FolderReport] | None = None) -> None:
+        """Work still queued after draining is reported with the reason it is waiting, in the
+        folders' reports on the board (or in `reports`: a pass's own, which the daemon keeps)."""
         for folder in folders:
-            report = self.reports.get(folder)
+            report = self.reports.get(folder) if reports is None else reports.get(folder)
             if report is None:
                 continue
             remote = self.executors[folder].folder.remote if folder in self.executors else None

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
-import shutil
 import stat
-import subprocess
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -28,6 +24,7 @@ from syncd.remote.bdd.client import BddClient
 from syncd.remote.bdd.embedded import start_embedded
 from syncd.remote.bdd.remote import BddRemote
 from syncd.server.unixsock import SOCKET_NAME, SUN_PATH_MAX
+from tests.support.privileges import as_nobody as run_as_nobody
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "config.example.toml"
 
@@ -168,16 +165,7 @@ print(json.dumps({"uid": os.getuid(), **out}))
 
 def as_nobody(*args: str) -> dict[str, object]:
     """Run CHILD as uid/gid 65534 with no supplementary groups; what it could do."""
-    # The system's python: the child need not be able to read this test's virtualenv.
-    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
-    done = subprocess.run(
-        [python, "-I", "-c", CHILD, *args],
-        user=65534, group=65534, extra_groups=[], cwd="/", env={"PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60, check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+    return run_as_nobody(CHILD, *args)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a child as another uid (65534)")

@@ -9,7 +9,9 @@ probe file, and skips the test when it cannot be done.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +50,17 @@ def modes_bite(scratch: Path) -> dict[str, Any]:
     if opened.returncode == 0:
         pytest.skip("running as root, where modes do not block reads, and dropping capabilities did not help")
     return {"preexec_fn": drop_dac_capabilities}
+
+
+def as_nobody(code: str, *args: str) -> dict[str, object]:
+    """Run the Python `code` as uid/gid 65534 with no supplementary groups (root only); the JSON
+    object it prints. The system's python: the child need not be able to read a virtualenv."""
+    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    done = subprocess.run(
+        [python, "-I", "-c", code, *args],
+        user=65534, group=65534, extra_groups=[], cwd="/", env={"PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
