@@ -94,8 +94,12 @@ def test_the_quickstart_daemon_syncs_over_a_private_unix_socket(home: Path) -> N
         wait_for(lambda: (bob / "hello.txt").is_file(), timeout=30, what="hello.txt in bob/")
         assert (bob / "hello.txt").read_bytes() == b"hello through the socket\n"
 
-        # A second writer fails on the state lock and leaves the socket alone.
-        second = run_syncd("reconcile", "-c", QUICKSTART, env=env)
+        # A reconcile next to the daemon is handed to it over the control socket ...
+        handed = run_syncd("reconcile", "-c", QUICKSTART, env=env)
+        assert handed.code == 0, handed.stdout + handed.stderr
+        assert f"running daemon (pid {daemon.proc.pid})" in handed.stderr
+        # ... and one that needs the state to itself fails on the state lock, leaving the socket alone.
+        second = run_syncd("reconcile", "--rebuild-journal", "-c", QUICKSTART, env=env)
         assert second.code == 3, second.stdout + second.stderr
         assert f"held by syncd pid {daemon.proc.pid}" in second.stderr
         # `syncd check` probes the daemon's own service through its socket.
