@@ -26,7 +26,8 @@ def command(args: argparse.Namespace) -> int:
         if app.state.set_aside_as is not None:
             print(f"syncd: the old state database is kept as {app.state.set_aside_as}; "
                   "this pass rebuilds the journal", file=sys.stderr)
-        reports = [app.engine.pass_folder(f, dry_run=args.dry_run, urgent=True) for f in folders]
+        reports = [app.engine.pass_folder(f, dry_run=args.dry_run, urgent=True, max_delete=args.max_delete)
+                   for f in folders]
         if not args.dry_run:
             progress = Progress(app, [f.name for f in folders], enabled=sys.stdout.isatty() and not args.json)
             with progress:
