@@ -61,15 +61,17 @@ def print_status(doc: dict[str, Any], *, files: bool) -> None:
 
 
 def print_files(entries: list[dict[str, Any]]) -> None:
-    """One line per file not in sync: state, name, reason, next try."""
+    """One line per file not in sync: state, name, reason, next try. (The reason of a held-back
+    deletion is the folder's, said once above.)"""
     if not entries:
         print("  every file is in sync")
         return
     print("  not in sync:")
     width = max(len(e["state"]) for e in entries)
     for e in entries:
+        reason = "by max_delete (see above)" if e["state"] == HELD_BACK else shown(e["reason"])
         when = f" (next try {local_time(e['next_try'])})" if e["next_try"] else ""
-        print(f"    {e['state']:<{width}}  {shown(e['name'])}: {shown(e['reason'])}{when}")
+        print(f"    {e['state']:<{width}}  {shown(e['name'])}: {reason}{when}")
 
 
 def plural(n: int, noun: str) -> str:

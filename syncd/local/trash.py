@@ -141,10 +141,11 @@ def _tree_size(parent: int, name: str) -> int:
         return st.st_size
     total = 0
     with contextlib.suppress(OSError):
-        for _, _, files, fd in os.fwalk(name, dir_fd=parent, follow_symlinks=False):
-            for file in files:
+        for _, dirs, files, fd in os.fwalk(name, dir_fd=parent, follow_symlinks=False):
+            for entry in (*files, *dirs):  # `dirs` holds the links to directories too
                 with contextlib.suppress(OSError):
-                    total += os.stat(file, dir_fd=fd, follow_symlinks=False).st_size
+                    st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+                    total += 0 if stat.S_ISDIR(st.st_mode) else st.st_size
     return total
 
 
