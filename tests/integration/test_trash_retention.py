@@ -8,6 +8,7 @@ past, or with an old modification time when their name is not a time.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.box import Sync
+from tests.support.daemon import DaemonProcess, wait_for
 from tests.support.privileges import modes_bite
 from tests.support.syncd_cli import run_syncd
 
@@ -98,6 +100,23 @@ def test_a_slot_that_cannot_be_removed_is_said_and_the_others_go(synced: Sync, t
     [warning] = [line for line in result.stderr.splitlines() if "cannot purge the trash" in line]
     assert slot_name(30)[:10] in warning
     assert any('"entries": 1' in line for line in result.stderr.splitlines() if "trash purged" in line)
+
+
+def test_the_daemon_purges_at_its_start_and_at_every_full_pass(synced: Sync) -> None:
+    trash = synced.folder / ".syncd" / "trash"
+    first = make_slot(trash, slot_name(8), {"one.txt": b"1"})
+    daemon = DaemonProcess(synced.config)
+    try:
+        daemon.wait_ready()
+        assert not first.exists()
+        assert [(e["entries"], e["bytes"], e["days"]) for e in daemon.find("trash purged")] == [(1, 1, 7)]
+        second = make_slot(trash, slot_name(9), {"two.txt": b"22"})
+        daemon.signal(signal.SIGUSR1)  # what the hourly rescan does
+        wait_for(lambda: not second.exists(), what="the rescan to purge the trash")
+        wait_for(lambda: len(daemon.find("trash purged")) == 2, what="the second purge to be logged")
+        assert daemon.find("trash purged")[1]["bytes"] == 2
+    finally:
+        assert daemon.stop() == 0, daemon.log_text()
 
 
 def test_a_dry_run_removes_nothing(synced: Sync) -> None:
