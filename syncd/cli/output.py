@@ -7,12 +7,10 @@ import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from syncd.config import Config
 from syncd.errors import FatalError, RemoteError
-from syncd.state.db import lock_holder, open_state
-from syncd.state.queue import JobState, Queue
 
 if TYPE_CHECKING:
     from syncd.app import App
@@ -65,50 +63,6 @@ class Progress:
             self._stop.set()
             self._thread.join()
             sys.stdout.write("\r\033[K")
-
-
-def read_status(config: Config) -> dict[str, Any]:
-    """The `status --json` document; reads while a daemon writes."""
-    pid = lock_holder(config.daemon.state_dir)
-    folders: list[dict[str, Any]] = []
-    db = config.daemon.state_dir / "syncd.db"
-    state = open_state(config.daemon.state_dir, writer=False) if db.exists() else None
-    try:
-        queue = Queue(state) if state else None
-        for f in config.folders:
-            counts = queue.counts(f.name) if queue else {}
-            fs = state.folder_status(f.name) if state else None
-            remote_paused = state.remote_paused(f.remote) if state else None
-            last_error = (fs.paused if fs else None) or remote_paused or (fs.last_error if fs else None)
-            folders.append({
-                "name": f.name,
-                "path": str(f.path),
-                "remote": f.remote,
-                "mode": f.mode,
-                "files": state.journal_count(f.name) if state else 0,
-                "pending": counts.get(JobState.PENDING, 0),
-                "running": counts.get(JobState.RUNNING, 0),
-                "failed": counts.get(JobState.FAILED, 0),
-                "last_pass": fs.last_pass if fs else None,
-                "last_error": last_error,
-            })
-    finally:
-        if state:
-            state.close()
-    return {"daemon": {"running": pid is not None, "pid": pid}, "folders": folders}
-
-
-def print_status(doc: dict[str, Any]) -> None:
-    daemon = doc["daemon"]
-    print(f"daemon: running (pid {daemon['pid']})" if daemon["running"] else "daemon: not running")
-    for f in doc["folders"]:
-        print(
-            f"{f['name']}: {f['files']} files, {f['pending']} pending, {f['running']} running, "
-            f"{f['failed']} failed; {f['mode']} {f['path']} <-> {f['remote']}; "
-            f"last pass {f['last_pass'] or 'never'}"
-        )
-        if f["last_error"]:
-            print(f"  last error: {f['last_error']}")
 
 
 @dataclass

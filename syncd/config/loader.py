@@ -214,6 +214,7 @@ class _Loader:
             after_upload=after,
             ignore=self.ignore_list(t.key("ignore"), raw.get("ignore", [])),
             recursive=recursive,
+            trash_days=t.integer("trash_days", 30, lo=0),
         )
 
     def check_folder_paths(self, folders: tuple[FolderConfig, ...], state_dir: Path) -> None:

@@ -151,6 +151,8 @@ class FolderConfig:
     after_upload: AfterUpload = AfterUpload()
     ignore: tuple[str, ...] = ()
     recursive: bool = False
+    #: Days the trash keeps replaced and deleted content (`syncd.local.trash`); 0: for ever.
+    trash_days: int = 30
 
 
 @dataclass(frozen=True, slots=True)

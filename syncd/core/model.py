@@ -401,7 +401,8 @@ class Plan:
     `blocked` is set when the folder must not be touched at all (then
     `actions` is empty). `warning` is set when the pass would delete more than
     `max_delete`% of the tracked files: every deletion was left out (counted in
-    `skipped_deletions`) and the other actions kept. `unchanged` counts the
+    `skipped_deletions`, and each one in `held_back`) and the other actions kept;
+    `max_delete_needed` is then the whole percentage that would let them through. `unchanged` counts the
     names present on some side that need no reported action. `confirmed` lists
     (path, remote version) of uploads seen alone above their floor: the journal's
     floor is cleared (no race happened) and its upload time set to the service's,
@@ -414,3 +415,5 @@ class Plan:
     skipped_deletions: int = 0
     unchanged: int = 0
     confirmed: tuple[tuple[str, RemoteFile], ...] = ()
+    held_back: tuple[Action, ...] = ()
+    max_delete_needed: int | None = None

@@ -202,12 +202,14 @@ def plan(
     # deletions <= tracked and max_delete = 100 never trips.
     if deletions and deletions * 100 > policy.max_delete * tracked:
         kept = tuple(action for action in actions if not action.is_deletion)
+        held_back = tuple(action for action in actions if action.is_deletion)
         warning = (
             f"pass would delete {deletions} of {tracked} tracked files "
             f"({_percent(deletions, tracked)}% > max_delete {policy.max_delete}%); deleted nothing"
         )
         return Plan(
-            kept, warning=warning, skipped_deletions=deletions, unchanged=unchanged, confirmed=tuple(confirmed)
+            kept, warning=warning, skipped_deletions=deletions, unchanged=unchanged, confirmed=tuple(confirmed),
+            held_back=held_back, max_delete_needed=min(100, -(-deletions * 100 // tracked)) if tracked else 100,
         )
     return Plan(tuple(actions), unchanged=unchanged, confirmed=tuple(confirmed))
 

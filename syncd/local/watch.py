@@ -9,8 +9,10 @@ folder's settled names to `on_settled` in one batch.
 
 Names are keys: the NFC path relative to the folder (a `RelPath`; at the top level, the NFC
 name). An event inside `.syncd/`, under an ignored path (an ignored directory covers everything
-below it), or (in a recursive folder) on a name that cannot be a key is dropped. In a recursive
-folder, a directory event stands for the files it carries, which inotify reports no event of:
+below it), or (in a recursive folder) on a name that cannot be a key is dropped. A directory
+event of a top-level folder names the directory itself (its pass reports it as skipped). In a
+recursive folder, a directory event stands for the files it carries, which inotify reports no
+event of:
 
 * a directory created or moved in: every file found below it now (so a tree moved in whole,
   or filled before its watch was set up, is noticed);
@@ -79,13 +81,13 @@ class _Folder:
     def rules(self) -> IgnoreRules:
         return ignore_rules(self.ignore)
 
-    def file_name(self, path: str) -> str | None:
+    def file_name(self, path: str, *, is_dir: bool = False) -> str | None:
         """The spelled relative path of `path` if it is a name of this folder that is synced:
         directly in it (or, recursive, anywhere below it), not ignored, a possible key."""
         if not self.recursive:
             name = os.path.basename(path)
             inside = bool(path) and os.path.dirname(path) == str(self.path)
-            return name if inside and not self.rules.matches(name) else None
+            return name if inside and not self.rules.matches(name, is_dir=is_dir) else None
         relative = self.relative(path)
         return relative if relative is not None and self.keeps(relative) else None
 
@@ -231,6 +233,9 @@ class Watcher:
                 self._trouble(folder.name, f"{folder.path} was deleted or moved away; its watch stopped", forget=True)
             elif folder.recursive:
                 self._touch(folder, folder.tree_names(event, src, dest))
+            else:  # a subfolder of a top-level folder: its pass reports it skipped (or no longer)
+                names = (folder.file_name(src, is_dir=True), folder.file_name(dest, is_dir=True))
+                self._touch(folder, [name for name in names if name])
             return
         self._touch(folder, [name for name in (folder.file_name(src), folder.file_name(dest)) if name])
 

@@ -108,6 +108,11 @@ class RemoteKind(Protocol):
         """A folder's place on the remote, from its `place_keys`, as an opaque string."""
         ...
 
+    def describe_place(self, place: str) -> str:
+        """A place `parse_place` returned, in the kind's own words, for people (``chat
+        demo-chat``, ``task 42 output``): what `syncd status` shows a folder syncing with."""
+        ...
+
     def open(self, remote: RemoteConfig, context: OpenContext) -> Remote:
         """The live remote of `remote` (a config of this kind)."""
         ...

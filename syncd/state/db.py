@@ -2,8 +2,9 @@
 
 ``state_dir/syncd.db`` holds the journal (the last synced version of every
 file, the base the planner compares against), per-folder and per-remote
-status, and the job queue (its table is created here, its logic lives in
-`syncd.state.queue`). The file and its ``-wal``/``-shm`` companions are mode 0600 in
+status, the job queue (its table is created here, its logic lives in
+`syncd.state.queue`) and what the last passes left out of sync with no work queued
+(`syncd.state.notices`). The file and its ``-wal``/``-shm`` companions are mode 0600 in
 a 0700 directory: they name every synced file.
 
 Concurrency model:
@@ -269,14 +270,15 @@ class State:
 
     def move_folder_place(self, folder: str, place: str) -> bool:
         """Record `place` as the folder's place on its remote. When it had another one, the
-        folder's journal and queued work are about that other place: both are dropped, so the
-        next pass is a first sync (nothing deleted on either side). True when that happened."""
+        folder's journal, queued work and notices are about that other place: all are dropped, so
+        the next pass is a first sync (nothing deleted on either side). True when that happened."""
         with self.transaction() as conn:
             row = conn.execute("SELECT place FROM folders WHERE name = ?", (folder,)).fetchone()
             moved = row is not None and row[0] is not None and row[0] != place
             if moved:
                 conn.execute("DELETE FROM journal WHERE folder = ?", (folder,))
                 conn.execute("DELETE FROM jobs WHERE folder = ?", (folder,))
+                conn.execute("DELETE FROM notices WHERE folder = ?", (folder,))
             conn.execute(
                 "INSERT INTO folders (name, place) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET place = excluded.place",

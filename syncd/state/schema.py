@@ -145,6 +145,21 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # small-transfer lane. NULL, as in every row an older release queued: large.
         "ALTER TABLE jobs ADD COLUMN size INTEGER",
     ),
+    (
+        # What the last pass left out of sync that no queue row says (`syncd.state.notices`):
+        # entries the scan skipped, deletions held back by max_delete, local deletions the
+        # remote keeps. `name` as spelled on the local disk; `since`: when first seen so.
+        """
+        CREATE TABLE notices (
+            folder TEXT NOT NULL,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            since TEXT NOT NULL,
+            PRIMARY KEY (folder, name)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

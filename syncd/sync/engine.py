@@ -124,9 +124,11 @@ class Engine:
         names: Collection[str] | None = None,
         remote: list[RemoteFile] | None = None,
         revive_failed: bool = True,
+        max_delete: int | None = None,
     ) -> FolderReport:
         return self.passes.pass_folder(
-            folder, dry_run=dry_run, urgent=urgent, names=names, remote=remote, revive_failed=revive_failed
+            folder, dry_run=dry_run, urgent=urgent, names=names, remote=remote, revive_failed=revive_failed,
+            max_delete=max_delete,
         )
 
     def pause_remote(self, remote: str, reason: str | None) -> None:

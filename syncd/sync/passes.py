@@ -3,9 +3,12 @@ replanning of one name whose action found the folder changed under it.
 
 What a pass guarantees:
 
-* it changes nothing in the folder or on the remote: all it writes is the queue (one row per
-  planned action, coalescing with work already queued), the folder's and the remote's status,
-  and the floors a listing confirmed (`State.confirm_floors`, not on a dry run);
+* it changes nothing on the remote, and nothing in the folder but syncd's own trash: all it
+  writes is the queue (one row per planned action, coalescing with work already queued), the
+  folder's and the remote's status, the floors a listing confirmed (`State.confirm_floors`),
+  and what it leaves out of sync with no work queued (`syncd.state.notices`: replaced for the
+  names it looked at); a full pass also removes the trash slots older than the folder's
+  `trash_days` (`syncd.local.trash`). A dry run writes none of it;
 * it never plans from an empty mount point: a tracked folder whose marker is missing is
   paused (blocked), and nothing in it is read as deleted;
 * a name the scan could not read is reported as failed and left out of the plan on both sides,
@@ -20,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -32,10 +36,13 @@ from syncd.errors import FatalError, ItemError, PlaceGone, TransientError
 from syncd.local.folderfs import FolderFS
 from syncd.local.ignore import is_ignored
 from syncd.local.scan import scan_folder, widen
+from syncd.local.trash import purge_trash
 from syncd.remote.base import Capability, Remote, RemoteFile
 from syncd.state import jobcodec
 from syncd.state.db import State
+from syncd.state.notices import Notice, NoticeState, replace_notices
 from syncd.state.queue import Queue
+from syncd.sync import notices
 from syncd.sync.gcpause import collection_paused
 from syncd.sync.lanes import transfer_size
 from syncd.sync.outcome import bases, to_base
@@ -45,9 +52,12 @@ from syncd.sync.report import ActionResult, FolderReport, Reports
 log = structlog.get_logger("syncd.sync.passes")
 
 
-def policy_of(folder: FolderConfig) -> FolderPolicy:
+def policy_of(folder: FolderConfig, max_delete: int | None = None) -> FolderPolicy:
+    """What the planner obeys of `folder`; `max_delete` overrides the folder's for one pass
+    (`syncd reconcile --max-delete`)."""
     return FolderPolicy(
-        mode=Mode(folder.mode), delete=folder.delete, max_delete=folder.max_delete,
+        mode=Mode(folder.mode), delete=folder.delete,
+        max_delete=folder.max_delete if max_delete is None else max_delete,
         conflict=ConflictPolicy(folder.conflict),
         additive=folder.mode == "upload" and folder.after_upload.action != "keep",
         recursive=folder.recursive,
@@ -56,6 +66,16 @@ def policy_of(folder: FolderConfig) -> FolderPolicy:
 
 def now_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class _Looked:
+    """What planning a folder found: the plan, and what it leaves out of sync with no work
+    queued (None: nothing was learned, the folder was blocked) among `names` (None: all)."""
+
+    plan: Plan
+    notices: list[Notice] | None = None
+    names: Collection[str] | None = None
 
 
 class Passes:
@@ -81,7 +101,8 @@ class Passes:
         self.pauses = pauses
         self.clock = clock
         self._notify_work = notify_work
-        #: (folder, path, reason) of entries the scan skipped and the log already said so.
+        #: (folder, path, reason) of entries the scan skipped, and of local deletions the remote
+        #: keeps, that the log already told of (once per process).
         self._skipped_seen: set[tuple[str, str, str]] = set()
 
     def reconfigure(self, config: Config, remotes: Mapping[str, Remote]) -> None:
@@ -109,15 +130,27 @@ class Passes:
         report: FolderReport,
         names: Collection[str] | None = None,
         remote: list[RemoteFile] | None = None,
+        max_delete: int | None = None,
     ) -> Plan:
         """Scan, list and plan one folder (no changes to it): every name, or just `names`.
 
         `remote` is a listing the caller just fetched (the poller), else one is fetched (none
-        when the remote cannot list: then the journal is the listing).
+        when the remote cannot list: then the journal is the listing). `max_delete` overrides
+        the folder's for this plan.
         """
+        return self._look(folder, report, names, remote, max_delete).plan
+
+    def _look(
+        self,
+        folder: FolderConfig,
+        report: FolderReport,
+        names: Collection[str] | None,
+        remote: list[RemoteFile] | None,
+        max_delete: int | None,
+    ) -> _Looked:
         blocked = self.check_folder(folder)
         if blocked:
-            return Plan(blocked=blocked)
+            return _Looked(Plan(blocked=blocked))
         # Pointed at another place on the remote: the journal speaks of the old one (a dry run
         # plans as the first sync the real pass will be; the real pass drops the journal first).
         moved = self.state.folder_place(folder.name) not in (None, folder.place)
@@ -135,44 +168,41 @@ class Passes:
                 remote = remote_future.result()
         emptied = _emptied(remote, base)
         if emptied:
-            return Plan(blocked=emptied)
+            return _Looked(Plan(blocked=emptied))
         for name in [n for n in base if listing.unreadable(n)]:  # unreadable: not "deleted", just not now
             base.pop(name)
         for name, error in listing.errors.items():
             report.results[name] = ActionResult(name, "upload", "failed", error)
-        for spelling, reason in listing.skipped.items():  # SPEC, "Names": reported once, not synced
-            if (folder.name, spelling, reason) not in self._skipped_seen:
-                self._skipped_seen.add((folder.name, spelling, reason))
-                log.info("skipped", folder=folder.name, name=spelling, reason=reason)
+        skipped = notices.skipped(folder, listing)
+        for notice in skipped:  # SPEC, "Names": reported once, not synced
+            self._once(folder, notice.name, notice.reason, "skipped")
         for spelling, reason in listing.shadowed.items():  # SPEC, "Names": kept, reported, not synced
             report.results[spelling] = ActionResult(spelling, "upload", "failed", reason)
             log.warning("not synced", folder=folder.name, name=spelling, reason=reason)
         if listing.errors and remote is not None:
             remote = [f for f in remote if not listing.unreadable(normalize(f.path))]
-        self._report_unsendable_deletions(folder, listing.files, remote, base, names)
-        return plan(listing.files, remote, base, policy_of(folder), marker_present=True, only=names)
+        result = plan(listing.files, remote, base, policy_of(folder, max_delete), marker_present=True, only=names)
+        kept = notices.kept_remotely(
+            folder, Capability.DELETE in self.remotes[folder.remote].capabilities, listing.files, remote, base,
+            result, names,
+        )
+        for item in kept:  # SPEC, "BeRay local deletions": reported once, never retried
+            if item.entry.has_local:  # the pass that sees the deletion; later ones find it remembered
+                self._once(folder, item.spelled, item.reason, "local deletion not sent",
+                           warn=item.state is NoticeState.UNSUPPORTED)
+        found = [
+            *skipped, *notices.shadowed(listing), *notices.unreadable(listing), *notices.held_back(folder, result),
+            *(Notice(item.spelled, item.state, item.reason) for item in kept),
+        ]
+        return _Looked(result, found, names)
 
-    def _report_unsendable_deletions(
-        self, folder: FolderConfig, local: Mapping[str, object], remote: list[RemoteFile] | None,
-        base: Mapping[str, BaseEntry], names: Collection[str] | None,
-    ) -> None:
-        """SPEC, "BeRay local deletions": on a remote that cannot delete, a file deleted (or
-        renamed away) locally stays remotely; say so once per name and process, never as work
-        that fails again and again."""
-        caps = self.remotes[folder.remote].capabilities
-        if Capability.DELETE in caps or remote is None or folder.mode == "download":
+    def _once(self, folder: FolderConfig, name: str, reason: str, event: str, *, warn: bool = False) -> None:
+        """Log `event` about `name` the first time this process sees it for this reason."""
+        seen = (folder.name, name, reason)
+        if seen in self._skipped_seen:
             return
-        there = {normalize(f.path) for f in remote}
-        for name, entry in base.items():
-            if names is not None and name not in names:
-                continue
-            if entry.local_size is None or name in local or name not in there:
-                continue
-            seen = (folder.name, name, "kept remotely")
-            if seen not in self._skipped_seen:
-                self._skipped_seen.add(seen)
-                log.warning("local deletion not sent", folder=folder.name, name=name,
-                         reason="not supported by this remote: the remote copy stays")
+        self._skipped_seen.add(seen)
+        (log.warning if warn else log.info)(event, folder=folder.name, name=name, reason=reason)
 
     def remote_listing(self, folder: FolderConfig) -> list[RemoteFile] | None:
         """The place's files, less the names the folder ignores: those are never written locally,
@@ -201,20 +231,25 @@ class Passes:
         names: Collection[str] | None = None,
         remote: list[RemoteFile] | None = None,
         revive_failed: bool = True,
+        max_delete: int | None = None,
     ) -> FolderReport:
-        """Plan a folder and (unless `dry_run`) queue its actions.
+        """Plan a folder and (unless `dry_run`) queue its actions and record what it leaves out
+        of sync; a full pass (`names` None) also purges the folder's old trash.
 
         `urgent` (a pass someone asked for) makes queued work due now, even work
-        waiting out a backoff: the full disk may have been freed meanwhile.
+        waiting out a backoff: the full disk may have been freed meanwhile. `max_delete`
+        overrides the folder's for this pass (`syncd reconcile --max-delete`).
         """
         report = self.reports.start(folder.name)
         if not dry_run and self.state.move_folder_place(folder.name, folder.place):
             log.warning("folder moved to another place on its remote: syncing it as a first sync",
                         folder=folder.name, remote=folder.remote)
             names = None
+        if names is None and not dry_run:
+            self._purge_trash(folder)
         try:
             with collection_paused():
-                result = self.plan_folder(folder, report, names, remote)
+                looked = self._look(folder, report, names, remote, max_delete)
         except PlaceGone as exc:
             # SPEC, "A gone or emptied remote place": paused, nothing deleted on either side; the
             # pause lifts at the first pass whose listing the place answers again.
@@ -227,8 +262,11 @@ class Passes:
             report.blocked = str(exc)
             self.state.set_last_pass(folder.name, now_iso(self.clock()), str(exc))
             return report
+        result = looked.plan
         report.blocked, report.warning, report.unchanged = result.blocked, result.warning, result.unchanged
         self.state.set_folder_paused(folder.name, result.blocked)
+        if looked.notices is not None and not dry_run:
+            replace_notices(self.state, folder.name, looked.notices, keys=looked.names, now=now_iso(self.clock()))
         if result.confirmed and not dry_run:
             self.state.confirm_floors(
                 folder.name, [(name, f.version, f.written_at.isoformat()) for name, f in result.confirmed]
@@ -250,6 +288,22 @@ class Passes:
             self.queue.put_many(jobs, urgent=urgent, revive_failed=revive_failed)
             self._notify_work()
         return report
+
+    def _purge_trash(self, folder: FolderConfig) -> None:
+        """SPEC, "Trash": remove what the folder's trash has kept longer than `trash_days`. Never
+        in a folder whose marker is missing (an empty mount point has no trash of ours)."""
+        if folder.trash_days <= 0 or not FolderFS(folder.path).marker_present():
+            return
+        try:
+            purged = purge_trash(folder.path, folder.trash_days, self.clock())
+        except OSError as exc:
+            log.warning("cannot purge the trash", folder=folder.name, error=exc.strerror or str(exc))
+            return
+        if purged.entries:
+            log.info("trash purged", folder=folder.name, entries=purged.entries, bytes=purged.bytes,
+                     days=folder.trash_days)
+        if purged.trouble:
+            log.warning("cannot purge the trash", folder=folder.name, error=purged.trouble)
 
     def replan(self, folder_name: str, name: str, fs: FolderFS) -> Action | None:
         """The folder changed under an action on `name`: plan that one name again (never from an

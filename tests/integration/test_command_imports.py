@@ -30,8 +30,9 @@ SOURCE = str(Path(syncd.__file__).resolve().parents[1])
 
 #: Never loaded by a syncing or reading command on a `bdd`-only config.
 NOT_SYNCING = ("uvicorn", "starlette", "multipart", "python_multipart", "syncd.server", "sqlite_utils", "dateutil")
-#: Besides, never loaded by `status`.
-NOT_STATUS = (*NOT_SYNCING, "httpx", "httpcore", "h11", "click", "tenacity", "watchdog", "syncd.app", "syncd.sync")
+#: Besides, never loaded by `status` (which reads `syncd.sync.status`, and no other part of the engine).
+NOT_STATUS = (*NOT_SYNCING, "httpx", "httpcore", "h11", "click", "tenacity", "watchdog", "syncd.app",
+              "syncd.sync.engine", "syncd.sync.passes", "syncd.sync.workers", "syncd.sync.execute")
 
 #: Runs `syncd ARGS` as `python -m syncd` would, then writes the loaded modules to OUT. With
 #: STOP_WHEN_DB, a thread sends SIGTERM once that state database records a finished pass.

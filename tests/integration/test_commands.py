@@ -48,10 +48,11 @@ def test_status_json_shape_and_counts(tmp_path: Path, keyed_server: ServerThread
     assert status.doc is not None
     assert status.doc["daemon"] == {"running": False, "pid": None}
     [folder] = status.doc["folders"]
-    assert set(folder) == {"name", "path", "remote", "mode", "files", "pending", "running", "failed",
-                           "last_pass", "last_error"}
-    assert (folder["name"], folder["path"], folder["remote"], folder["mode"]) == (
-        "docs", str(tmp_path / "docs"), "r", "two-way")
+    assert set(folder) == {"name", "path", "remote", "place", "mode", "files", "pending", "running", "failed",
+                           "last_pass", "last_error", "trash_bytes"}
+    assert (folder["name"], folder["path"], folder["remote"], folder["place"], folder["mode"]) == (
+        "docs", str(tmp_path / "docs"), "r", "chat c", "two-way")
+    assert folder["trash_bytes"] == 0
     assert (folder["files"], folder["pending"], folder["running"], folder["failed"]) == (1, 0, 0, 1)
     assert folder["last_pass"] and "limit" in folder["last_error"]
 
@@ -61,7 +62,8 @@ def test_status_json_shape_and_counts(tmp_path: Path, keyed_server: ServerThread
     assert after.doc is not None
     assert (after.doc["folders"][0]["pending"], after.doc["folders"][0]["failed"]) == (1, 0)
     human = run_syncd("status", "-c", cfg)
-    assert "docs: 1 files, 1 pending, 0 running, 0 failed" in human.stdout
+    assert "docs (two-way): " in human.stdout and "\u21c4 chat c on r" in human.stdout
+    assert "  1 file, 1 pending, 0 running, 0 failed" in human.stdout
 
 
 def test_a_wrong_key_pauses_the_remote_and_says_so_without_the_key(

@@ -115,17 +115,21 @@ def test_a_download_renamed_in_from_the_marker_is_reported_under_its_name(make: 
     assert rec.names() == ["from remote.txt"]
 
 
-def test_ignored_names_and_subdirectories_are_never_reported(make: Make, tmp_path: Path) -> None:
-    _, rec, path = started(make, tmp_path, ignore=("*.bak",))
+def test_ignored_names_and_what_subdirectories_hold_are_never_reported(make: Make, tmp_path: Path) -> None:
+    _, rec, path = started(make, tmp_path, ignore=("*.bak", "build/"))
     for name in ("a.tmp", "b.part", "~$c.docx", ".~lock.d#", ".e.swp", "f~", ".DS_Store", "g.bak"):
         write(path / name)
     write(path / ".syncd" / "tmp" / "partial")
     (path / ".syncd" / "trash").mkdir()
+    (path / "build").mkdir()
     (path / "sub").mkdir()
     write(path / "sub" / "inner.txt")
     (path / "sub" / "inner.txt").rename(path / "sub" / "moved.txt")
     barrier(rec, path)
-    assert rec.names() == []
+    # A top-level folder's subdirectory is named itself (its pass reports it as skipped), never
+    # what it holds; an ignored one not even that. (Filled meanwhile, it settles after the barrier.)
+    rec.wait_for(lambda: "sub" in rec.names(), "sub")
+    assert rec.names() == ["sub"]
 
 
 def test_ignore_patterns_are_gitignore_style_with_negation(make: Make, tmp_path: Path) -> None:

@@ -57,6 +57,9 @@ class SandboxKind:
         self.seen.append(set(reader.table))
         return f"{reader.text('sandbox_id')}:{reader.string('remote_path', '/')}"
 
+    def describe_place(self, place: str) -> str:
+        return f"sandbox {place}"
+
     def start(self, context: OpenContext) -> Service:
         self.services_started += 1
         return Service(self.services_started)

@@ -13,6 +13,7 @@ from syncd.remote.agentrun.settings import (
     PLACE_KEYS,
     REMOTE_KEYS,
     AgentRunSettings,
+    Place,
     credentials,
     parse_place,
     parse_settings,
@@ -43,6 +44,10 @@ class AgentRunKind:
 
     def parse_place(self, reader: TableReader) -> str:
         return parse_place(reader)
+
+    def describe_place(self, place: str) -> str:
+        where = Place.loads(place)
+        return f"sandbox {where.sandbox_id} {where.root}"
 
     def open(self, remote: RemoteConfig, context: OpenContext) -> AgentRunRemote:
         # Here, not at the top: only opening a remote needs the HTTP client.

@@ -87,6 +87,9 @@ class _ChatKind:
     def parse_place(self, reader: TableReader) -> str:
         return parse_chat(reader)
 
+    def describe_place(self, place: str) -> str:
+        return f"chat {place}"
+
 
 class BddKind(_ChatKind):
     """``kind = "bdd"``: a BDD file service at its ``url``."""

@@ -9,6 +9,7 @@ from syncd.remote.beray.settings import (
     PLACE_KEYS,
     REMOTE_KEYS,
     BeRaySettings,
+    Place,
     login_of,
     parse_place,
     parse_settings,
@@ -38,6 +39,10 @@ class BeRayKind:
 
     def parse_place(self, reader: TableReader) -> str:
         return parse_place(reader)
+
+    def describe_place(self, place: str) -> str:
+        where = Place.loads(place)
+        return f"task {where.task_id} {where.root}" if where.root else f"task {where.task_id}"
 
     def open(self, remote: RemoteConfig, context: OpenContext) -> BeRayRemote:
         from syncd.remote.beray.client import BeRayClient

@@ -47,6 +47,9 @@ class RagentKind:
     def parse_place(self, reader: TableReader) -> str:
         return parse_category(reader)
 
+    def describe_place(self, place: str) -> str:
+        return f"category {place}"
+
     def open(self, remote: RemoteConfig, context: OpenContext) -> RagentRemote:
         # Here, not at the top: only opening a remote needs the HTTP client.
         from syncd.remote.ragent.client import RagentClient
