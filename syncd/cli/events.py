@@ -19,7 +19,7 @@ from syncd.cli.text import shown
 
 
 def command(args: argparse.Namespace) -> int:
-    from syncd.control.client import connect
+    from syncd.control.address import connect
 
     config = config_of(args)
     client = connect(config.daemon.state_dir)

@@ -60,7 +60,7 @@ def _reconcile_here(config: Config, folders: list[FolderConfig], args: argparse.
 def _handed_to_daemon(config: Config, folders: list[FolderConfig], max_delete: int | None) -> dict[str, Any] | None:
     """The daemon's report of the pass it ran for us, or None when no daemon serves the state
     dir (this process then takes the writer lock itself: exit 3 if something else holds it)."""
-    from syncd.control.client import connect
+    from syncd.control.address import connect
 
     client = connect(config.daemon.state_dir)
     if client is None:

@@ -15,7 +15,7 @@ from syncd.state.queue import Queue
 
 
 def command(args: argparse.Namespace) -> int:
-    from syncd.control.client import connect
+    from syncd.control.address import connect
 
     config = config_of(args)
     folders = [f.name for f in folders_of(config, args.folder)]

@@ -12,6 +12,7 @@ from typing import Any
 from syncd.cli.common import config_of
 from syncd.cli.exits import EXIT_OK
 from syncd.cli.text import shown
+from syncd.config import Config
 from syncd.state.db import DB_NAME, lock_holder, open_state
 from syncd.sync.status import status_doc
 
@@ -21,21 +22,40 @@ HELD_BACK = "deletion held back"
 
 def command(args: argparse.Namespace) -> int:
     config = config_of(args)
-    state_dir = config.daemon.state_dir
-    pid = lock_holder(state_dir)
-    # Read-only, and never the first to make the database: no state yet is nothing synced yet.
-    state = open_state(state_dir, writer=False) if (state_dir / DB_NAME).exists() else None
-    try:
-        # Without --files the human form still says how many deletions are held back.
-        doc = status_doc(config, state, folders=args.folder, files=args.files or not args.json, daemon_pid=pid)
-    finally:
-        if state is not None:
-            state.close()
+    # Without --files the human form still says how many deletions are held back.
+    files = args.files or not args.json
+    doc = _from_daemon(config, args.folder, files) or _from_state(config, args.folder, files)
     if args.json:
         print(json.dumps(doc, ensure_ascii=False))
     else:
         print_status(doc, files=args.files)
     return EXIT_OK
+
+
+def _from_daemon(config: Config, folders: list[str] | None, files: bool) -> dict[str, Any] | None:
+    """The running daemon's document (it adds what only it knows: folders on hold), or None when
+    no daemon answers on the control socket."""
+    from syncd.control.address import connect
+
+    for name in folders or ():
+        config.folder(name)  # an unknown name is a usage error here, as without a daemon
+    client = connect(config.daemon.state_dir)
+    if client is None:
+        return None
+    with client:
+        return client.status(folders, files)
+
+
+def _from_state(config: Config, folders: list[str] | None, files: bool) -> dict[str, Any]:
+    state_dir = config.daemon.state_dir
+    pid = lock_holder(state_dir)
+    # Read-only, and never the first to make the database: no state yet is nothing synced yet.
+    state = open_state(state_dir, writer=False) if (state_dir / DB_NAME).exists() else None
+    try:
+        return status_doc(config, state, folders=folders, files=files, daemon_pid=pid)
+    finally:
+        if state is not None:
+            state.close()
 
 
 def print_status(doc: dict[str, Any], *, files: bool) -> None:
@@ -50,6 +70,8 @@ def print_status(doc: dict[str, Any], *, files: bool) -> None:
               f"{folder['failed']} failed")
         trash = human_size(folder["trash_bytes"]) if folder["trash_bytes"] else "empty"
         print(f"  last pass: {local_time(folder['last_pass']) or 'never'}; trash: {trash}")
+        if folder.get("held"):
+            print(f"  held by the user: {shown(folder['held'])} (no passes, no new transfers until released)")
         if folder["last_error"]:
             print(f"  last error: {shown(folder['last_error'])}")
         entries = folder.get("files_out_of_sync") or []

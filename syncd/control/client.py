@@ -3,7 +3,7 @@
 httpx over the daemon's Unix socket (`httpx.HTTPTransport(uds=...)`). A state dir whose socket
 path is longer than a Unix socket address can hold is reached through this process's own
 descriptor of the directory (`/proc/self/fd/N/control.sock`), as the daemon binds it.
-`connect` answers None when no daemon serves the socket, so a command falls back to doing the
+`syncd.control.address.connect` answers None when no daemon serves the socket, so a command falls back to doing the
 work itself.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from syncd.control.server import SOCKET_NAME, socket_path
+from syncd.control.address import SOCKET_NAME, socket_path
 from syncd.errors import DaemonRefused
 
 #: The host part of control requests; only the path matters on a Unix socket.
@@ -110,14 +110,9 @@ class DaemonClient:
         self.close()
 
 
-def connect(state_dir: Path) -> DaemonClient | None:
-    """A client of the daemon serving `state_dir`, or None when none answers on its socket."""
-    path = socket_path(state_dir)
-    try:
-        if not path.is_socket():
-            return None
-    except OSError:
-        return None
+def reach(state_dir: Path) -> DaemonClient | None:
+    """A client of the daemon serving `state_dir`, or None when nothing answers on its socket (a
+    socket file left behind by a killed daemon). `syncd.control.address.connect` looks first."""
     client = DaemonClient(state_dir)
     try:
         client._http.get("/health", timeout=httpx.Timeout(CONNECT_TIMEOUT)).raise_for_status()

@@ -12,20 +12,19 @@ from __future__ import annotations
 import os
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from syncd.control.api import Controls, build_api
+from syncd.control.address import SOCKET_NAME
 
-SOCKET_NAME = "control.sock"
-
-
-def socket_path(state_dir: Path) -> Path:
-    return Path(state_dir).expanduser().absolute() / SOCKET_NAME
+if TYPE_CHECKING:
+    from syncd.control.api import Controls
 
 
 class ControlServer:
     """The control API on the state dir's socket, in a background thread, until `stop`."""
 
     def __init__(self, state_dir: Path, controls: Controls) -> None:
+        from syncd.control.api import build_api
         from syncd.server.runner import ServerThread
         from syncd.server.servelimits import ServeLimits
         from syncd.server.unixsock import SocketDir

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,15 +41,20 @@ def status_doc(
     folders: Collection[str] | None = None,
     files: bool = False,
     daemon_pid: int | None = None,
+    held: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The `status --json` document of `folders` (names; None: every folder; an unknown name is
     a ConfigError listing the known ones). `state` None: no state database yet (nothing synced).
-    `daemon_pid`: the process holding the state dir, if any."""
+    `daemon_pid`: the process holding the state dir, if any. `held`: the folders the running
+    daemon holds, with the reason (only the daemon knows; `held` is null otherwise)."""
     chosen = [config.folder(name) for name in dict.fromkeys(folders)] if folders else list(config.folders)
     reads = _Reads(state) if state is not None else None
     return {
         "daemon": {"running": daemon_pid is not None, "pid": daemon_pid},
-        "folders": [_folder_doc(config, folder, reads, files=files) for folder in chosen],
+        "folders": [
+            {**_folder_doc(config, folder, reads, files=files), "held": (held or {}).get(folder.name)}
+            for folder in chosen
+        ],
     }
 
 

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from bdd_file import BddFileClient
 
-from syncd.control.client import DaemonClient, connect
+from syncd.control.address import connect
+from syncd.control.client import DaemonClient
 from syncd.server.runner import ServerThread
 from tests.support.chat import chat_files, put
 from tests.support.daemon import DaemonProcess, wait_for

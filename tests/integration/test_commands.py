@@ -49,7 +49,7 @@ def test_status_json_shape_and_counts(tmp_path: Path, keyed_server: ServerThread
     assert status.doc["daemon"] == {"running": False, "pid": None}
     [folder] = status.doc["folders"]
     assert set(folder) == {"name", "path", "remote", "place", "mode", "files", "pending", "running", "failed",
-                           "last_pass", "last_error", "trash_bytes"}
+                           "last_pass", "last_error", "trash_bytes", "held"}
     assert (folder["name"], folder["path"], folder["remote"], folder["place"], folder["mode"]) == (
         "docs", str(tmp_path / "docs"), "r", "chat c", "two-way")
     assert folder["trash_bytes"] == 0
