@@ -40,6 +40,7 @@ from syncd.app import App, open_app
 from syncd.config import Config, FolderConfig, load_config
 from syncd.core.names import normalize
 from syncd.core.versions import remote_changes, suspects
+from syncd.core.words import counted
 from syncd.daemon.hints import Hints
 from syncd.daemon.notify import Notifier, watchdog_interval
 from syncd.errors import ConfigError, PlaceGone, SyncdError
@@ -337,7 +338,7 @@ class Daemon:
         counts = app.queue.counts_by_folder()
         total = {state: sum(c.get(state, 0) for c in counts.values()) for state in JobState}
         return (
-            f"watching {len(self.config.folders)} folders; {total[JobState.PENDING]} pending, "
+            f"watching {counted(len(self.config.folders), 'folder')}; {total[JobState.PENDING]} pending, "
             f"{total[JobState.RUNNING]} running, {total[JobState.FAILED]} failed"
         )
 
