@@ -1,16 +1,13 @@
-"""What the one-shot commands print: reconcile summaries, status, check results."""
+"""What the one-shot commands print: reconcile summaries and status (`syncd check` prints its own)."""
 
 from __future__ import annotations
 
 import sys
 import threading
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from syncd.config import Config
-from syncd.errors import FatalError, RemoteError
 from syncd.state.db import lock_holder, open_state
 from syncd.state.queue import JobState, Queue
 
@@ -109,29 +106,3 @@ def print_status(doc: dict[str, Any]) -> None:
         )
         if f["last_error"]:
             print(f"  last error: {f['last_error']}")
-
-
-@dataclass
-class ProbeResult:
-    ok: bool = True
-    lines: list[str] = field(default_factory=list)
-
-
-def probe_remotes(config: Config, stack: ExitStack) -> ProbeResult:
-    """Reachable, authorised (and can list, where the remote lists): each remote, through each
-    folder's place."""
-    from syncd.app import build_remotes
-
-    result = ProbeResult()
-    remotes = build_remotes(config, stack)
-    for folder in config.folders:
-        try:
-            seen = remotes[folder.remote].probe(folder.place)
-            result.lines.append(f"{folder.name}: remote {folder.remote} ok ({seen})")
-        except FatalError as exc:
-            result.ok = False
-            result.lines.append(f"{folder.name}: remote {folder.remote} refused us: {exc}")
-        except RemoteError as exc:
-            result.ok = False
-            result.lines.append(f"{folder.name}: remote {folder.remote} unreachable: {exc}")
-    return result
