@@ -174,7 +174,7 @@ def folder_check(index: int, name: str, path: Path, synced: bool) -> Check:
         what = not_created(path, parent)
         return Check("folder", name, False, f"folders[{index}].path: {what}", f"{name}: folder {path}",
                      f"folders[{index}].path: {what}")
-    return result(True, f"will be created on the first run (in {path.parent})")
+    return result(True, "missing; its parent exists, so the first run creates it")
 
 
 def probe_remotes(config: Config, lacking: dict[str, str]) -> Iterator[Check]:

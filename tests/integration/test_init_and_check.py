@@ -168,7 +168,7 @@ def test_check_json_shape(tmp_path: Path, server_url: str) -> None:
     assert bad.doc is not None and good.doc is not None
     assert bad.doc["ok"] is False and [c["ok"] for c in bad.doc["checks"]] == [True, False, True, False]
     assert good.doc["ok"] is True and all(c["ok"] for c in good.doc["checks"])
-    assert "will be created" in good.doc["checks"][2]["detail"]
+    assert "the first run creates it" in good.doc["checks"][2]["detail"]
     assert not (tmp_path / "docs").exists()  # check creates nothing
 
 
