@@ -21,6 +21,7 @@ from syncd.remote.kind import OpenContext, Services
 from syncd.state.db import State, open_state
 from syncd.state.queue import Queue
 from syncd.sync.engine import Engine
+from syncd.sync.firstrun import check_new_folders
 
 
 @dataclass
@@ -100,6 +101,8 @@ def open_app(
     with ExitStack() as stack:
         state = open_state(config.daemon.state_dir, set_aside=rebuild_journal, read_only=dry_run)
         stack.callback(state.close)
+        # Before anything starts: a new folder on a disk that is not mounted is a config error.
+        check_new_folders(config, lambda name: state.journal_count(name) > 0)
         queue = Queue(state, clock=clock)
         if not dry_run:
             queue.resume()  # leases of a process that died go back to pending

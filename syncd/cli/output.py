@@ -1,16 +1,11 @@
-"""What the one-shot commands print: reconcile summaries, status, check results."""
+"""What `syncd reconcile` prints: its summaries and, on a terminal, its progress."""
 
 from __future__ import annotations
 
 import sys
 import threading
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
-
-from syncd.config import Config
-from syncd.errors import FatalError, RemoteError
 
 if TYPE_CHECKING:
     from syncd.app import App
@@ -65,27 +60,3 @@ class Progress:
             sys.stdout.write("\r\033[K")
 
 
-@dataclass
-class ProbeResult:
-    ok: bool = True
-    lines: list[str] = field(default_factory=list)
-
-
-def probe_remotes(config: Config, stack: ExitStack) -> ProbeResult:
-    """Reachable, authorised (and can list, where the remote lists): each remote, through each
-    folder's place."""
-    from syncd.app import build_remotes
-
-    result = ProbeResult()
-    remotes = build_remotes(config, stack)
-    for folder in config.folders:
-        try:
-            seen = remotes[folder.remote].probe(folder.place)
-            result.lines.append(f"{folder.name}: remote {folder.remote} ok ({seen})")
-        except FatalError as exc:
-            result.ok = False
-            result.lines.append(f"{folder.name}: remote {folder.remote} refused us: {exc}")
-        except RemoteError as exc:
-            result.ok = False
-            result.lines.append(f"{folder.name}: remote {folder.remote} unreachable: {exc}")
-    return result

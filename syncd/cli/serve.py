@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 from pathlib import Path
 
 import structlog
@@ -18,7 +20,7 @@ log = structlog.get_logger("syncd")
 
 def command(args: argparse.Namespace) -> int:
     from syncd.server.app import build_app
-    from syncd.server.runner import serve_forever
+    from syncd.server.runner import listen, serve_forever
     from syncd.server.servelimits import ServeLimits
     from syncd.server.service import Limits
 
@@ -41,8 +43,27 @@ def command(args: argparse.Namespace) -> int:
         max_upload_size=args.max_upload_size or None, max_parts=args.max_parts,
         upload_ttl=args.upload_ttl, public_url=public_url(args.public_url),
     )
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port: must be from 0 to 65535 (got {args.port})")
+    try:
+        sockets = listen(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(listen_problem(exc, args.host, args.port)) from None
     app = build_app(data, api_key=api_key, limits=limits)
     log.info("serving", url=f"http://{args.host}:{args.port}", data=str(data), api_key=bool(api_key),
              max_connections=guard.connection_limit())
-    serve_forever(app, args.host, args.port, guard)
+    serve_forever(app, sockets, guard)
     return EXIT_OK
+
+
+def listen_problem(exc: OSError, host: str, port: int) -> str:
+    """What to tell the user when `host`:`port` cannot be listened on, naming the option."""
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {host}: {exc.strerror or exc} (--host)"
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is already in use (--port)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: not an address of this machine (--host)"
+    if exc.errno == errno.EACCES:
+        return f"not allowed to listen on port {port} on {host} (ports below 1024 need privileges; --port)"
+    return f"cannot listen on port {port} on {host}: {exc.strerror or exc} (--host, --port)"

@@ -67,6 +67,7 @@ from syncd.core.names import unsafe_reason
 from syncd.core.paths import path_reason
 from syncd.core.renames import pair_renames
 from syncd.core.versions import RemoteView, content_key, ns, remote_view, versions_by_path
+from syncd.core.words import counted
 from syncd.remote.base import RemoteFile
 
 MARKER_MISSING = "folder marker .syncd/ missing: folder paused (unmounted disk or wrong path?)"
@@ -204,7 +205,7 @@ def plan(
         kept = tuple(action for action in actions if not action.is_deletion)
         held_back = tuple(action for action in actions if action.is_deletion)
         warning = (
-            f"pass would delete {deletions} of {tracked} tracked files "
+            f"pass would delete {deletions} of {counted(tracked, 'tracked file')} "
             f"({_percent(deletions, tracked)}% > max_delete {policy.max_delete}%); deleted nothing"
         )
         return Plan(

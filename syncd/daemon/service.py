@@ -41,6 +41,7 @@ from syncd.config import Config, FolderConfig, load_config
 from syncd.control.server import ControlServer
 from syncd.core.names import normalize
 from syncd.core.versions import remote_changes, suspects
+from syncd.core.words import counted
 from syncd.daemon.calls import LoopCalls
 from syncd.daemon.controls import DaemonControls
 from syncd.daemon.hints import Hints
@@ -391,7 +392,7 @@ class Daemon:
         counts = app.queue.counts_by_folder()
         total = {state: sum(c.get(state, 0) for c in counts.values()) for state in JobState}
         return (
-            f"watching {len(self.config.folders)} folders; {total[JobState.PENDING]} pending, "
+            f"watching {counted(len(self.config.folders), 'folder')}; {total[JobState.PENDING]} pending, "
             f"{total[JobState.RUNNING]} running, {total[JobState.FAILED]} failed"
         )
 

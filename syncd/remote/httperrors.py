@@ -8,8 +8,10 @@ a bad remote URL                                     FatalError
 too many redirects                                   ItemError
 ==================================================  ==============
 
-Messages name the operation and its subject; they never carry a header value or a URL's
-query, so neither a key nor a signature can leak through them.
+Messages name the operation, its subject and, when the transport failed, where it went (the
+remote's `scheme://host:port`, or the Unix socket an embedded remote is reached through, so a
+"could not connect" says to what); they never carry a header value or a URL's user info, path
+or query, so neither a key nor a signature can leak through them.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Call:
     action: str  # "upload", "download", "list", ...
     subject: str  # "'a.txt' in chat 'c1'", "file 42"
     endpoint: str  # "/uploadSimpleFile"
-    remote: str  # scheme://host[:port] of the service, never with credentials
+    remote: str  # scheme://host[:port] the call goes to, never with credentials (or a Unix socket)
 
     def describe(self) -> str:
         """`action subject`, the start of every message about this call."""
@@ -44,9 +46,11 @@ class Call:
 
 
 def safe_origin(url: httpx.URL) -> str:
-    """`scheme://host[:port]` of `url`: what messages may say about a remote."""
+    """`scheme://host[:port]` of `url` (an IPv6 host in brackets): what messages may say about
+    a remote. Never the user info, path or query, where credentials or signatures may sit."""
     port = f":{url.port}" if url.port is not None else ""
-    return f"{url.scheme}://{url.host}{port}"
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}{port}"
 
 
 @contextmanager
@@ -57,9 +61,9 @@ def converting(call: Call) -> Iterator[None]:
     except RemoteError:
         raise
     except httpx.TimeoutException as exc:
-        raise TransientError(f"{call.describe()} failed: {_timeout_kind(exc)} ({call.endpoint})") from exc
+        raise TransientError(f"{call.describe()} failed: {_timeout_kind(exc)} {call.remote} ({call.endpoint})") from exc
     except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError, httpx.DecodingError) as exc:
-        raise TransientError(f"{call.describe()} failed: {_network_kind(exc)} ({call.endpoint})") from exc
+        raise TransientError(f"{call.describe()} failed: {_network_kind(exc)} {call.remote} ({call.endpoint})") from exc
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise FatalError(f"{call.describe()} failed: bad remote url for {call.remote}") from exc
     except httpx.TransportError as exc:
@@ -70,21 +74,23 @@ def converting(call: Call) -> Iterator[None]:
 
 
 def _timeout_kind(exc: httpx.TimeoutException) -> str:
+    """What went wrong, worded to be followed by the remote's origin."""
     if isinstance(exc, httpx.ConnectTimeout):
-        return "timed out connecting"
+        return "timed out connecting to"
     if isinstance(exc, httpx.PoolTimeout):
-        return "timed out waiting for a free connection"
+        return "timed out waiting for a free connection to"
     if isinstance(exc, httpx.WriteTimeout):
-        return "timed out sending"
-    return "timed out waiting for the answer"
+        return "timed out sending to"
+    return "timed out waiting for the answer of"
 
 
 def _network_kind(exc: Exception) -> str:
+    """What went wrong, worded to be followed by the remote's origin."""
     if isinstance(exc, httpx.ConnectError):
-        return "could not connect"
+        return "could not connect to"
     if isinstance(exc, httpx.RemoteProtocolError):
-        return "connection lost or broken answer"
-    return "connection lost"
+        return "connection lost or broken answer from"
+    return "connection lost to"
 
 
 def request_may_have_arrived(exc: BaseException) -> bool:

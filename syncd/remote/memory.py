@@ -36,6 +36,7 @@ from typing import BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from syncd.core.names import unsafe_reason
+from syncd.core.words import counted
 from syncd.errors import ItemError, RemoteError, TransientError, Unsupported
 from syncd.remote.base import Capability, OnResume, Progress, RemoteFile
 from syncd.remote.memoryfiles import CHUNK, Fault, StoredFile, is_safe_part, mtime_of, now, number_of, read_range
@@ -259,7 +260,7 @@ class MemoryRemote:
     def probe(self, place: str) -> str:
         """What `syncd check` sees: the place's file count where the remote lists."""
         if Capability.LIST in self._capabilities:
-            return f"{len(self.list(place))} files"
+            return counted(len(self.list(place)), "file")
         with self._call("probe", "probe"):
             return "reachable"
 

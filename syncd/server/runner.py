@@ -35,8 +35,40 @@ def _config(app: Starlette, host: str, port: int, limits: ServeLimits) -> uvicor
     )
 
 
-def serve_forever(app: Starlette, host: str, port: int, limits: ServeLimits | None = None) -> None:
-    """Serve until SIGINT/SIGTERM, then return normally (exit status 0).
+def listen(host: str, port: int, backlog: int = 2048) -> list[socket.socket]:
+    """Listening sockets on `port` at every address `host` resolves to (as asyncio's
+    `create_server` binds them: address reuse on, IPv6 sockets IPv6 only).
+
+    Bound here, before the service starts, so that a port in use or an address that is not
+    this machine's is an `OSError` the caller turns into a clear message; uvicorn would log
+    the error and exit on its own, with its own status. `socket.gaierror` when `host` does not
+    resolve."""
+    sockets: list[socket.socket] = []
+    try:
+        seen: set[tuple[int, object]] = set()
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def serve_forever(app: Starlette, sockets: list[socket.socket], limits: ServeLimits | None = None) -> None:
+    """Serve on `sockets` (from `listen`) until SIGINT/SIGTERM, then return normally (exit
+    status 0); the sockets are closed on return.
 
     uvicorn handles the signals for a graceful shutdown (at most `limits.shutdown_timeout`
     seconds) and afterwards re-raises them at the handlers it found installed; ours swallow
@@ -44,7 +76,12 @@ def serve_forever(app: Starlette, host: str, port: int, limits: ServeLimits | No
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    uvicorn.Server(_config(app, host, port, limits or ServeLimits())).run()
+    host, port = sockets[0].getsockname()[:2]
+    try:
+        uvicorn.Server(_config(app, host, port, limits or ServeLimits())).run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 class ServerThread:

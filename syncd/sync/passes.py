@@ -43,6 +43,7 @@ from syncd.state.db import State
 from syncd.state.notices import Notice, NoticeState, replace_notices
 from syncd.state.queue import Queue
 from syncd.sync import notices
+from syncd.sync.firstrun import missing_parent, not_created
 from syncd.sync.gcpause import collection_paused
 from syncd.sync.lanes import transfer_size
 from syncd.sync.outcome import bases, to_base
@@ -111,12 +112,22 @@ class Passes:
     # -- looking and planning -------------------------------------------------
 
     def check_folder(self, folder: FolderConfig) -> str | None:
-        """Why the folder must be left alone, or None. A new folder gets its marker here."""
+        """Why the folder must be left alone, or None. A new folder gets its marker here, and is
+        created if missing, but only inside an existing directory (`syncd.sync.firstrun`)."""
         fs = FolderFS(folder.path)
         tracked = self.state.journal_count(folder.name) > 0
         if not folder.path.is_dir():
             if tracked:
                 return f"folder {folder.path} is missing (unmounted disk or wrong path?): paused"
+            parent = missing_parent(folder.path)
+            if parent is not None:
+                return f"folder {not_created(folder.path, parent)}: paused"
+            try:
+                folder.path.mkdir()
+            except FileExistsError:
+                pass  # made meanwhile, or not a directory (then the marker's mkdir says so)
+            else:
+                log.info("created folder", folder=folder.name, path=str(folder.path))
             fs.create_marker()
         elif not fs.marker_present():
             if tracked:

@@ -350,7 +350,7 @@ def test_sd_notify_messages_reach_the_notify_socket(setup: Setup, tmp_path: Path
         until(lambda: sum(m == "WATCHDOG=1" for m in seen) >= 3)  # every 0.2 s, half of WATCHDOG_USEC
         assert seen.index("READY=1") < seen.index("WATCHDOG=1")
         status = [m for m in seen if m.startswith("STATUS=")]
-        assert status and "watching 1 folders" in status[0], seen
+        assert status and "watching 1 folder;" in status[0], seen
         d.signal(signal.SIGTERM)
         until(lambda: "STOPPING=1" in seen)
         assert d.proc.wait(20) == 0

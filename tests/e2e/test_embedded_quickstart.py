@@ -68,7 +68,7 @@ def test_the_quickstart_daemon_syncs_over_a_private_unix_socket(home: Path) -> N
     env = {"HOME": str(home)}
     state_dir = home / ".local/state/syncd"
     sock = state_dir / "embedded" / "service.sock"
-    alice, bob = home / "syncd-demo/alice", home / "syncd-demo/bob"
+    alice, bob = home / "syncd-demo-alice", home / "syncd-demo-bob"
 
     # `syncd check` on its own starts the service, probes it and cleans up after itself.
     checked = run_syncd("check", "-c", QUICKSTART, env=env)
@@ -105,7 +105,7 @@ def test_the_quickstart_daemon_syncs_over_a_private_unix_socket(home: Path) -> N
         # `syncd check` probes the daemon's own service through its socket.
         checked = run_syncd("check", "-c", QUICKSTART, env=env)
         assert checked.code == 0, checked.stdout + checked.stderr
-        assert "alice: remote demo ok (1 files in the chat)" in checked.stdout
+        assert "alice: remote demo ok (1 file in the chat)" in checked.stdout
         assert sock.lstat().st_ino == inode
         assert answers(sock)
         assert not [c for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]

@@ -24,6 +24,7 @@ from typing import BinaryIO
 import structlog
 
 from syncd.core.paths import path_reason
+from syncd.core.words import counted
 from syncd.errors import ItemError, TransientError, Unsupported
 from syncd.remote.agentrun.client import AgentRunClient
 from syncd.remote.agentrun.kindcaps import CAPABILITIES
@@ -177,7 +178,7 @@ class AgentRunRemote:
     def probe(self, place: str) -> str:
         where = Place.loads(place)
         self.client.sandbox(where.sandbox_id)
-        return f"sandbox {where.sandbox_id} answers, {len(self.list(place))} files under {where.root}"
+        return f"sandbox {where.sandbox_id} answers, {counted(len(self.list(place)), 'file')} under {where.root}"
 
     def close(self) -> None:
         self.client.close()

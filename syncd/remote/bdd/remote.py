@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from syncd.core.names import is_safe
+from syncd.core.words import counted
 from syncd.errors import Unsupported
 from syncd.remote.base import OnResume, Progress, RemoteFile
 from syncd.remote.bdd.chatfile import CAPABILITIES, FileStatus
@@ -94,7 +95,7 @@ class BddRemote:
         return False  # no event stream: polling finds remote changes
 
     def probe(self, place: str) -> str:
-        return f"{len(self.list(place))} files in the chat"
+        return f"{counted(len(self.list(place)), 'file')} in the chat"
 
     def close(self) -> None:
         self.client.close()

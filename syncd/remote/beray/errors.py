@@ -20,6 +20,7 @@ import json
 
 import httpx
 
+from syncd.core.words import counted
 from syncd.errors import FatalError, ItemError, PlaceGone, TransientError
 from syncd.remote.httperrors import DETAIL_CHARS, Call, parse_retry_after, printable
 
@@ -56,5 +57,5 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(detail, str):
         return printable(detail)[:DETAIL_CHARS]
     if isinstance(detail, list):
-        return f"{len(detail)} validation errors"
+        return counted(len(detail), "validation error")
     return ""

@@ -22,6 +22,7 @@ from typing import BinaryIO
 import structlog
 
 from syncd.core.paths import path_reason
+from syncd.core.words import counted
 from syncd.errors import ItemError, TransientError, Unsupported
 from syncd.remote.base import EPOCH, OnResume, Progress, RemoteFile
 from syncd.remote.beray.client import BeRayClient
@@ -153,7 +154,7 @@ class BeRayRemote:
         where = Place.loads(place)
         self.client.me()
         self.client.task(where.task_id)
-        return f"task {where.task_id} answers, {len(self.list(place))} files under {where.root or '.'}"
+        return f"task {where.task_id} answers, {counted(len(self.list(place)), 'file')} under {where.root or '.'}"
 
     def close(self) -> None:
         self.client.close()

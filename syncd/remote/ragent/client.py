@@ -144,7 +144,7 @@ class RagentClient:
         """PUT `size` bytes of `source` to the presigned URL, retried on the same URL (the same
         key: a retry of an upload that arrived after all replaces it, never duplicates it).
         `UrlRefused` when the URL is refused: presign again."""
-        call = self._call("upload", repr(label), "PUT of the presigned URL")
+        call = self._call("upload", repr(label), "PUT of the presigned URL", at=target.url)
         headers = {**dict(target.headers), "Content-Length": str(size)}
 
         def attempt() -> None:
@@ -161,7 +161,7 @@ class RagentClient:
         """Stream the object at a signed `url` into `out` (from its position, rewound for each
         try); return the bytes written. A body past `limit` bytes is cut off there (transient).
         `UrlRefused` when the URL is refused: sign again."""
-        call = self._call("download", repr(label), "GET of the signed URL")
+        call = self._call("download", repr(label), "GET of the signed URL", at=url)
         start = out.tell()
 
         def attempt() -> int:
@@ -185,7 +185,7 @@ class RagentClient:
     def check_object(self, url: str, *, label: str) -> None:
         """Raise unless a GET of the signed `url` would serve the object: an `ItemError` (404)
         when it is gone. Only the answer's head is read (the connection is then dropped)."""
-        call = self._call("check", repr(label), "GET of the signed URL")
+        call = self._call("check", repr(label), "GET of the signed URL", at=url)
 
         def attempt() -> None:
             self._limiter.acquire()
@@ -196,8 +196,10 @@ class RagentClient:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _call(self, action: str, subject: str, endpoint: str) -> Call:
-        return Call(action, subject, endpoint, self._origin)
+    def _call(self, action: str, subject: str, endpoint: str, *, at: str | None = None) -> Call:
+        """A call to the gateway, or to the object URL `at` it returned (often another host: a
+        connection error names that one)."""
+        return Call(action, subject, endpoint, self._origin if at is None else safe_origin(httpx.URL(at)))
 
     def _json(self, call: Call, method: str, body: dict[str, object] | None, *, key: bool = True) -> dict[str, object]:
         headers = {"Accept": "application/json"}
