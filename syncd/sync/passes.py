@@ -35,7 +35,7 @@ from syncd.core.plan import plan
 from syncd.errors import FatalError, ItemError, PlaceGone, TransientError
 from syncd.local.folderfs import FolderFS
 from syncd.local.ignore import is_ignored
-from syncd.local.scan import scan_folder, widen
+from syncd.local.scan import LocalListing, scan_folder, widen
 from syncd.local.trash import purge_trash
 from syncd.remote.base import Capability, Remote, RemoteFile
 from syncd.state import jobcodec
@@ -113,7 +113,8 @@ class Passes:
 
     def check_folder(self, folder: FolderConfig) -> str | None:
         """Why the folder must be left alone, or None. A new folder gets its marker here, and is
-        created if missing, but only inside an existing directory (`syncd.sync.firstrun`)."""
+        created if missing, but only inside an existing directory (`syncd.sync.firstrun`). A dry
+        run (a read-only state) creates nothing: a missing new folder is planned as empty."""
         fs = FolderFS(folder.path)
         tracked = self.state.journal_count(folder.name) > 0
         if not folder.path.is_dir():
@@ -122,6 +123,8 @@ class Passes:
             parent = missing_parent(folder.path)
             if parent is not None:
                 return f"folder {not_created(folder.path, parent)}: paused"
+            if self.state.read_only:
+                return None
             try:
                 folder.path.mkdir()
             except FileExistsError:
@@ -132,7 +135,8 @@ class Passes:
         elif not fs.marker_present():
             if tracked:
                 return f"folder marker {fs.marker} is missing (unmounted disk or wrong path?): paused"
-            fs.create_marker()
+            if not self.state.read_only:
+                fs.create_marker()
         return None
 
     def plan_folder(
@@ -172,8 +176,13 @@ class Passes:
             base = {} if moved else self.state.read_journal(folder.name, bases)
             if names is not None and folder.recursive:
                 names = widen(names, base)  # a gone directory's key: every file tracked below it
-            listing = scan_folder(
-                folder.path, folder.ignore, base, only=names, recursive=folder.recursive, exclude=_delivered(folder)
+            listing = (
+                scan_folder(
+                    folder.path, folder.ignore, base, only=names, recursive=folder.recursive,
+                    exclude=_delivered(folder),
+                )
+                if folder.path.is_dir() or not self.state.read_only
+                else LocalListing()  # a dry run's new folder, not made yet
             )
             if remote_future is not None:
                 remote = remote_future.result()

@@ -214,3 +214,19 @@ def test_commands_without_a_daemon_do_the_work_themselves(tmp_path: Path, file_s
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as leftover:
             leftover.bind(str(sock_path))  # bound, never listening: what a killed daemon leaves
             assert connect(tmp_path / "state") is None
+
+
+def test_a_dry_run_creates_nothing_not_even_a_new_folder(
+    tmp_path: Path, file_server: ServerThread, sdk: BddFileClient
+) -> None:
+    put(sdk, CHAT, "theirs.txt", b"made there")
+    config = write_config(
+        tmp_path / "syncd.toml", state_dir=tmp_path / "state", url=file_server.url,
+        folders=[{"name": "docs", "path": tmp_path / "docs", "chat_id": CHAT}],
+    )
+    dry = run_syncd("reconcile", "--dry-run", "--json", "-c", config)
+    assert dry.code == 0, dry.stderr
+    assert dry.folder("docs").actions["theirs.txt"]["status"] == "planned"
+    assert not (tmp_path / "docs").exists()  # the real run creates it (its parent exists)
+    done = run_syncd("reconcile", "--json", "-c", config)
+    assert done.code == 0 and (tmp_path / "docs" / "theirs.txt").read_bytes() == b"made there"
