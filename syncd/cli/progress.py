@@ -70,9 +70,9 @@ class TransferProgress:
     def __enter__(self) -> TransferProgress:
         self._state = open_state(self.state_dir, writer=False)
         self._queue = Queue(self._state)
-        newest = self._queue.newest_id()
+        at, newest = self._queue.clock(), self._queue.newest_id()
         files, size = self._queue.outstanding_size(self.folders)
-        self._start = Start(files, size, newest)
+        self._start = Start(files, size, newest, at)
         if not files:  # nothing to transfer: no display
             return self
         self._task = self._display.add_task("syncing", total=None)
@@ -116,6 +116,7 @@ class TransferProgress:
             self._queue.outstanding_size(self.folders),
             self._queue.outstanding_size(self.folders, newer_than=self._start.newest_id),
             self._queue.running(self.folders, limit=SHOWN_TRANSFERS),
+            self._queue.failed_size(self.folders, since=self._start.at),
         )
 
     def _show(self, now: Tally, *, ended: str | None = None, draw: bool = True) -> None:
@@ -186,13 +187,17 @@ def _tally_of(task: Task) -> Tally | None:
 
 
 class _Spinner(SpinnerColumn):
-    """Turns while the run goes on; then ✓ (all done) or ■ (stopped short, e.g. by Ctrl-C)."""
+    """Turns while the run goes on; then ✓ (all done), ! (done, some failed: the lines below say
+    which) or ■ (stopped short, e.g. by Ctrl-C)."""
 
     def render(self, task: Task) -> RenderableType:
         ended = task.fields.get("ended")
         if ended is None:
             return super().render(task)
-        return Text("✓", style="green") if ended == "synced" else Text("■", style="red")
+        if ended != "synced":
+            return Text("■", style="red")
+        t = _tally_of(task)
+        return Text("!", style="bold yellow") if t is not None and t.files_failed else Text("✓", style="green")
 
 
 class _Counts(ProgressColumn):

@@ -3,9 +3,9 @@
 
 Counts come from the queue alone: the work of a drain is the rows outstanding when it starts,
 plus rows queued meanwhile (a file planned again because it changed under its transfer); a row
-is done once it left the outstanding set (finished, or failed for good). Bytes are the rows'
-`size` (what a transfer may move; 0 for deletions and moves), counted when the row is done: a
-large file's bytes arrive at its end.
+is done once it left the outstanding set (finished, or failed for good: those are counted apart).
+Bytes are the rows' `size` (what a transfer may move; 0 for deletions and moves), counted when
+the row is finished: a large file's bytes arrive at its end, a failed file's never.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from syncd.state.queue import Job
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """The queue when the drain started: outstanding rows and bytes, and the newest row id."""
+    """The queue when the drain started: outstanding rows and bytes, the newest row id, and
+    the time (the queue's clock)."""
 
     files: int
     bytes: int
     newest_id: int
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +41,12 @@ class Current:
 class Tally:
     """Where a drain is."""
 
-    files_done: int
+    files_done: int  # failed ones included
     files_total: int
-    bytes_done: int
+    bytes_done: int  # failed ones not included
     bytes_total: int
     current: tuple[Current, ...] = ()
+    files_failed: int = 0
 
     @property
     def by_bytes(self) -> bool:
@@ -60,16 +63,24 @@ class Tally:
         return self.bytes_total if self.by_bytes else self.files_total
 
 
-def tally(start: Start, outstanding: tuple[int, int], queued_since: tuple[int, int], running: Iterable[Job]) -> Tally:
+def tally(
+    start: Start,
+    outstanding: tuple[int, int],
+    queued_since: tuple[int, int],
+    running: Iterable[Job],
+    failed: tuple[int, int] = (0, 0),
+) -> Tally:
     """The tally from the start and one look at the queue: `outstanding` (rows, bytes) now,
-    `queued_since` the part of it queued after the start."""
+    `queued_since` the part of it queued after the start, `failed` the rows that failed for
+    good since the start."""
     left_files, left_bytes = outstanding[0] - queued_since[0], outstanding[1] - queued_since[1]
     return Tally(
         files_done=max(0, start.files - left_files),
         files_total=start.files + queued_since[0],
-        bytes_done=max(0, start.bytes - left_bytes),
+        bytes_done=max(0, start.bytes - left_bytes - failed[1]),
         bytes_total=start.bytes + queued_since[1],
         current=tuple(Current(job.kind, job.name, job.size) for job in running),
+        files_failed=failed[0],
     )
 
 
@@ -85,8 +96,11 @@ def size_text(size: float) -> str:
 
 
 def counts_text(t: Tally) -> str:
-    """`152/303 files · 1.2/2.4 MB` (the bytes left out when nothing has a size)."""
+    """`152/303 files · 1 failed · 1.2/2.4 MB` (no failures, no bytes when nothing has a
+    size: left out)."""
     files = f"{t.files_done}/{t.files_total} files"
+    if t.files_failed:
+        files += f" · {t.files_failed} failed"
     if not t.by_bytes:
         return files
     total = size_text(t.bytes_total)

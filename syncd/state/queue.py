@@ -445,6 +445,16 @@ class Queue(QueueReads):
         )[0]
         return int(row[0]), int(row[1])
 
+    def failed_size(self, folders: Collection[str], *, since: float) -> tuple[int, int]:
+        """(rows, bytes) of `folders`' rows that failed for good at `since` or later."""
+        marks = ", ".join("?" * len(folders))
+        row = self.state.fetchall(
+            "SELECT count(*), coalesce(sum(size), 0) FROM jobs "
+            f"WHERE state = 'failed' AND folder IN ({marks}) AND updated >= ?",
+            (*folders, since),
+        )[0]
+        return int(row[0]), int(row[1])
+
     def running(self, folders: Collection[str], limit: int = 10) -> list[Job]:
         """Up to `limit` rows of `folders` leased to a worker now, in the order they were queued
         (a display that lists them does not reshuffle at each look)."""

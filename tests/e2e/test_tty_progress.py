@@ -118,10 +118,14 @@ def test_a_terminal_shows_progress_then_each_failure_once_then_the_totals(
     assert run.code == 1, text
 
     # The display: files and bytes done of the total, a rate and the time left.
-    assert re.search(rf"\d+/{SMALL + len(TOO_BIG)} files · [\d.]+/[\d.]+ kB", text), text[-3000:]
+    assert re.search(rf"\d+/{SMALL + len(TOO_BIG)} files (· \d failed )?· [\d.]+/[\d.]+ kB", text), text[-3000:]
     assert re.search(r"[\d.]+ [kM]?B/s", text), text[-3000:]
     assert re.search(r"eta (\d+:\d\d:\d\d|--)", text), text[-3000:]
-    assert re.search(rf"✓ synced .* {SMALL + len(TOO_BIG)}/{SMALL + len(TOO_BIG)} files", text), text[-3000:]
+    # The last frame: all done, the failures counted, their bytes not among those moved.
+    moved = sum(100 + i for i in range(SMALL)) / 1000
+    total = moved + len(TOO_BIG) * LIMIT * 5 / 1000
+    assert re.search(rf"! synced .* {SMALL + len(TOO_BIG)}/{SMALL + len(TOO_BIG)} files · {len(TOO_BIG)} failed · "
+                     rf"{moved:.1f}/{total:.1f} kB", text), text[-3000:]
 
     # Each failure once: in the report, not also as a log line.
     for name in TOO_BIG:
