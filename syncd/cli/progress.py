@@ -1,9 +1,14 @@
 """The progress display on a terminal while `reconcile` drains its queue (the one module that
 draws with rich).
 
-    ⠹ syncing ━━━━━━━━━━╸━━━━━━━━━  152/303 files · 0.6/1.2 MB · 310.4 kB/s · eta 0:00:02
-      upload   notes/2024-06-01.md  1.3 kB
-      download photos/IMG_0042.jpg  2.1 MB
+    ⠦ syncing ━━━━━━╺━━━━━━━━━━━━━━━━━ 145/341 files · 39.4/149.1 MB 66.8 MB/s eta 0:00:02
+      upload   IMG_0021.jpg  2.3 MB
+      upload   IMG_0022.jpg  2.3 MB
+      download notes-0042.md  1.0 kB
+
+and, when the queue is drained (`!` when some files failed: the lines after it say which),
+
+    ! synced ━━━━━━━━━━━━━━╺━━━━━━━━━ 341/341 files · 1 failed · 89.1/149.1 MB 76.0 MB/s in 0:00:01
 
 What it shows comes from the queue (`cli/tally.py`), read a few times a second through a
 connection of its own: the workers never wait for it. While it is on screen it takes over
