@@ -2,10 +2,16 @@
 
 What ``kind = "embedded"`` remotes talk to. One process serves a state dir at a time; the
 service is started once per set of remotes (`OpenContext.shared`) and stopped with its stack.
+
+Inside the daemon the service's everyday lines (`uploaded file_id=27`, uvicorn's `Uvicorn
+running on ...`) are detail of syncd's own transfers: while it runs embedded, its loggers'
+info records count as debug (`syncd serve` keeps them at info). The service itself knows
+nothing of this; it logs as it always does.
 """
 
 from __future__ import annotations
 
+import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +27,8 @@ log = structlog.get_logger("syncd.app")
 EMBEDDED_BASE_URL = "http://syncd-embedded.invalid"
 #: How long a writer waits for another process (a `syncd check` probing) to stop serving.
 EMBEDDED_WAIT_S = 30.0
+#: The loggers the file service and uvicorn write their everyday lines to.
+SERVICE_LOGGERS = ("syncd.server", "uvicorn.error")
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,7 @@ def start_embedded(
             )
     sock = sockdir.bind()
     stack.callback(sockdir.remove)
+    _service_lines_at_debug(stack)
     try:
         server = ServerThread(build_app(sockdir.path), sock=sock).start()
     except BaseException:
@@ -69,3 +78,24 @@ def start_embedded(
     stack.callback(server.stop)
     log.info("embedded file service", socket=str(sockdir.socket_path))
     return service
+
+
+class InfoAsDebug(logging.Filter):
+    """On a logger: its info records count as debug, shown only when debug is on. Warnings
+    and errors keep their level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _service_lines_at_debug(stack: ExitStack) -> None:
+    """Until the stack closes, the service's info lines are debug lines (see the module
+    docstring). Called before the service starts, so its start-up lines are too."""
+    quiet = InfoAsDebug()
+    for name in SERVICE_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.addFilter(quiet)
+        stack.callback(logger.removeFilter, quiet)
