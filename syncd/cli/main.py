@@ -10,6 +10,7 @@ The grammar is `parser.py`; each command is a module of its own (`syncd.cli.<com
 from __future__ import annotations
 
 import importlib
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -52,4 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"syncd: {exc}", file=sys.stderr)
         return EXIT_LOCKED
     except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:  # `syncd status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TaskID, TextColumn
+from rich.table import Column
 from rich.text import Text
 
 from syncd.cli.tally import Start, Tally, counts_text, current_text, eta_text, rate_text, tally
@@ -206,12 +207,18 @@ class _Spinner(SpinnerColumn):
 
 
 class _Counts(ProgressColumn):
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=True))  # on a narrow terminal: cut, never wrapped
+
     def render(self, task: Task) -> Text:
         t = _tally_of(task)
         return Text(counts_text(t) if t else "")
 
 
 class _Rate(ProgressColumn):
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=True))  # on a narrow terminal: cut, never wrapped
+
     def render(self, task: Task) -> Text:
         t = _tally_of(task)
         if t is None:
@@ -223,6 +230,9 @@ class _Rate(ProgressColumn):
 
 
 class _Eta(ProgressColumn):
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=True))  # on a narrow terminal: cut, never wrapped
+
     def render(self, task: Task) -> Text:
         if task.stop_time is not None:
             return Text(f"in {eta_text(task.elapsed).removeprefix('eta ')}", style="progress.elapsed")

@@ -9,6 +9,9 @@ A pass writes them (`replace_notices`), never a dry run: a full pass replaces ev
 folder, a pass over some names just the rows of those names (and of the paths below a name
 that is a directory). Rows are keyed by the name as spelled on the local disk; `since` is when
 the name was first seen in its state, kept while it stays so.
+
+A name that is not valid UTF-8 on disk (decoded with surrogateescape) cannot be SQLite text:
+names are stored as their bytes on disk, and a reason's lone surrogates as visible escapes.
 """
 
 from __future__ import annotations
@@ -49,15 +52,17 @@ def replace_notices(
     fresh = {notice.name: notice for notice in notices}
     with state.transaction() as conn:
         old = {
-            name: (NoticeState(st) if st in _STATES else None, since)
+            _loaded(name): (NoticeState(st) if st in _STATES else None, since)
             for name, st, since in conn.execute("SELECT name, state, since FROM notices WHERE folder = ?", (folder,))
         }
         gone = [name for name in old if keys is None or name in fresh or _covered(normalize(name), keys)]
-        conn.executemany("DELETE FROM notices WHERE folder = ? AND name = ?", ((folder, name) for name in gone))
+        conn.executemany(
+            "DELETE FROM notices WHERE folder = ? AND CAST(name AS BLOB) = ?", ((folder, _stored(name)) for name in gone)
+        )
         conn.executemany(
             "INSERT INTO notices (folder, name, state, reason, since) VALUES (?, ?, ?, ?, ?)",
             (
-                (folder, n.name, n.state.value, n.reason,
+                (folder, _stored(n.name), n.state.value, _text(n.reason),
                  old[n.name][1] if n.name in old and old[n.name][0] is n.state else now)
                 for n in fresh.values()
             ),
@@ -69,8 +74,22 @@ def read_notices(state: State, folder: str) -> list[Notice]:
     rows = state.fetchall(
         "SELECT name, state, reason, since FROM notices WHERE folder = ? ORDER BY name", (folder,)
     )
-    return [Notice(name, NoticeState(st) if st in _STATES else NoticeState.SKIPPED, reason, since)
+    return [Notice(_loaded(name), NoticeState(st) if st in _STATES else NoticeState.SKIPPED, reason, since)
             for name, st, reason, since in rows]
+
+
+def _stored(name: str) -> bytes:
+    """A name as stored: its bytes on disk (any name, UTF-8 or not)."""
+    return name.encode("utf-8", "surrogateescape")
+
+
+def _loaded(value: bytes | str) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _text(reason: str) -> str:
+    """A reason as SQLite text: lone surrogates (from a name that is not UTF-8) as escapes."""
+    return reason.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 _STATES = frozenset(s.value for s in NoticeState)

@@ -31,14 +31,15 @@ def daemon_console(home: Path, name: str, *args: str) -> str:
     """`syncd run -c QUICKSTART ARGS` on a terminal while a new file `name` goes from alice/ to
     bob/; what the terminal showed, without colours."""
     env = {**os.environ, "HOME": str(home), "TERM": "xterm-256color", "TZ": FAR_ZONE}
-    env.pop("SYNCD_CONFIG", None)
+    for var in ("SYNCD_CONFIG", "COLUMNS", "LINES"):
+        env.pop(var, None)
     child = pexpect.spawn(sys.executable, ["-m", "syncd", "run", "-c", str(QUICKSTART), *args], env=env,
                           encoding="utf-8", dimensions=(40, 200), timeout=60)
     try:
         child.expect("watching")
         seen = str(child.before) + str(child.after)
-        (home / "syncd-demo/alice" / name).write_bytes(b"hello\n")
-        wait_for(lambda: (home / "syncd-demo/bob" / name).is_file(), timeout=30, what=f"{name} in bob/")
+        (home / "syncd-demo-alice" / name).write_bytes(b"hello\n")
+        wait_for(lambda: (home / "syncd-demo-bob" / name).is_file(), timeout=30, what=f"{name} in bob/")
         sgr = r"(?:\x1b\[[0-9;]*m)*"  # colours between the words
         child.expect(rf"transfer{sgr} {sgr}folder{sgr}={sgr}bob{sgr} {sgr}name{sgr}={sgr}{re.escape(name)}")
         seen += str(child.before) + str(child.after)

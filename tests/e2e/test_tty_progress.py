@@ -68,6 +68,8 @@ def on_terminal(*args: str | Path, env: Mapping[str, str] | None = None, interru
     full_env = {**os.environ, "TERM": "xterm-256color", **(env or {})}
     full_env.pop("SYNCD_CONFIG", None)
     full_env.pop("NO_COLOR", None)
+    for size in ("COLUMNS", "LINES"):  # the terminal's own size, as a user's shell has it
+        full_env.pop(size, None)
     child = pexpect.spawn(
         sys.executable, ["-m", "syncd", *map(str, args)], env=full_env, encoding="utf-8",
         codec_errors="replace", dimensions=(40, 160), timeout=120,
