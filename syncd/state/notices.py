@@ -57,7 +57,8 @@ def replace_notices(
         }
         gone = [name for name in old if keys is None or name in fresh or _covered(normalize(name), keys)]
         conn.executemany(
-            "DELETE FROM notices WHERE folder = ? AND CAST(name AS BLOB) = ?", ((folder, _stored(name)) for name in gone)
+            "DELETE FROM notices WHERE folder = ? AND CAST(name AS BLOB) = ?",
+            ((folder, _stored(name)) for name in gone),
         )
         conn.executemany(
             "INSERT INTO notices (folder, name, state, reason, since) VALUES (?, ?, ?, ?, ?)",
