@@ -121,4 +121,6 @@ def test_a_top_level_folder_still_hears_only_its_top_level(make: Make, tmp_path:
     make_tree(path, ["sub/inner.txt", "top.txt"])
     (path / "sub").rename(path / "renamed")
     barrier(rec, path)
-    assert rec.names() == ["top.txt"]
+    # Its files, and its subfolders' own names (a pass reports them as skipped), never what is in them.
+    names = rec.names()
+    assert "top.txt" in names and set(names) <= {"top.txt", "sub", "renamed"}, names

@@ -150,6 +150,7 @@ def test_the_size_column_is_added_to_a_queue_written_before_it(tmp_path: Path) -
     state.close()
     with sqlite3.connect(tmp_path / "state" / "syncd.db") as conn:  # back to the schema before it
         conn.execute("ALTER TABLE jobs DROP COLUMN size")
+        conn.execute("DROP TABLE notices")  # schema 5's, after it
         conn.execute("PRAGMA user_version = 3")
     conn.close()
     state = open_state(tmp_path / "state")
