@@ -25,6 +25,7 @@ class ControlServer:
 
     def __init__(self, state_dir: Path, controls: Controls) -> None:
         from syncd.control.api import build_api
+        from syncd.server.quietlogs import info_as_debug
         from syncd.server.runner import ServerThread
         from syncd.server.servelimits import ServeLimits
         from syncd.server.unixsock import SocketDir
@@ -36,6 +37,7 @@ class ControlServer:
             sockdir.try_lock()  # the state dir's writer lock already makes this process the only server
             sock = sockdir.bind()
             self._stack.callback(sockdir.remove)
+            info_as_debug(("uvicorn.error",), self._stack)  # uvicorn's start-up lines: debug detail here
             # An events stream lives as long as its reader wants: only the daemon's stop ends it
             # (`bus.close`), and the shutdown waits for no stream.
             limits = ServeLimits(shutdown_timeout=2)

@@ -11,7 +11,6 @@ nothing of this; it logs as it always does.
 
 from __future__ import annotations
 
-import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +52,7 @@ def start_embedded(
     uses that service; otherwise this waits up to `wait` seconds for it to stop, then raises
     `StateLocked`."""
     from syncd.server.app import build_app
+    from syncd.server.quietlogs import info_as_debug
     from syncd.server.runner import ServerThread
     from syncd.server.unixsock import SocketDir, private_dir
 
@@ -69,7 +69,7 @@ def start_embedded(
             )
     sock = sockdir.bind()
     stack.callback(sockdir.remove)
-    _service_lines_at_debug(stack)
+    info_as_debug(SERVICE_LOGGERS, stack)  # the daemon's log is the daemon's: `-v` shows these
     try:
         server = ServerThread(build_app(sockdir.path), sock=sock).start()
     except BaseException:
@@ -78,24 +78,3 @@ def start_embedded(
     stack.callback(server.stop)
     log.info("embedded file service", socket=str(sockdir.socket_path))
     return service
-
-
-class InfoAsDebug(logging.Filter):
-    """On a logger: its info records count as debug, shown only when debug is on. Warnings
-    and errors keep their level."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno != logging.INFO:
-            return True
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-
-
-def _service_lines_at_debug(stack: ExitStack) -> None:
-    """Until the stack closes, the service's info lines are debug lines (see the module
-    docstring). Called before the service starts, so its start-up lines are too."""
-    quiet = InfoAsDebug()
-    for name in SERVICE_LOGGERS:
-        logger = logging.getLogger(name)
-        logger.addFilter(quiet)
-        stack.callback(logger.removeFilter, quiet)
