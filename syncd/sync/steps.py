@@ -203,6 +203,11 @@ class Steps:
             st = self.fs.install(temp, spelling, expected, self.now())
         finally:
             temp.unlink(missing_ok=True)
+        if expected is not None:
+            days = self.folder.trash_days
+            log.info("replaced", folder=self.folder.name, name=spelling,
+                     kept=f"the previous content is in {self.fs.trash} for {days} days" if days
+                     else f"the previous content is in {self.fs.trash}")
         written = local_file(name, spelling, st.st_size, st.st_mtime_ns, sha)
         rec.record(name, written, remote)
         return written

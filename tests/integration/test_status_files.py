@@ -232,7 +232,11 @@ def test_trash_bytes_grow_when_a_download_replaces_a_file(box: Sync) -> None:
     box.sync()
     assert folder_of(status(box.config), "f")["trash_bytes"] == 0
     box.edit_remote("report.txt", b"version two")  # the other client writes a new version
-    assert box.sync()["downloaded"] == 1
+    replaced = run_syncd("reconcile", "-v", "-c", box.config)
+    assert replaced.code == 0 and "1 downloaded" in replaced.stdout
+    # The log says where the replaced content went, and for how long.
+    assert "replaced" in replaced.stderr and "previous content is in" in replaced.stderr
+    assert "for 30 days" in replaced.stderr
     assert (box.folder / "report.txt").read_bytes() == b"version two"
     assert folder_of(status(box.config), "f")["trash_bytes"] == 22  # the replaced content, kept
     assert "trash: 22 B" in run_syncd("status", "-c", box.config).stdout
