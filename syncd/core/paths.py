@@ -103,7 +103,9 @@ class RelPath(str):
         return self.startswith(other + SEPARATOR)
 
     def __repr__(self) -> str:
-        return f"RelPath({str.__repr__(self)})"
+        # Messages quote paths with `!r` (quotes, control characters escaped): a person reads
+        # 'video.mp4', not RelPath('video.mp4').
+        return str.__repr__(self)
 
 
 def path_reason(text: str) -> str | None:
