@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -62,6 +63,12 @@ class Run:
         return plain(self.raw)
 
 
+def _interruptible() -> None:
+    """In the child: Ctrl-C interrupts, as at a user's shell. A test runner's worker may ignore
+    SIGINT, and an ignored signal stays ignored across exec (Python then installs no handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def on_terminal(*args: str | Path, env: Mapping[str, str] | None = None, interrupt_at: str | None = None) -> Run:
     """`python -m syncd ARGS` on a pseudo-terminal (stdout and stderr both), to its end; with
     `interrupt_at`, Ctrl-C once the terminal shows that pattern."""
@@ -73,6 +80,7 @@ def on_terminal(*args: str | Path, env: Mapping[str, str] | None = None, interru
     child = pexpect.spawn(
         sys.executable, ["-m", "syncd", *map(str, args)], env=full_env, encoding="utf-8",
         codec_errors="replace", dimensions=(40, 160), timeout=120,
+        preexec_fn=_interruptible,
     )
     seen = ""
     if interrupt_at is not None:
