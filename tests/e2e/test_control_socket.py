@@ -233,3 +233,25 @@ def test_a_dry_run_creates_nothing_not_even_a_new_folder(
     assert not (tmp_path / "docs").exists()  # the real run creates it (its parent exists)
     done = run_syncd("reconcile", "--json", "-c", config)
     assert done.code == 0 and (tmp_path / "docs" / "theirs.txt").read_bytes() == b"made there"
+
+
+def test_a_state_dir_too_long_for_a_socket_address_still_has_its_control_socket(
+    tmp_path: Path, file_server: ServerThread
+) -> None:
+    state = tmp_path / ("deep-" * 12) / "state"  # its socket path is over 107 bytes
+    assert len(os.fsencode(str(state / "control.sock"))) > 107
+    (tmp_path / "docs").mkdir()
+    config = write_config(
+        tmp_path / "syncd.toml", state_dir=state, url=file_server.url, settle=0.3,
+        folders=[{"name": "docs", "path": tmp_path / "docs", "chat_id": CHAT}], daemon=QUIET,
+    )
+    process = DaemonProcess(config)
+    try:
+        process.wait_ready()
+        retried = run_syncd("retry", "-c", config)
+        assert retried.code == 0 and "running daemon" in retried.stdout, retried.stdout + retried.stderr
+        status = run_syncd("status", "--json", "-c", config)
+        assert status.doc is not None and status.doc["daemon"]["pid"] == process.proc.pid
+    finally:
+        assert process.stop() == 0
+    assert not (state / "control.sock").exists()  # removed on the way out
