@@ -426,38 +426,9 @@ class Queue(QueueReads):
         with self.state.transaction() as conn:
             return conn.execute("DELETE FROM jobs WHERE folder = ?", (folder,)).rowcount
 
-    # -- read-only views for a progress display (`cli/progress.py`) -------------------------
-    # Each is one read; none takes a write lock. A display samples them a few times a second
-    # from a connection of its own, next to the workers' writes.
-
-    def newest_id(self) -> int:
-        """The highest row id so far (0: none). Ids only grow: a row put later has a higher one."""
-        return int(self.state.fetchall("SELECT coalesce(max(id), 0) FROM jobs")[0][0])
-
-    def outstanding_size(self, folders: Collection[str], *, newer_than: int = 0) -> tuple[int, int]:
-        """(rows, bytes) of the pending and running work of `folders` (with an id above
-        `newer_than`, if given); bytes count the known sizes only."""
-        marks = ", ".join("?" * len(folders))
-        row = self.state.fetchall(
-            "SELECT count(*), coalesce(sum(size), 0) FROM jobs "
-            f"WHERE state IN ('pending', 'running') AND folder IN ({marks}) AND id > ?",
-            (*folders, newer_than),
-        )[0]
-        return int(row[0]), int(row[1])
-
-    def failed_size(self, folders: Collection[str], *, since: float) -> tuple[int, int]:
-        """(rows, bytes) of `folders`' rows that failed for good at `since` or later."""
-        marks = ", ".join("?" * len(folders))
-        row = self.state.fetchall(
-            "SELECT count(*), coalesce(sum(size), 0) FROM jobs "
-            f"WHERE state = 'failed' AND folder IN ({marks}) AND updated >= ?",
-            (*folders, since),
-        )[0]
-        return int(row[0]), int(row[1])
-
     def running(self, folders: Collection[str], limit: int = 10) -> list[Job]:
         """Up to `limit` rows of `folders` leased to a worker now, in the order they were queued
-        (a display that lists them does not reshuffle at each look)."""
+        (a progress display that lists them does not reshuffle at each look). One read."""
         marks = ", ".join("?" * len(folders))
         rows = self.state.fetchall(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running' AND lease_until > ? "
