@@ -66,7 +66,7 @@ from syncd.core.model import (
 from syncd.core.names import unsafe_reason
 from syncd.core.paths import path_reason
 from syncd.core.renames import pair_renames
-from syncd.core.versions import RemoteView, content_key, ns, remote_view, versions_by_path
+from syncd.core.versions import RemoteView, content_key, ns, order, remote_view, versions_by_path
 from syncd.core.words import counted
 from syncd.remote.base import RemoteFile
 
@@ -188,11 +188,15 @@ def plan(
             )
         else:
             action = _decide(name, local.get(name), view, entry, policy, versions.get(name, ()))
+        if action is None and entry is not None and entry.remote_floor is not None and view.current is not None \
+                and view.current.version == entry.remote_version:  # our upload, alone above its floor: no race
+            left = _superseded_left(entry, versions.get(name, ()), view, policy)
+            if left is None:
+                confirmed.append((name, view.current))
+            else:  # the version our upload replaced is still there: its deletion failed; now it goes
+                action = Action(ActionKind.RECORD, name, local.get(name), view.current, entry, supersedes=left)
         if action is not None:
             actions.append(action)
-        elif entry is not None and entry.remote_floor is not None and view.current is not None \
-                and view.current.version == entry.remote_version:  # our upload, alone above its floor: no race
-            confirmed.append((name, view.current))
         present = name in local or view.current is not None
         if present and (action is None or action.report_action is None):
             unchanged += 1
@@ -325,6 +329,23 @@ def _same_content(local: LocalFile, remote: RemoteFile) -> bool | None:
         return False
     if remote.sha256 is not None:
         return local.sha256 == remote.sha256
+    return None
+
+
+def _superseded_left(
+    entry: BaseEntry, files: Sequence[RemoteFile], view: RemoteView, policy: FolderPolicy
+) -> str | None:
+    """The version an upload of ours replaced, when it is still listed: exactly at the floor the
+    upload left (the replaced version's own place in the order), so its deletion after the
+    upload failed, and no later pass would otherwise take it for more than history. Never in
+    an additive (drop-in) folder: there every delivery stays."""
+    floor = entry.remote_floor
+    if floor is None or policy.additive or policy.mode is Mode.DOWNLOAD:
+        return None
+    mark = (ns(floor.written_at), floor.seq)
+    for file in files:
+        if file.version in view.older and order(file) == mark and file.version != entry.remote_version:
+            return file.version
     return None
 
 

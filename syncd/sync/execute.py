@@ -134,6 +134,8 @@ class Executor(Steps):
         if kind is ActionKind.RACE:
             return self._race(rec, action, attempts)
         if kind is ActionKind.RECORD:
+            if action.supersedes is not None:  # left by an upload of ours whose deletion failed
+                self._delete(action.remote_path, action.supersedes)
             self._drop_superseded(action)
             if self._redelivered(rec, action):
                 return Done(unchanged=True)

@@ -523,6 +523,24 @@ def test_upload_faults_converge_without_duplicates(box: Sync, proxy: FaultProxy)
     box.assert_converged(unchanged=4)
 
 
+def test_an_edit_whose_delete_of_the_old_version_outlasts_its_retries_still_deletes_it(
+    box: Sync, proxy: FaultProxy
+) -> None:
+    """The new version is up and recorded; deleting the old one fails past the upload's own
+    retries (5). Its job, run again, finds the journal moved on (by itself) and plans the name
+    again: that plan must still delete the version the upload replaced (it sits exactly at the
+    journal's floor), not take it for history and leave a second copy for ever."""
+    synced(box, {"doc.txt": b"v1"}, url=proxy.url)
+    proxy.plan("/deleteFile", *[unavailable() for _ in range(5)])  # all of the upload's own tries
+    box.write("doc.txt", b"v2, longer")
+    first = box.run()  # the deletion may still be failing when the pass ends: then it says so
+    assert first.code == 0 or first.folder(FOLDER).actions["doc.txt"]["status"] == "failed", first.stdout
+    proxy.clear()
+    box.sync()
+    assert box.remote() == {"doc.txt": b"v2, longer"}  # one file: the replaced version is gone
+    box.assert_converged(unchanged=1)
+
+
 def test_an_edit_whose_delete_of_the_old_version_fails_ambiguously(box: Sync, proxy: FaultProxy) -> None:
     synced(box, {"doc.txt": b"v1"}, url=proxy.url)
     proxy.plan("/deleteFile", error_after_forward(), unavailable())

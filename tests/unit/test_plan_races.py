@@ -150,3 +150,36 @@ def test_the_poller_sees_races_duplicates_and_unconfirmed_uploads() -> None:
     settled = {"plan.txt": BaseEntry.synced(RelPath("plan.txt"), local("B2"), b2)}
     assert remote_changes([b2], settled, TWO_WAY) == set()
     assert remote_changes([b2, remote(4, "B2", 12)], settled, TWO_WAY) == {"plan.txt"}
+
+
+def test_the_version_an_upload_replaced_is_deleted_by_a_later_plan_if_still_there() -> None:
+    """The upload's own deletion of the version it replaced failed: that version sits exactly at
+    the floor the upload left. Both sides agree, but the floor is not confirmed over it: the
+    plan records the name again and deletes that version (`supersedes`)."""
+    a2 = remote(2, "A2", 10)
+    journal = {"plan.txt": uploaded("A2", a2, BASE)}
+    result = plan({"plan.txt": local("A2")}, [BASE, a2], journal, TWO_WAY)
+    (action,) = result.actions
+    assert action.kind is ActionKind.RECORD and action.supersedes == BASE.version
+    assert action.report_action is None and result.confirmed == ()
+    # Once it is gone, the floor is confirmed as before.
+    done = plan({"plan.txt": local("A2")}, [a2], journal, TWO_WAY)
+    assert done.actions == () and [name for name, _ in done.confirmed] == ["plan.txt"]
+
+
+def test_an_older_version_below_the_floor_stays_history() -> None:
+    """Only the version at the floor is the one replaced; an older one is history, left alone."""
+    older, a2 = remote(1, "A0", -10), remote(3, "A2", 10)
+    base = remote(2, "A1", 0)
+    journal = {"plan.txt": uploaded("A2", a2, base)}
+    result = plan({"plan.txt": local("A2")}, [older, a2], journal, TWO_WAY)
+    assert result.actions == () and [name for name, _ in result.confirmed] == ["plan.txt"]
+
+
+def test_a_drop_in_never_deletes_the_previous_delivery_at_its_floor() -> None:
+    """Upload mode with after_upload delete/move is additive: every delivery stays."""
+    a2 = remote(2, "A2", 10)
+    journal = {"plan.txt": uploaded("A2", a2, BASE)}
+    dropin = FolderPolicy(mode=Mode.UPLOAD, additive=True)
+    result = plan({"plan.txt": local("A2")}, [BASE, a2], journal, dropin)
+    assert all(action.supersedes is None for action in result.actions)
