@@ -56,7 +56,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, unquote_plus
 
-from tests.support.standin import BodyError, StandIn, StandInHandler, StandInServer
+from tests.support.standin import BodyError, Fault, SeenRequest, StandIn, StandInHandler, StandInServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -91,17 +91,8 @@ ENDPOINTS = {
 _ROUTES = {suffix: (name, method) for name, (method, suffix) in ENDPOINTS.items()}
 
 
-class Request(NamedTuple):
-    """One request the server saw: `path` is the target exactly as sent (query included)."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]  # names in lower case
-
-    @property
-    def route(self) -> str:
-        """The target without its query."""
-        return self.path.split("?", 1)[0]
+class Request(SeenRequest):
+    """One request the server saw."""
 
     @property
     def sandbox_id(self) -> str:
@@ -121,19 +112,6 @@ class AuthFailure(NamedTuple):
     status: int
     code: str
     message: str
-
-
-@dataclass(frozen=True)
-class Fault:
-    """What the next matching request meets instead of its answer (see `AgentRunServer.fail_next`)."""
-
-    status: int = 503
-    after: bool = False
-    reset: bool = False
-    stall: float | None = None
-    truncate: int | None = None
-    body: bytes | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class ApiError(Exception):
@@ -927,15 +905,8 @@ class _Handler(StandInHandler):
         request_id = _request_id()
         payload = {"code": "InjectedFault", "message": "injected fault", "requestId": request_id}
         body = fault.body if fault.body is not None else json.dumps(payload).encode()
-        self.send_response(fault.status)
-        for name, value in {"Content-Type": "application/json", **fault.headers}.items():
-            self.send_header(name, value)
-        self.send_header("x-acs-request-id", request_id)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-        self.wfile.flush()
+        headers = {"Content-Type": "application/json", **fault.headers, "x-acs-request-id": request_id}
+        self.send_bytes(fault.status, body, headers)
 
     def _error(self, error: ApiError, *, close: bool = False) -> None:
         request_id = _request_id()
@@ -943,21 +914,8 @@ class _Handler(StandInHandler):
         self._json(_Reply(error.status, payload, {"x-acs-request-id": request_id}, close=close))
 
     def _json(self, reply: _Reply) -> None:
-        body = json.dumps(reply.payload).encode()
-        self.send_response(reply.status)
-        headers = dict(reply.headers)
-        headers.setdefault("x-acs-request-id", _request_id())
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        if reply.close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-        self.wfile.flush()
+        headers = {"x-acs-request-id": _request_id(), **reply.headers, "Content-Type": "application/json"}
+        self.send_bytes(reply.status, json.dumps(reply.payload).encode(), headers, close=reply.close)
 
 
 __all__ = [

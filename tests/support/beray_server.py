@@ -54,10 +54,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.standin import BodyError, StandIn, StandInHandler, StandInServer
+from tests.support.standin import BodyError, Fault, SeenRequest, StandIn, StandInHandler, StandInServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -95,17 +95,8 @@ def _match(route: str) -> tuple[dict[str, str], str] | None:
     return None
 
 
-class Request(NamedTuple):
-    """One request the server saw: `path` is the target exactly as sent (query included)."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]  # names in lower case
-
-    @property
-    def route(self) -> str:
-        """The target without its query."""
-        return urlsplit(self.path).path
+class Request(SeenRequest):
+    """One request the server saw."""
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -117,18 +108,6 @@ class Request(NamedTuple):
         """What `fail_next` calls it ("login", "tree", "write", ...), or "" for anything not served."""
         found = _match(self.route)
         return found[0].get(self.method, "") if found is not None else ""
-
-
-@dataclass(frozen=True)
-class Fault:
-    """What the next matching request meets instead of its answer (see `BeRayServer.fail_next`)."""
-
-    status: int = 503
-    after: bool = False
-    reset: bool = False
-    stall: float | None = None
-    body: bytes | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -547,7 +526,7 @@ class BeRayServer(StandIn["Request", "Fault"]):
         RST instead of an answer (after the body was read). `stall`: nothing is said for that many seconds
         (or until the server stops), then the connection is closed."""
         with self._lock:
-            self._faults[name].append(Fault(status, after, reset, stall, body, dict(headers or {})))
+            self._faults[name].append(Fault(status, after, reset, stall, body=body, headers=dict(headers or {})))
 
     # -- streams ---------------------------------------------------------------------------------------
 

@@ -34,10 +34,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, quote, unquote_to_bytes, urlsplit
 
-from tests.support.standin import BodyError, StandIn, StandInHandler, StandInServer
+from tests.support.standin import BodyError, Fault, SeenRequest, StandIn, StandInHandler, StandInServer
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -55,17 +55,8 @@ _ENDPOINTS = {
 }
 
 
-class Request(NamedTuple):
-    """One request the gateway saw: `path` is the target exactly as sent (query included)."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]  # names in lower case
-
-    @property
-    def route(self) -> str:
-        """The target without its query."""
-        return urlsplit(self.path).path
+class Request(SeenRequest):
+    """One request the gateway saw."""
 
     @property
     def name(self) -> str:
@@ -81,19 +72,6 @@ class Stored:
     sha256: str
     content_type: str
     stored_at: float  # the gateway's clock
-
-
-@dataclass(frozen=True)
-class Fault:
-    """What the next matching request meets instead of its answer (see `RagentGateway.fail_next`)."""
-
-    status: int = 503
-    after_store: bool = False
-    reset: bool = False
-    stall: float | None = None
-    truncate: int | None = None
-    body: bytes | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -371,7 +349,7 @@ class _Handler(StandInHandler):
             if name == "GET":
                 self._download(fault)
                 return
-            if fault is not None and not fault.after_store:
+            if fault is not None and not fault.after:
                 self.drain()
                 self._fail(fault)
                 return

@@ -1,7 +1,8 @@
 """What the stand-in servers of `tests/support/` share: a threaded HTTP/1.1 server on loopback
 that knows its open connections (so `stop` can wake handlers blocked on idle keep-alive ones and
 join every thread), and a handler base that reads bodies (sized or chunked), answers with bytes
-and resets connections, with the error it raises when a request's body cannot be read."""
+and resets connections, with the error it raises when a request's body cannot be read; the
+record of a request seen, and the fault planned for a next one."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 Owner = TypeVar("Owner")
 
@@ -24,6 +27,35 @@ class Named(Protocol):
 
 Seen = TypeVar("Seen", bound=Named)
 Planned = TypeVar("Planned")
+
+
+class SeenRequest(NamedTuple):
+    """One request a stand-in saw: `path` is the target exactly as sent (query included). Each
+    stand-in's `Request` adds its `name`: what its `fail_next` calls the endpoint."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]  # names in lower case
+
+    @property
+    def route(self) -> str:
+        """The target without its query."""
+        return urlsplit(self.path).path
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the next matching request meets instead of its answer (a stand-in's `fail_next`):
+    `status` with `body` and `headers`, after the work is done when `after`; or a reset; or a
+    stall of `stall` seconds; or, for a download, its body cut after `truncate` bytes."""
+
+    status: int = 503
+    after: bool = False
+    reset: bool = False
+    stall: float | None = None
+    truncate: int | None = None
+    body: bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class StandIn(Generic[Seen, Planned]):
