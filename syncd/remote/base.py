@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from syncd.core.paths import path_reason
+from syncd.errors import ItemError
+
 #: Before every version any remote reports: the `written_at` of a file whose remote gave none.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -203,3 +206,11 @@ class Remote(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+def refuse_unsafe(what: str, path: str) -> None:
+    """Refuse to ask a remote to write `path` when it is not a safe folder-relative path
+    (`syncd.core.paths.path_reason`): an ItemError naming the request (`what`, e.g. "upload")."""
+    reason = path_reason(path)
+    if reason is not None:
+        raise ItemError(f"{what} {path!r} refused: {reason}")

@@ -23,14 +23,13 @@ from typing import BinaryIO
 
 import structlog
 
-from syncd.core.paths import path_reason
 from syncd.core.words import counted
 from syncd.errors import ItemError, TransientError, Unsupported
 from syncd.remote.agentrun.client import AgentRunClient
 from syncd.remote.agentrun.kindcaps import CAPABILITIES
 from syncd.remote.agentrun.listing import Entry, entries, one_entry
 from syncd.remote.agentrun.settings import Place
-from syncd.remote.base import EPOCH, OnResume, Progress, RemoteFile
+from syncd.remote.base import EPOCH, OnResume, Progress, RemoteFile, refuse_unsafe
 
 log = structlog.get_logger("syncd.remote.agentrun")
 
@@ -136,9 +135,7 @@ class AgentRunRemote:
         resume: str | None = None,
         on_resume: OnResume | None = None,
     ) -> RemoteFile:
-        reason = path_reason(path)
-        if reason is not None:
-            raise ItemError(f"upload {path!r} refused: {reason}")
+        refuse_unsafe("upload", path)
         where = Place.loads(place)
         target = self._absolute(where, path)
         self._parent(where, target)
@@ -159,9 +156,7 @@ class AgentRunRemote:
                 raise  # a path already gone counts as deleted
 
     def move(self, place: str, file: RemoteFile, new_path: str) -> RemoteFile:
-        reason = path_reason(new_path)
-        if reason is not None:
-            raise ItemError(f"move to {new_path!r} refused: {reason}")
+        refuse_unsafe("move to", new_path)
         where = Place.loads(place)
         target = self._absolute(where, new_path)
         self._parent(where, target)

@@ -21,10 +21,9 @@ from typing import BinaryIO
 
 import structlog
 
-from syncd.core.paths import path_reason
 from syncd.core.words import counted
 from syncd.errors import ItemError, TransientError, Unsupported
-from syncd.remote.base import EPOCH, OnResume, Progress, RemoteFile
+from syncd.remote.base import EPOCH, OnResume, Progress, RemoteFile, refuse_unsafe
 from syncd.remote.beray.client import BeRayClient
 from syncd.remote.beray.events import follow
 from syncd.remote.beray.kind import CAPABILITIES
@@ -117,9 +116,7 @@ class BeRayRemote:
     def put(self, place: str, path: str, source: Path, *, size: int, sha256: str | None = None,
             progress: Progress | None = None, resume: str | None = None, on_resume: OnResume | None = None,
             ) -> RemoteFile:
-        reason = path_reason(path)
-        if reason is not None:
-            raise ItemError(f"upload {path!r} refused: {reason}")
+        refuse_unsafe("upload", path)
         where = Place.loads(place)
         self.client.write(where.task_id, where.path_of(path), source, size, progress)
         written = self.stat(place, path)  # the answer carries no time

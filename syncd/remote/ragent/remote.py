@@ -33,9 +33,8 @@ from typing import BinaryIO
 
 import structlog
 
-from syncd.core.paths import path_reason
 from syncd.errors import ItemError, RemoteError, TransientError, Unsupported
-from syncd.remote.base import OnResume, Progress, RemoteFile
+from syncd.remote.base import OnResume, Progress, RemoteFile, refuse_unsafe
 from syncd.remote.ragent.client import RagentClient
 from syncd.remote.ragent.errors import UrlRefused
 from syncd.remote.ragent.kind import CAPABILITIES
@@ -101,9 +100,7 @@ class RagentRemote:
         resume: str | None = None,
         on_resume: OnResume | None = None,
     ) -> RemoteFile:
-        reason = path_reason(path)
-        if reason is not None:
-            raise ItemError(f"upload {path!r} refused: {reason}")
+        refuse_unsafe("upload", path)
         token = UploadToken.loads(resume)
         if token is not None and not token.fits(place, path, size, sha256):
             token = None
