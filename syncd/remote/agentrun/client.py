@@ -22,14 +22,13 @@ from syncd import __version__
 from syncd.errors import TransientError
 from syncd.remote.agentrun.errors import check_status, json_answer
 from syncd.remote.agentrun.signing import Credentials, ram_host, sign
-from syncd.remote.answers import answered
+from syncd.remote.answers import answered, received
 from syncd.remote.base import Progress
 from syncd.remote.fileslice import FileSlice
 from syncd.remote.httperrors import Call, converting, safe_origin
 from syncd.remote.ratelimit import RateLimiter
 from syncd.remote.retry import Abort, RetryPolicy
 
-CHUNK = 1 << 20
 MAX_JSON_BYTES = 32 * 1024 * 1024  # a listing of a large tree is one answer (no paging)
 MAX_ERROR_BYTES = 64 * 1024
 
@@ -125,19 +124,11 @@ class AgentRunClient:
         def attempt() -> int:
             out.seek(start)
             out.truncate()
-            written = 0
             exchange = self._exchanging(call, sandbox, "GET", "/filesystem/download", {"path": path})
             with exchange as (url, headers), self._client.stream("GET", url, headers=headers) as response:
                 if not 200 <= response.status_code < 300:
                     check_status(answered(response, response.read()[:MAX_ERROR_BYTES]), call, sandbox)
-                for chunk in response.iter_bytes(CHUNK):
-                    if limit is not None and written + len(chunk) > limit:
-                        raise TransientError(f"{call.describe()} failed: the file is longer than {limit} bytes")
-                    out.write(chunk)
-                    written += len(chunk)
-                    if progress is not None:
-                        progress(written)
-            return written
+                return received(response, out, limit=limit, progress=progress, what=call.describe())
 
         return self._retry.run(attempt, what=call.describe())
 

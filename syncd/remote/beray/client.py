@@ -19,7 +19,7 @@ import httpx
 
 from syncd import __version__
 from syncd.errors import FatalError, TransientError
-from syncd.remote.answers import answered, pieces
+from syncd.remote.answers import answered, pieces, received
 from syncd.remote.base import Progress
 from syncd.remote.beray.errors import Refused, check_status
 from syncd.remote.beray.settings import Login
@@ -28,7 +28,6 @@ from syncd.remote.httperrors import Call, converting, safe_origin
 from syncd.remote.ratelimit import RateLimiter
 from syncd.remote.retry import Abort, RetryPolicy
 
-CHUNK = 1 << 20
 MAX_JSON_BYTES = 16 * 1024 * 1024
 #: The longest silence on the event stream before it counts as dead (keepalives come every 10 s).
 STREAM_READ_TIMEOUT = 60.0
@@ -108,20 +107,12 @@ class BeRayClient:
         def attempt(token: str | None) -> int:
             out.seek(start)
             out.truncate()
-            written = 0
             with converting(call), self._client.stream(
                 "GET", f"{self._api}/tasks/{task_id}/files/content", params={"path": path}, headers=_auth(token)
             ) as response:
                 if not 200 <= response.status_code < 300:
                     check_status(answered(response, response.read()[:MAX_JSON_BYTES]), call, task_id)
-                for chunk in response.iter_bytes(CHUNK):
-                    if limit is not None and written + len(chunk) > limit:
-                        raise TransientError(f"{call.describe()} failed: the file is longer than {limit} bytes")
-                    out.write(chunk)
-                    written += len(chunk)
-                    if progress is not None:
-                        progress(written)
-            return written
+                return received(response, out, limit=limit, progress=progress, what=call.describe())
 
         return self._authorised(attempt, call)
 

@@ -21,7 +21,7 @@ import httpx
 
 from syncd import __version__
 from syncd.errors import TransientError
-from syncd.remote.answers import answered, pieces
+from syncd.remote.answers import answered, pieces, received
 from syncd.remote.base import Progress
 from syncd.remote.fileslice import FileSlice
 from syncd.remote.httperrors import Call, converting, safe_origin
@@ -30,7 +30,6 @@ from syncd.remote.ratelimit import RateLimiter
 from syncd.remote.retry import Abort, RetryPolicy
 
 #: Bytes read from the file per piece of a PUT body, and per write of a GET into the file.
-CHUNK = 1 << 20
 #: The most of a JSON answer read.
 MAX_JSON_BYTES = 64 * 1024
 
@@ -168,17 +167,9 @@ class RagentClient:
             out.seek(start)
             out.truncate()
             self._limiter.acquire()
-            written = 0
             with converting(call), self._client.stream("GET", url) as response:
                 self._check(response, call)
-                for chunk in response.iter_bytes(CHUNK):
-                    if limit is not None and written + len(chunk) > limit:
-                        raise TransientError(f"{call.describe()} failed: the object is longer than {limit} bytes")
-                    out.write(chunk)
-                    written += len(chunk)
-                    if progress is not None:
-                        progress(written)
-            return written
+                return received(response, out, limit=limit, progress=progress, what=call.describe(), thing="object")
 
         return self._unrefused(attempt, call)
 
