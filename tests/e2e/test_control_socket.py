@@ -255,3 +255,23 @@ def test_a_state_dir_too_long_for_a_socket_address_still_has_its_control_socket(
     finally:
         assert process.stop() == 0
     assert not (state / "control.sock").exists()  # removed on the way out
+
+
+def test_a_killed_daemons_socket_is_taken_over_by_the_next_one(
+    tmp_path: Path, daemon: tuple[Path, DaemonProcess]
+) -> None:
+    config, first = daemon
+    sock = tmp_path / "state" / "control.sock"
+    first.kill()  # SIGKILL: the socket file stays behind, nobody answers on it
+    assert sock.is_socket() and connect(tmp_path / "state") is None
+    assert run_syncd("events", "-c", config).code == 1  # no daemon to follow
+
+    second = DaemonProcess(config)
+    try:
+        second.wait_ready()
+        retried = run_syncd("retry", "-c", config)
+        assert retried.code == 0 and "running daemon" in retried.stdout, retried.stdout + retried.stderr
+        with DaemonClient(tmp_path / "state") as client:
+            assert client.status()["daemon"]["pid"] == second.proc.pid
+    finally:
+        assert second.stop() == 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,3 +116,18 @@ def test_unreachable_remote_is_reported_by_check_and_reconcile(tmp_path: Path) -
     assert result.code == 1
     assert result.doc is not None and result.doc["ok"] is False
     assert "could not connect" in (result.folder("docs")["blocked"] or "")
+
+
+def test_a_reader_that_stops_reading_ends_a_command_quietly(tmp_path: Path, keyed_server: ServerThread) -> None:
+    """`syncd status | head`: the pipe closes before syncd writes. It exits 0, no traceback."""
+    cfg = config_with_key(tmp_path, keyed_server.url)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before syncd writes a byte
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "syncd", "status", "--json", "-c", str(cfg)],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")

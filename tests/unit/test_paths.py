@@ -87,3 +87,9 @@ def test_any_text_either_parses_safely_or_is_refused(text: str) -> None:
     else:
         with pytest.raises(UnsafePath):
             RelPath.parse(text)
+
+
+def test_a_path_in_a_message_reads_as_the_text_a_person_knows() -> None:
+    """Messages quote paths with `!r`: 'video.mp4', control characters escaped, not RelPath(...)."""
+    assert f"upload {RelPath('video.mp4')!r} failed" == "upload 'video.mp4' failed"
+    assert repr(RelPath("dir/a b.txt")) == repr("dir/a b.txt")
