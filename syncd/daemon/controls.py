@@ -59,9 +59,10 @@ class DaemonControls:
     # -- steering -----------------------------------------------------------------------------
 
     def retry(self, folders: list[str] | None) -> int:
-        count = sum(self.app.queue.retry(f.name) for f in self._folders(folders))
+        chosen = [f.name for f in self._folders(folders)]
+        count = sum(self.app.queue.retry(name) for name in chosen)
         self.app.engine.notify_work()
-        self.bus.publish("retry", folders=[f.name for f in self._folders(folders)], requeued=count)
+        self.bus.publish("retry", folders=chosen, requeued=count)
         return count
 
     def pass_now(self, folders: list[str] | None) -> list[str]:
